@@ -1,0 +1,225 @@
+"""The RuCLIP network: a ViT image tower and a causal text transformer.
+
+Parameter names and shapes are openai-CLIP's (those of the original ruclip), so the Hub's
+pytorch_model.bin loads with strict=True; attention runs through F.scaled_dot_product_attention.
+Tensors are batch-first, [B, T, C], throughout.
+"""
+import os
+from collections import OrderedDict
+from typing import Optional, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checkpoint import assign_state_dict, read_state_dict
+from .config import CLIPConfig
+
+
+class LayerNorm(nn.LayerNorm):
+    """LayerNorm computed in fp32 whatever the weights' dtype, as the original does for fp16."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight.float() if self.weight is not None else None
+        bias = self.bias.float() if self.bias is not None else None
+        return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).to(x.dtype)
+
+
+class QuickGELU(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with nn.MultiheadAttention's parameter names."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
+        self.out_proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
+        B, T, C = x.shape
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # [B, T, 3C]
+        q, k, v = qkv.view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # 3 x [B, heads, T, C/heads]
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)  # [B, heads, T, C/heads]
+        return self.out_proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class ResidualAttentionBlock(nn.Module):
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.attn = Attention(width, heads)
+        self.ln_1 = LayerNorm(width)
+        self.mlp = nn.Sequential(OrderedDict([
+            ('c_fc', nn.Linear(width, width * 4)),
+            ('gelu', QuickGELU()),
+            ('c_proj', nn.Linear(width * 4, width)),
+        ]))
+        self.ln_2 = LayerNorm(width)
+
+    def forward(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), causal)
+        return x + self.mlp(self.ln_2(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, width: int, layers: int, heads: int, causal: bool = False):
+        super().__init__()
+        self.width = width
+        self.layers = layers
+        self.causal = causal
+        self.resblocks = nn.ModuleList([ResidualAttentionBlock(width, heads) for _ in range(layers)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.resblocks:
+            x = block(x, self.causal)
+        return x
+
+
+class VisionTransformer(nn.Module):
+    def __init__(self, input_resolution: int, patch_size: int, width: int, layers: int, heads: int,
+                 output_dim: int):
+        super().__init__()
+        self.input_resolution = input_resolution
+        self.output_dim = output_dim
+        self.conv1 = nn.Conv2d(3, width, kernel_size=patch_size, stride=patch_size, bias=False)
+        scale = width ** -0.5
+        self.class_embedding = nn.Parameter(scale * torch.randn(width))
+        self.positional_embedding = nn.Parameter(scale * torch.randn((input_resolution // patch_size) ** 2 + 1, width))
+        self.ln_pre = LayerNorm(width)
+        self.transformer = Transformer(width, layers, heads)
+        self.ln_post = LayerNorm(width)
+        self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(x)  # [B, width, grid, grid]
+        x = x.flatten(2).transpose(1, 2)  # [B, grid**2, width]
+        cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)  # [B, 1, width]
+        x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)  # [B, grid**2 + 1, width]
+        x = self.transformer(self.ln_pre(x))
+        return self.ln_post(x[:, 0, :]) @ self.proj  # [B, output_dim]
+
+
+class CLIP(nn.Module):
+    """RuCLIP. The constructor takes the original's arguments (the keys of config.json)."""
+
+    def __init__(self, embed_dim, image_resolution, vision_layers, vision_width, vision_patch_size,
+                 context_length, vocab_size, transformer_width, transformer_heads, transformer_layers,
+                 eos_id=3):
+        super().__init__()
+        self.config = CLIPConfig(
+            embed_dim=embed_dim, image_resolution=image_resolution, vision_layers=vision_layers,
+            vision_width=vision_width, vision_patch_size=vision_patch_size, context_length=context_length,
+            vocab_size=vocab_size, transformer_width=transformer_width, transformer_heads=transformer_heads,
+            transformer_layers=transformer_layers)
+        self.eos_id = eos_id
+        self.context_length = context_length
+        self.vocab_size = vocab_size
+        self.visual = VisionTransformer(image_resolution, vision_patch_size, vision_width, vision_layers,
+                                        self.config.vision_heads, embed_dim)
+        self.transformer = Transformer(transformer_width, transformer_layers, transformer_heads, causal=True)
+        self.token_embedding = nn.Embedding(vocab_size, transformer_width)
+        self.positional_embedding = nn.Parameter(torch.empty(context_length, transformer_width))
+        self.ln_final = LayerNorm(transformer_width)
+        self.text_projection = nn.Parameter(torch.empty(transformer_width, embed_dim))
+        self.logit_scale = nn.Parameter(torch.ones([]) * np.log(1 / 0.07))
+        if self.text_projection.device.type != 'meta':
+            self.initialize_parameters()
+
+    @classmethod
+    def from_config(cls, config: CLIPConfig, eos_id: int = 3) -> 'CLIP':
+        kwargs = config.to_dict()
+        kwargs.pop('mean', None)
+        kwargs.pop('std', None)
+        return cls(**kwargs, eos_id=eos_id)
+
+    def initialize_parameters(self):
+        """openai-CLIP's initialisation; used only for models built from scratch (tests, benchmarks)."""
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        nn.init.normal_(self.positional_embedding, std=0.01)
+        for tower in (self.transformer, self.visual.transformer):
+            proj_std = (tower.width ** -0.5) * ((2 * tower.layers) ** -0.5)
+            for block in tower.resblocks:
+                nn.init.normal_(block.attn.in_proj_weight, std=tower.width ** -0.5)
+                nn.init.normal_(block.attn.out_proj.weight, std=proj_std)
+                nn.init.normal_(block.mlp.c_fc.weight, std=(2 * tower.width) ** -0.5)
+                nn.init.normal_(block.mlp.c_proj.weight, std=proj_std)
+        nn.init.normal_(self.text_projection, std=self.transformer.width ** -0.5)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.visual.conv1.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.visual.conv1.weight.device
+
+    def encode_image(self, pixel_values: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """[B, 3, S, S] processed images -> [B, embed_dim] image latents."""
+        size = self.config.image_resolution
+        if not isinstance(pixel_values, torch.Tensor):
+            raise TypeError(f'pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}')
+        if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != (3, size, size):
+            raise ValueError(f'pixel_values must have shape [batch, 3, {size}, {size}] for this model, '
+                             f'got {list(pixel_values.shape)}')
+        latents = self.visual(pixel_values.to(device=self.device, dtype=self.dtype))
+        return F.normalize(latents, dim=-1) if normalize else latents
+
+    def encode_text(self, input_ids: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """[B, T] token ids, each row holding an eos token -> [B, embed_dim] text latents.
+
+        Attention is causal and the latent is read at the eos token, so positions after the last
+        eos in the batch cannot change the result: they are cut off before the transformer runs.
+        """
+        eos_positions = self._eos_positions(input_ids)  # [B]
+        length = int(eos_positions.max()) + 1
+        input_ids = input_ids[:, :length].to(self.device)
+        x = self.token_embedding(input_ids).to(self.dtype)  # [B, T, width]
+        x = x + self.positional_embedding[:length].to(self.dtype)
+        x = self.transformer(x)
+        x = x[torch.arange(x.shape[0], device=x.device), eos_positions.to(x.device)]  # [B, width]
+        latents = self.ln_final(x) @ self.text_projection  # [B, embed_dim]
+        return F.normalize(latents, dim=-1) if normalize else latents
+
+    def _eos_positions(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if not isinstance(input_ids, torch.Tensor):
+            raise TypeError(f'input_ids must be a torch.Tensor, got {type(input_ids).__name__}')
+        if input_ids.dim() != 2 or input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
+            raise ValueError(f'input_ids must be an integer tensor of shape [batch, length], '
+                             f'got {input_ids.dtype} of shape {list(input_ids.shape)}')
+        if input_ids.shape[0] == 0:
+            raise ValueError('input_ids is empty: encode at least one text')
+        if input_ids.shape[1] > self.context_length:
+            raise ValueError(f'input_ids has {input_ids.shape[1]} positions, this model takes at most '
+                             f'{self.context_length}')
+        is_eos = input_ids == self.eos_id
+        has_eos = is_eos.any(dim=1)
+        if not bool(has_eos.all()):
+            row = int((~has_eos).nonzero()[0])
+            raise ValueError(f'input_ids row {row} has no eos token (id {self.eos_id}); '
+                             f'build input_ids with RuCLIPProcessor')
+        return is_eos.int().argmax(dim=1)  # first eos of each row
+
+    def forward(self, input_ids: torch.Tensor, pixel_values: torch.Tensor):
+        image_latents = self.encode_image(pixel_values, normalize=True)
+        text_latents = self.encode_text(input_ids, normalize=True)
+        logits_per_image = self.logit_scale.exp() * image_latents @ text_latents.t()
+        return logits_per_image, logits_per_image.t()
+
+    @classmethod
+    def from_pretrained(cls, folder: Union[str, os.PathLike], dtype: Optional[torch.dtype] = None,
+                        device: Union[str, torch.device] = 'cpu') -> 'CLIP':
+        """Load config.json and the weights (model.safetensors or pytorch_model.bin) from a folder.
+
+        The network is built on the meta device and takes the checkpoint's tensors as they are, so
+        no random initialisation runs and no second copy of the weights is made.
+        """
+        config = CLIPConfig.from_file(os.path.join(folder, 'config.json'))
+        with torch.device('meta'):
+            model = cls.from_config(config)
+        assign_state_dict(model, read_state_dict(folder))
+        return model.to(device=device, dtype=dtype or torch.float32).eval()

@@ -1,0 +1,78 @@
+"""RuCLIPProcessor: the BPE tokenizer and the image transform behind one call."""
+import os
+from typing import Iterable, List, Optional, Sequence, Union
+
+import torch
+
+from .config import OPENAI_MEAN, OPENAI_STD, CLIPConfig
+from .image import ImageTransform, open_image
+from .tokenizer import BPETokenizer
+
+
+class RuCLIPProcessor:
+    eos_id = 3
+    bos_id = 2
+    unk_id = 1
+    pad_id = 0
+
+    def __init__(self, tokenizer_path, image_size: int = 224, text_seq_length: int = 77,
+                 mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None):
+        self.tokenizer = BPETokenizer.from_file(tokenizer_path)
+        self.image_size = image_size
+        self.text_seq_length = text_seq_length
+        self.mean = list(mean or OPENAI_MEAN)
+        self.std = list(std or OPENAI_STD)
+        self.image_transform = ImageTransform(image_size, self.mean, self.std)
+
+    @classmethod
+    def from_pretrained(cls, folder) -> 'RuCLIPProcessor':
+        config = CLIPConfig.from_file(os.path.join(folder, 'config.json'))
+        return cls(os.path.join(folder, 'bpe.model'), image_size=config.image_resolution,
+                   text_seq_length=config.context_length, mean=config.mean, std=config.std)
+
+    def tokenize(self, text: str) -> List[int]:
+        """Lowercased BPE ids framed as [bos] + ids + [eos], at most text_seq_length of them."""
+        if not isinstance(text, str):
+            raise TypeError(f'text must be a str, got {type(text).__name__}')
+        ids = self.tokenizer.encode(text.lower())[:self.text_seq_length - 2]
+        return [self.bos_id] + ids + [self.eos_id]
+
+    def encode_text(self, text: str) -> torch.Tensor:
+        """One text -> [text_seq_length] long tensor, zero-padded."""
+        return self.prepare_tokens(self.tokenize(text))
+
+    def prepare_tokens(self, tokens: Sequence[int]) -> torch.Tensor:
+        tokens = list(tokens)
+        if len(tokens) > self.text_seq_length:
+            tokens = tokens[:self.text_seq_length - 1] + tokens[-1:]
+        return torch.tensor(tokens + [self.pad_id] * (self.text_seq_length - len(tokens)), dtype=torch.long)
+
+    def decode_text(self, encoded) -> str:
+        ids = encoded.tolist() if isinstance(encoded, torch.Tensor) else list(encoded)
+        return self.tokenizer.decode(ids, ignore_ids=[self.eos_id, self.bos_id, self.unk_id, self.pad_id])
+
+    def __call__(self, text: Union[str, Sequence[str], None] = None, images: Optional[Iterable] = None,
+                 return_tensors: Optional[str] = 'pt', padding=True, **kwargs) -> dict:
+        """texts -> {'input_ids': [N, text_seq_length] long}; images -> {'pixel_values': [N, 3, S, S]}.
+
+        Images may be PIL images of any mode, file paths or encoded bytes. `padding` is accepted for
+        compatibility: texts are always padded to text_seq_length.
+        """
+        if return_tensors not in (None, 'pt'):
+            raise ValueError(f"return_tensors must be 'pt', got {return_tensors!r}")
+        inputs = {}
+        if text is not None:
+            texts = [text] if isinstance(text, str) else text
+            if not isinstance(texts, (list, tuple)):
+                raise TypeError(f'text must be a str or a list of str, got {type(text).__name__}')
+            if not texts:
+                raise ValueError('text is an empty list: give at least one text')
+            inputs['input_ids'] = torch.stack([self.encode_text(t) for t in texts])
+        if images is not None:
+            if isinstance(images, (str, bytes)) or hasattr(images, 'mode'):
+                images = [images]
+            pixel_values = [self.image_transform(open_image(image)) for image in images]
+            if not pixel_values:
+                raise ValueError('images is empty: give at least one image')
+            inputs['pixel_values'] = torch.stack(pixel_values)
+        return inputs

@@ -1,0 +1,22 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+here = Path(__file__).parent
+version = next(line.split("'")[1] for line in (here / 'ruclip' / '__init__.py').read_text().splitlines()
+               if line.startswith('__version__'))
+
+setup(
+    name='ruclip',
+    version=version,
+    description='RuCLIP: Russian CLIP image and text encoders, compatible with ruclip 0.0.2',
+    long_description=(here / 'README.md').read_text(encoding='utf-8'),
+    long_description_content_type='text/markdown',
+    license='Apache-2.0',
+    packages=find_packages(include=['ruclip', 'ruclip.*']),
+    python_requires='>=3.9',
+    install_requires=(here / 'requirements.txt').read_text().split(),
+    extras_require={
+        'test': ['pytest', 'torchvision', 'youtokentome', 'more-itertools'],
+    },
+)

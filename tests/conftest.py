@@ -1,0 +1,64 @@
+"""Tiny RuCLIP checkpoints written in the exact Hub layout, shared by all tests."""
+import json
+import shutil
+
+import pytest
+import torch
+
+from checkpoints import TINY_ARCHITECTURES, write_checkpoint
+from texts import train_bpe
+
+
+@pytest.fixture(scope='session')
+def bpe_model(tmp_path_factory):
+    """A bpe.model trained by youtokentome on the tests' Russian corpus (ids pad 0, unk 1, bos 2, eos 3)."""
+    return train_bpe(tmp_path_factory.mktemp('bpe'), vocab_size=600)
+
+
+@pytest.fixture(scope='session')
+def checkpoint_factory(tmp_path_factory, bpe_model):
+    """make(arch='ruclip-vit-base-patch32-224', **options) -> folder with config.json, weights, bpe.model."""
+    made = {}
+
+    def make(arch='ruclip-vit-base-patch32-224', seed=0, **options):
+        key = (arch, seed, tuple(sorted(options.items())))
+        if key not in made:
+            folder = tmp_path_factory.mktemp(arch)
+            write_checkpoint(folder, TINY_ARCHITECTURES[arch], bpe_model, seed=seed, **options)
+            made[key] = folder
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope='session')
+def tiny_checkpoint(checkpoint_factory):
+    return checkpoint_factory()
+
+
+@pytest.fixture
+def hub_cache(tmp_path, tiny_checkpoint):
+    """A Hugging Face cache (cache_dir) holding ai-forever/ruclip-vit-base-patch32-224 at one commit,
+    laid out as huggingface_hub writes it: blobs, snapshots/<commit>/<file>, refs/main."""
+    commit = 'a' * 40
+    repo = tmp_path / 'models--ai-forever--ruclip-vit-base-patch32-224'
+    snapshot = repo / 'snapshots' / commit
+    snapshot.mkdir(parents=True)
+    (repo / 'blobs').mkdir()
+    for name in ('config.json', 'bpe.model', 'pytorch_model.bin'):
+        blob = repo / 'blobs' / name.replace('.', '_')
+        shutil.copy(tiny_checkpoint / name, blob)
+        (snapshot / name).symlink_to(blob)
+    (repo / 'refs').mkdir()
+    (repo / 'refs' / 'main').write_text(commit)
+    return tmp_path
+
+
+@pytest.fixture(scope='session')
+def tiny_config(tiny_checkpoint):
+    return json.loads((tiny_checkpoint / 'config.json').read_text())
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
