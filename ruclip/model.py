@@ -5,7 +5,6 @@ pytorch_model.bin loads with strict=True; attention runs through F.scaled_dot_pr
 Tensors are batch-first, [B, T, C], throughout.
 """
 import os
-from collections import OrderedDict
 from typing import Optional, Union
 
 import numpy as np
@@ -16,19 +15,54 @@ from torch import nn
 from .checkpoint import assign_state_dict, read_state_dict
 from .config import CLIPConfig
 
+DTYPES = {
+    'float32': torch.float32, 'fp32': torch.float32,
+    'bfloat16': torch.bfloat16, 'bf16': torch.bfloat16,
+    'float16': torch.float16, 'fp16': torch.float16, 'half': torch.float16,
+}
+
 
 class LayerNorm(nn.LayerNorm):
-    """LayerNorm computed in fp32 whatever the weights' dtype, as the original does for fp16."""
+    """LayerNorm computed in fp32 whatever the input's dtype, as the original does for fp16.
+
+    The statistics and the affine step run in fp32 inside one kernel (a reduced-precision input with
+    fp32 weight and bias), and the result is rounded once to the input's dtype.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.weight.float() if self.weight is not None else None
-        bias = self.bias.float() if self.bias is not None else None
-        return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).to(x.dtype)
+        return F.layer_norm(x, self.normalized_shape, self.weight.float(), self.bias.float(), self.eps)
+
+
+QUICK_GELU_SCALE = 1.702
 
 
 class QuickGELU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(1.702 * x)
+        return x * torch.sigmoid(QUICK_GELU_SCALE * x)
+
+
+class MLP(nn.Module):
+    """c_proj(QuickGELU(c_fc(x))), with the names of the original's nn.Sequential.
+
+    QuickGELU(h) = h * sigmoid(1.702 h) = silu(1.702 h) / 1.702: the two scalings ride on the
+    matmuls (addmm's alpha and beta), leaving one elementwise pass over the widest activation
+    instead of the three of the literal formula.
+    """
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.c_fc = nn.Linear(width, width * 4)
+        self.gelu = QuickGELU()
+        self.c_proj = nn.Linear(width * 4, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        x = x.reshape(-1, shape[-1])  # [N, width]
+        h = torch.addmm(self.c_fc.bias, x, self.c_fc.weight.t(),
+                        beta=QUICK_GELU_SCALE, alpha=QUICK_GELU_SCALE)  # [N, 4 * width] = 1.702 c_fc(x)
+        h = F.silu(h, inplace=True)  # 1.702 QuickGELU(c_fc(x))
+        x = torch.addmm(self.c_proj.bias, h, self.c_proj.weight.t(), alpha=1 / QUICK_GELU_SCALE)  # [N, width]
+        return x.view(shape)
 
 
 class Attention(nn.Module):
@@ -54,11 +88,7 @@ class ResidualAttentionBlock(nn.Module):
         super().__init__()
         self.attn = Attention(width, heads)
         self.ln_1 = LayerNorm(width)
-        self.mlp = nn.Sequential(OrderedDict([
-            ('c_fc', nn.Linear(width, width * 4)),
-            ('gelu', QuickGELU()),
-            ('c_proj', nn.Linear(width * 4, width)),
-        ]))
+        self.mlp = MLP(width)
         self.ln_2 = LayerNorm(width)
 
     def forward(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
@@ -96,12 +126,24 @@ class VisionTransformer(nn.Module):
         self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv1(x)  # [B, width, grid, grid]
-        x = x.flatten(2).transpose(1, 2)  # [B, grid**2, width]
+        x = self.embed_patches(x)  # [B, grid**2, width]
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)  # [B, 1, width]
         x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)  # [B, grid**2 + 1, width]
         x = self.transformer(self.ln_pre(x))
         return self.ln_post(x[:, 0, :]) @ self.proj  # [B, output_dim]
+
+    def embed_patches(self, x: torch.Tensor) -> torch.Tensor:
+        """conv1 (stride = kernel = patch) as one matmul over the flattened patches.
+
+        Same numbers as the convolution up to summation order; several times faster in bf16 on CPU,
+        where oneDNN runs large-kernel convolutions without its matmul units.
+        """
+        B, C, S, _ = x.shape
+        P = self.conv1.kernel_size[0]
+        g = S // P
+        patches = x.reshape(B, C, g, P, g, P).permute(0, 2, 4, 1, 3, 5).reshape(B * g * g, C * P * P)  # [B*grid**2, 3*P*P]
+        weight = self.conv1.weight.reshape(self.conv1.out_channels, C * P * P)  # [width, 3*P*P]
+        return (patches @ weight.t()).view(B, g * g, -1)  # [B, grid**2, width]
 
 
 class CLIP(nn.Module):
@@ -217,9 +259,24 @@ class CLIP(nn.Module):
 
         The network is built on the meta device and takes the checkpoint's tensors as they are, so
         no random initialisation runs and no second copy of the weights is made.
+        dtype: None or torch.float32 (default), torch.bfloat16 or torch.float16, or one of their
+            names ('bf16', 'fp16', ...). LayerNorm runs in fp32 whatever the weights' dtype.
         """
+        dtype = resolve_dtype(dtype)
         config = CLIPConfig.from_file(os.path.join(folder, 'config.json'))
         with torch.device('meta'):
             model = cls.from_config(config)
         assign_state_dict(model, read_state_dict(folder))
-        return model.to(device=device, dtype=dtype or torch.float32).eval()
+        return model.to(device=device, dtype=dtype).eval()
+
+
+def resolve_dtype(dtype) -> torch.dtype:
+    """None -> torch.float32; a floating torch.dtype or its name -> that dtype."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, str) and dtype.lower().removeprefix('torch.') in DTYPES:
+        return DTYPES[dtype.lower().removeprefix('torch.')]
+    if dtype in (torch.float32, torch.bfloat16, torch.float16):
+        return dtype
+    raise ValueError(f'Unknown dtype {dtype!r}; choose one of torch.float32, torch.bfloat16, torch.float16 '
+                     f'or their names {sorted(DTYPES)}')
