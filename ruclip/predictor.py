@@ -6,6 +6,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .model import CLIP
+from .pipeline import default_num_workers, image_batches
 from .processor import RuCLIPProcessor
 
 DEFAULT_TEMPLATES = [
@@ -17,6 +18,8 @@ DEFAULT_TEMPLATES = [
     'на фото видно {}',
 ]
 TEXT_BATCH_SIZE = 256  # texts are short and trimmed to their longest, so big batches are cheap
+CPU_BATCH_TOKENS = 8192  # image tokens per forward pass on CPU: enough rows for full-speed matmuls
+CUDA_BATCH_SIZE = 128
 
 
 def batched(items: Iterable, size: int) -> Iterator[list]:
@@ -26,63 +29,130 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
 
 
 class Predictor:
+    """Zero-shot classification and latents with a RuCLIP model, as ruclip 0.0.2's Predictor.
+
+    Results do not depend on how the work is batched; only speed and memory do.
+    bs: the original's batch size; images go through the tower at least this many at a time.
+    batch_size: images per forward pass of the image tower, exactly. None (default): the larger of
+        bs and a size picked for the device (on CPU, about 8192 image tokens: 56 images at 384 px
+        with 32 px patches; 128 on CUDA). Lower it to bound memory.
+    num_workers: threads that decode and transform images while the model runs (0: none, in the
+        calling thread); None: up to 8, one per CPU core.
+    jpeg_draft: decode JPEG files and bytes at a reduced scale (a power of two, never below the
+        model's resolution). Faster on large photos, but the pixels, hence the latents, change a
+        little (see benchmarks/RESULTS.md); off by default.
+    compile: run the image tower through torch.compile (the first batch then takes a while to
+        compile; the last batch is padded so that every batch has the same shape).
+    """
+
     def __init__(self, clip_model: CLIP, clip_processor: RuCLIPProcessor, device='cpu',
-                 templates: Optional[Sequence[str]] = None, bs: int = 8, quiet: bool = False):
-        if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
-            raise ValueError(f'bs must be a positive integer, got {bs!r}')
+                 templates: Optional[Sequence[str]] = None, bs: int = 8, quiet: bool = False, *,
+                 batch_size: Optional[int] = None, num_workers: Optional[int] = None,
+                 jpeg_draft: bool = False, compile: bool = False):
+        _check_count('bs', bs, minimum=1)
+        if batch_size is not None:
+            _check_count('batch_size', batch_size, minimum=1)
+        if num_workers is not None:
+            _check_count('num_workers', num_workers, minimum=0)
+        for name, flag in (('quiet', quiet), ('jpeg_draft', jpeg_draft), ('compile', compile)):
+            if not isinstance(flag, bool):
+                raise TypeError(f'{name} must be True or False, got {flag!r}')
         self.device = device
         self.clip_model = clip_model.to(device).eval()
         self.clip_processor = clip_processor
+        model_size, processor_size = clip_model.config.image_resolution, clip_processor.image_size
+        if model_size != processor_size:
+            raise ValueError(f'the processor makes {processor_size} px images but the model takes {model_size} px: '
+                             f'load both from the same checkpoint')
         self.bs = bs
         self.quiet = quiet
         self.templates = list(templates or DEFAULT_TEMPLATES)
         for template in self.templates:
             if not isinstance(template, str) or '{}' not in template:
                 raise ValueError(f"every template must be a str with a '{{}}' for the label, got {template!r}")
+        self.batch_size = batch_size or max(bs, self._device_batch_size())
+        self.num_workers = default_num_workers() if num_workers is None else num_workers
+        self.jpeg_draft = jpeg_draft
+        self.compile = compile
+        self._compiled_visual = torch.compile(clip_model.visual, dynamic=False) if compile else None
+
+    def _device_batch_size(self) -> int:
+        if self.clip_model.device.type == 'cuda':
+            return CUDA_BATCH_SIZE
+        config = self.clip_model.config
+        tokens = (config.image_resolution // config.vision_patch_size) ** 2 + 1
+        return max(8, CPU_BATCH_TOKENS // tokens)
 
     @torch.inference_mode()
     def get_text_latents(self, class_labels: Sequence[str]) -> torch.Tensor:
-        """[n_classes, embed_dim]: per-template latents averaged over templates, then L2-normalised."""
+        """[n_classes, embed_dim] float32: per-template latents averaged over templates, L2-normalised.
+
+        All templates x classes go through the model together, in batches of texts of similar
+        length, each cut to its longest text (attention is causal: the result is the same).
+        """
         labels = _check_labels(class_labels)
         texts = [template.format(label.lower().strip()) for template in self.templates for label in labels]
-        latents = torch.cat([
-            self.clip_model.encode_text(self.clip_processor(text=chunk)['input_ids'].to(self.device))
-            for chunk in batched(texts, TEXT_BATCH_SIZE)
-        ])  # [n_templates * n_classes, embed_dim]
+        tokens = [self.clip_processor.tokenize(text) for text in texts]
+        order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]))
+        latents = torch.empty(len(texts), self.clip_model.config.embed_dim, dtype=torch.float32)
+        for indices in batched(order, TEXT_BATCH_SIZE):
+            rows = [tokens[i] for i in indices]
+            input_ids = self.clip_processor.pad(rows, length=len(rows[-1]))  # sorted: the last is longest
+            latents[indices] = self.clip_model.encode_text(input_ids.to(self.device)).float().cpu()
         latents = latents.view(len(self.templates), len(labels), -1).mean(0)
-        return latents / latents.norm(dim=-1, keepdim=True)
+        return (latents / latents.norm(dim=-1, keepdim=True)).to(self.device)
 
     @torch.inference_mode()
     def run(self, images: Iterable, text_latents: torch.Tensor) -> List[int]:
         """The index of the best-matching class for each image."""
         if not isinstance(text_latents, torch.Tensor) or text_latents.dim() != 2:
             raise TypeError('text_latents must be the [n_classes, embed_dim] tensor from get_text_latents')
-        text_latents = text_latents.to(self.device)
+        text_latents = text_latents.to(self.device, torch.float32)
         labels = []
         for image_latents in self._normalized_image_latents(images):
-            logits_per_text = text_latents.to(image_latents.dtype) @ image_latents.t()  # [n_classes, B]
+            logits_per_text = text_latents @ image_latents.t()  # [n_classes, B]
             labels.extend(logits_per_text.argmax(0).tolist())
         return labels
 
     @torch.inference_mode()
     def get_image_latents(self, images: Iterable) -> torch.Tensor:
-        """[n_images, embed_dim] L2-normalised image latents; images may be any iterable."""
+        """[n_images, embed_dim] float32 L2-normalised image latents; images may be any iterable
+        of PIL images, file paths or encoded bytes."""
         return torch.cat(list(self._normalized_image_latents(images)))
 
     def _normalized_image_latents(self, images: Iterable) -> Iterator[torch.Tensor]:
         total = len(images) if hasattr(images, '__len__') else None
         if total == 0:
             raise ValueError('images is empty: give at least one image')
+        on_cuda = self.clip_model.device.type == 'cuda'
+        batches = image_batches(images, self.clip_processor.image_transform, self.batch_size,
+                                num_workers=self.num_workers, pin_memory=on_cuda, draft=self.jpeg_draft)
         seen = 0
         with tqdm(total=total, disable=self.quiet) as progress:
-            for batch in batched(images, self.bs):
-                pixel_values = self.clip_processor(images=batch)['pixel_values'].to(self.device)
-                latents = self.clip_model.encode_image(pixel_values)
-                seen += len(batch)
-                progress.update(len(batch))
+            for pixel_values in batches:
+                n = len(pixel_values)
+                pixel_values = pixel_values.to(self.clip_model.device, non_blocking=on_cuda)  # pinned on CUDA
+                latents = self._encode_image(pixel_values).float()
+                seen += n
+                progress.update(n)
                 yield latents / latents.norm(dim=-1, keepdim=True)
         if seen == 0:
             raise ValueError('images is empty: give at least one image')
+
+    def _encode_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        if self._compiled_visual is None:
+            return self.clip_model.encode_image(pixel_values)
+        n = len(pixel_values)
+        if n < self.batch_size:  # one shape for the compiled graph
+            padding = pixel_values.new_zeros((self.batch_size - n, *pixel_values.shape[1:]))
+            pixel_values = torch.cat([pixel_values, padding])
+        return self._compiled_visual(pixel_values.to(self.clip_model.dtype))[:n]
+
+
+def _check_count(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = 'a positive integer' if minimum == 1 else f'an integer >= {minimum}'
+        raise ValueError(f'{name} must be {kind}, got {value!r}')
 
 
 def _check_labels(class_labels) -> List[str]:

@@ -8,6 +8,8 @@ from .config import OPENAI_MEAN, OPENAI_STD, CLIPConfig
 from .image import ImageTransform, open_image
 from .tokenizer import BPETokenizer
 
+TOKEN_CACHE_SIZE = 100_000
+
 
 class RuCLIPProcessor:
     eos_id = 3
@@ -23,6 +25,7 @@ class RuCLIPProcessor:
         self.mean = list(mean or OPENAI_MEAN)
         self.std = list(std or OPENAI_STD)
         self.image_transform = ImageTransform(image_size, self.mean, self.std)
+        self._token_cache = {}  # text -> token ids; zero-shot prompts come back again and again
 
     @classmethod
     def from_pretrained(cls, folder) -> 'RuCLIPProcessor':
@@ -34,8 +37,27 @@ class RuCLIPProcessor:
         """Lowercased BPE ids framed as [bos] + ids + [eos], at most text_seq_length of them."""
         if not isinstance(text, str):
             raise TypeError(f'text must be a str, got {type(text).__name__}')
-        ids = self.tokenizer.encode(text.lower())[:self.text_seq_length - 2]
-        return [self.bos_id] + ids + [self.eos_id]
+        tokens = self._token_cache.get(text)
+        if tokens is None:
+            ids = self.tokenizer.encode(text.lower())[:self.text_seq_length - 2]
+            tokens = (self.bos_id, *ids, self.eos_id)
+            if len(self._token_cache) >= TOKEN_CACHE_SIZE:
+                self._token_cache.clear()
+            self._token_cache[text] = tokens
+        return list(tokens)
+
+    def pad(self, token_lists: Sequence[Sequence[int]], length: Optional[int] = None) -> torch.Tensor:
+        """[len(token_lists), length] long tensor of the rows zero-padded on the right.
+
+        length: text_seq_length by default, as the original pads; a shorter length (at least the
+        longest row) gives the same latents with less work, since attention is causal.
+        """
+        length = self.text_seq_length if length is None else length
+        longest = max(map(len, token_lists), default=0)
+        if longest > length:
+            raise ValueError(f'cannot pad {longest} tokens to length {length}')
+        return torch.tensor([[*tokens, *[self.pad_id] * (length - len(tokens))] for tokens in token_lists],
+                            dtype=torch.long).view(len(token_lists), length)
 
     def encode_text(self, text: str) -> torch.Tensor:
         """One text -> [text_seq_length] long tensor, zero-padded."""
@@ -67,7 +89,7 @@ class RuCLIPProcessor:
                 raise TypeError(f'text must be a str or a list of str, got {type(text).__name__}')
             if not texts:
                 raise ValueError('text is an empty list: give at least one text')
-            inputs['input_ids'] = torch.stack([self.encode_text(t) for t in texts])
+            inputs['input_ids'] = self.pad([self.tokenize(t) for t in texts])
         if images is not None:
             if isinstance(images, (str, bytes)) or hasattr(images, 'mode'):
                 images = [images]
