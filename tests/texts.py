@@ -57,7 +57,7 @@ def _sentence(rng: random.Random, n_words: int) -> str:
 
 @functools.lru_cache(maxsize=None)
 def training_corpus(n_lines: int = 6000, seed: int = 1234) -> str:
-    """Russian-ish text (no 'ё'-less emoji/CJK, see ``UNKNOWN``) to train small BPE models on."""
+    """Russian-ish text to train small BPE models on; none of ``UNKNOWN`` occurs in it."""
     rng = random.Random(seed)
     lines = []
     for _ in range(n_lines):
