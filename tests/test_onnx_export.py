@@ -5,7 +5,7 @@ import torch
 
 from ruclip import RuCLIPProcessor, load
 from ruclip.onnx_export import IMAGE_FILE, TEXT_FILE, OnnxCLIP, export_onnx
-from scenes import scenes
+from images import SIZES, rgb_image
 from texts import varied_texts
 
 onnx = pytest.importorskip('onnx')
@@ -33,6 +33,10 @@ def loaded(tiny_checkpoint):
     return load(tiny_checkpoint)
 
 
+def images_for(batch: int, seed: int = 0) -> list:
+    return [rgb_image(*SIZES[k % len(SIZES)], seed=seed + k) for k in range(batch)]
+
+
 def texts_for(batch: int) -> list:
     return (varied_texts(batch - 1, seed=batch) + [LONG_TEXT]) if batch > 1 else ['кошка']
 
@@ -53,7 +57,7 @@ def test_text_latents_match_pytorch(runner, loaded, batch):
 @pytest.mark.parametrize('batch', [1, 3, 17])
 def test_image_latents_match_pytorch(runner, loaded, batch):
     clip, processor = loaded
-    pixel_values = processor(images=scenes(batch, seed=batch))['pixel_values']
+    pixel_values = processor(images=images_for(batch, seed=batch))['pixel_values']
     with torch.inference_mode():
         expected = clip.encode_image(pixel_values)
     got = runner.encode_image(pixel_values)
@@ -93,7 +97,7 @@ def test_export_of_a_loaded_model_of_another_architecture(checkpoint_factory, tm
     paths = export_onnx(clip, tmp_path, opset=17)
     assert sorted(paths) == ['image', 'text'] and not (tmp_path / 'bpe.model').exists()
     runner = OnnxCLIP(tmp_path)
-    inputs = processor(text=texts_for(3), images=scenes(3, seed=7))
+    inputs = processor(text=texts_for(3), images=images_for(3, seed=7))
     with torch.inference_mode():
         assert (runner.encode_image(inputs['pixel_values']) - clip.encode_image(inputs['pixel_values'])).abs().max() < ATOL
         assert (runner.encode_text(inputs['input_ids']) - clip.encode_text(inputs['input_ids'])).abs().max() < ATOL
@@ -107,7 +111,7 @@ def test_fp16_export_runs_on_cpu_within_fp16_precision(loaded, tmp_path, onnx_fo
     size16, size32 = ((folder / IMAGE_FILE).stat().st_size for folder in (tmp_path, onnx_folder))
     assert size16 < 0.6 * size32
     runner = OnnxCLIP(tmp_path)
-    inputs = processor(text=texts_for(5), images=scenes(5))
+    inputs = processor(text=texts_for(5), images=images_for(5))
     with torch.inference_mode():
         for got, expected in ((runner.encode_image(inputs['pixel_values']), clip.encode_image(inputs['pixel_values'])),
                               (runner.encode_text(inputs['input_ids']), clip.encode_text(inputs['input_ids']))):
