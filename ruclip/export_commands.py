@@ -54,14 +54,19 @@ COMMANDS = [  # (name, help, arguments, run)
 ]
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python -m ruclip.export_commands', description=__doc__.split('\n')[0])
     subparsers = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     for name, help, arguments, run in COMMANDS:
         subparser = subparsers.add_parser(name, help=help, description=help)
         arguments(subparser)
         subparser.set_defaults(run=run)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run one export subcommand; return its exit code (2 for input or installs to fix)."""
+    args = build_parser().parse_args(argv)
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError, ImportError) as error:
