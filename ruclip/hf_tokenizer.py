@@ -54,6 +54,7 @@ def build_tokenizer(bpe: Union[BPETokenizer, str, os.PathLike], context_length: 
     return transformers.PreTrainedTokenizerFast(
         tokenizer_object=backend, bos_token=bos, eos_token=eos, unk_token=unk, pad_token=pad,
         model_max_length=context_length, padding_side='right', truncation_side='right',
+        model_input_names=['input_ids', 'attention_mask'],  # no token_type_ids: CLIPModel takes none
         split_special_tokens=True,  # literal '<UNK>' in a text is text, as in youtokentome
         clean_up_tokenization_spaces=False)
 

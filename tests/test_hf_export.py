@@ -15,6 +15,11 @@ ATOL = 1e-5
 LABELS = ['кошка', 'собака', 'дом', 'красный цветок', 'синее море на фото']
 
 
+def embeddings(output) -> torch.Tensor:
+    """get_*_features returns the tensor in transformers 4, a BaseModelOutputWithPooling in 5."""
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
 @pytest.fixture(scope='module')
 def hf_folder(tiny_checkpoint, tmp_path_factory):
     return export_hf(tiny_checkpoint, tmp_path_factory.mktemp('hf'))
@@ -45,7 +50,7 @@ def test_text_embeddings_match(hf_model, hf_tokenizer, loaded):
     with torch.inference_mode():
         ours = clip.encode_text(input_ids)
         for inputs in ({'input_ids': input_ids}, dynamic, fixed):
-            theirs = hf_model.get_text_features(**inputs).pooler_output
+            theirs = embeddings(hf_model.get_text_features(**inputs))
             assert (theirs - ours).abs().max() < ATOL
 
 
@@ -53,7 +58,7 @@ def test_image_embeddings_match(hf_model, loaded):
     clip, processor = loaded
     pixel_values = processor(images=[rgb_image(*size, seed=k) for k, size in enumerate(SIZES)])['pixel_values']
     with torch.inference_mode():
-        theirs = hf_model.get_image_features(pixel_values=pixel_values).pooler_output
+        theirs = embeddings(hf_model.get_image_features(pixel_values=pixel_values))
         assert (theirs - clip.encode_image(pixel_values)).abs().max() < ATOL
         logits_per_image, _ = clip(processor(text=LABELS)['input_ids'], pixel_values)
         output = hf_model(input_ids=processor(text=LABELS)['input_ids'], pixel_values=pixel_values)
@@ -89,8 +94,8 @@ def test_pipeline_probabilities_match(hf_folder, loaded):
     """The pipeline's probabilities are ours on the pixels its CLIPImageProcessor makes (within 1e-4), and
     on ours for square images. CLIPImageProcessor resizes the shortest side and then crops the centre;
     RuCLIP crops the largest centred square and then resizes. For other shapes the two sample grids are
-    shifted by up to a pixel, which on these noisy test images moved probabilities by up to 1e-2 (4e-2
-    for a 2x1 picture)."""
+    shifted by up to a pixel, which on these noisy test images moved probabilities by up to 1.1e-2.
+    Pictures with a side under 8 pixels are left out: transformers 4's image processor misreads them."""
     clip, processor = loaded
     pipe = transformers.pipeline('zero-shot-image-classification', model=hf_folder)
     with torch.inference_mode():
@@ -102,13 +107,15 @@ def test_pipeline_probabilities_match(hf_folder, loaded):
             return (clip.logit_scale.exp() * image_latents @ text_latents.t()).softmax(-1)[0]
 
     for k, (width, height) in enumerate(SIZES):
+        if min(width, height) < 8:
+            continue
         image = rgb_image(width, height, seed=k)
         result = pipe(image, candidate_labels=LABELS, hypothesis_template='{}')
         theirs = torch.tensor([next(r['score'] for r in result if r['label'] == label) for label in LABELS])
         assert (theirs - probabilities(pipe.image_processor(images=[image], return_tensors='pt')['pixel_values'])
                 ).abs().max() < 1e-4
         ours = probabilities(processor(images=[image])['pixel_values'])
-        assert (theirs - ours).abs().max() < (1e-4 if width == height else 5e-2)
+        assert (theirs - ours).abs().max() < (1e-4 if width == height else 3e-2)
 
 
 def test_export_of_a_loaded_model_of_another_architecture(checkpoint_factory):
@@ -117,10 +124,9 @@ def test_export_of_a_loaded_model_of_another_architecture(checkpoint_factory):
     image = rgb_image(384, 384, seed=3)
     inputs = hf_processor(text=LABELS, images=image, padding=True, return_tensors='pt')
     with torch.inference_mode():
-        assert (hf_model.get_image_features(pixel_values=inputs['pixel_values']).pooler_output
+        assert (embeddings(hf_model.get_image_features(pixel_values=inputs['pixel_values']))
                 - clip.encode_image(processor(images=[image])['pixel_values'])).abs().max() < ATOL
-        assert (hf_model.get_text_features(input_ids=inputs['input_ids'], attention_mask=inputs['attention_mask'])
-                .pooler_output - clip.encode_text(processor(text=LABELS)['input_ids'])).abs().max() < ATOL
+        assert (embeddings(hf_model.get_text_features(input_ids=inputs['input_ids'], attention_mask=inputs['attention_mask'])) - clip.encode_text(processor(text=LABELS)['input_ids'])).abs().max() < ATOL
 
 
 def test_export_of_a_loaded_model_needs_its_processor(loaded, tmp_path):
