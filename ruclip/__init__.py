@@ -1,9 +1,15 @@
 """RuCLIP: Russian CLIP image and text encoders."""
 from . import model, predictor, processor
+from .files import find_images
 from .model import CLIP
 from .predictor import Predictor
 from .pretrained import MODELS, load
 from .processor import RuCLIPProcessor
+from .scores import Ranking, TopK, probabilities, rank_latents, similarity, top_k
+from .tasks import Embeddings, classify, embed_images, encode_texts, image_latents, rank
 
-__all__ = ['processor', 'model', 'predictor', 'CLIP', 'RuCLIPProcessor', 'Predictor', 'MODELS', 'load']
+__all__ = ['processor', 'model', 'predictor', 'CLIP', 'RuCLIPProcessor', 'Predictor', 'MODELS', 'load',
+           'classify', 'rank', 'encode_texts', 'image_latents', 'embed_images', 'Embeddings',
+           'similarity', 'probabilities', 'top_k', 'rank_latents', 'TopK', 'Ranking',
+           'find_images']
 __version__ = '0.1.0'
