@@ -2,6 +2,7 @@
 from . import model, predictor, processor
 from .files import find_images
 from .model import CLIP
+from .plots import label_grid, probability_bars, similarity_heatmap
 from .predictor import Predictor
 from .pretrained import MODELS, load
 from .processor import RuCLIPProcessor
@@ -11,5 +12,5 @@ from .tasks import Embeddings, classify, embed_images, encode_texts, image_laten
 __all__ = ['processor', 'model', 'predictor', 'CLIP', 'RuCLIPProcessor', 'Predictor', 'MODELS', 'load',
            'classify', 'rank', 'encode_texts', 'image_latents', 'embed_images', 'Embeddings',
            'similarity', 'probabilities', 'top_k', 'rank_latents', 'TopK', 'Ranking',
-           'find_images']
+           'similarity_heatmap', 'probability_bars', 'label_grid', 'find_images']
 __version__ = '0.1.0'
