@@ -17,6 +17,8 @@ setup(
     python_requires='>=3.9',
     install_requires=(here / 'requirements.txt').read_text().split(),
     extras_require={
-        'test': ['pytest', 'torchvision', 'youtokentome', 'more-itertools'],
+        'plot': ['matplotlib>=3.6'],
+        'test': ['pytest', 'torchvision', 'youtokentome', 'more-itertools', 'matplotlib>=3.6'],
     },
+    entry_points={'console_scripts': ['ruclip = ruclip.cli:main']},
 )

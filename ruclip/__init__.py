@@ -1,5 +1,6 @@
 """RuCLIP: Russian CLIP image and text encoders."""
 from . import model, predictor, processor
+from .catalog import describe_models
 from .files import find_images
 from .model import CLIP
 from .plots import label_grid, probability_bars, similarity_heatmap
@@ -12,5 +13,5 @@ from .tasks import Embeddings, classify, embed_images, encode_texts, image_laten
 __all__ = ['processor', 'model', 'predictor', 'CLIP', 'RuCLIPProcessor', 'Predictor', 'MODELS', 'load',
            'classify', 'rank', 'encode_texts', 'image_latents', 'embed_images', 'Embeddings',
            'similarity', 'probabilities', 'top_k', 'rank_latents', 'TopK', 'Ranking',
-           'similarity_heatmap', 'probability_bars', 'label_grid', 'find_images']
+           'similarity_heatmap', 'probability_bars', 'label_grid', 'find_images', 'describe_models']
 __version__ = '0.1.0'
