@@ -30,10 +30,10 @@ def similarity_heatmap(similarity, images: Sequence, texts: Sequence[str],
     caption_inches = 0.11 * max(len(str(text)) for text in texts)  # about 0.11 inch a character at 12 pt
     figure = _figure(figsize=(0.5 + caption_inches + 0.85 * n_images, 0.9 + 0.85 * (n_texts + 1.2)))
     ax = figure.add_subplot()
-    cells = ax.imshow(matrix, cmap='viridis', vmin=vmin, vmax=vmax, label='similarity')
+    cells = ax.imshow(matrix, cmap='viridis', vmin=vmin, vmax=vmax, aspect='auto', label='similarity')
     for column, image in enumerate(images):  # thumbnails in a row above the matrix
         ax.imshow(_thumbnail(image, square=True), extent=(column - 0.5, column + 0.5, -0.6, -1.6),
-                  label=f'thumbnail {column}')
+                  aspect='auto', label=f'thumbnail {column}')
     low, high = cells.norm.vmin, cells.norm.vmax
     for row, column in np.ndindex(matrix.shape):
         shade = (matrix[row, column] - low) / (high - low) if high > low else 0.0
