@@ -17,8 +17,9 @@ EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 3, 130
 EXIT_CODES = """exit codes:
   0  done
   1  done, but some image files could not be read: each is named on stderr and left out
-  2  bad usage or input: unknown option or model, missing file, no images, empty labels or texts
-  3  any other failure: the Hub cannot be reached, out of memory, ..."""
+  2  bad usage or input: unknown option or model, missing file or checkpoint (or a model neither
+     cached nor downloadable), no image found or none readable, empty labels or captions
+  3  any other failure: an error from the Hub, out of memory, ..."""
 
 
 def build_parser() -> argparse.ArgumentParser:
