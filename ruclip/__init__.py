@@ -8,10 +8,10 @@ from .predictor import Predictor
 from .pretrained import MODELS, load
 from .processor import RuCLIPProcessor
 from .scores import Ranking, TopK, probabilities, rank_latents, similarity, top_k
-from .tasks import Embeddings, classify, embed_images, encode_texts, image_latents, rank
+from .tasks import Embeddings, classify, embed_images, encode_texts, rank
 
 __all__ = ['processor', 'model', 'predictor', 'CLIP', 'RuCLIPProcessor', 'Predictor', 'MODELS', 'load',
-           'classify', 'rank', 'encode_texts', 'image_latents', 'embed_images', 'Embeddings',
+           'classify', 'rank', 'encode_texts', 'embed_images', 'Embeddings',
            'similarity', 'probabilities', 'top_k', 'rank_latents', 'TopK', 'Ranking',
            'similarity_heatmap', 'probability_bars', 'label_grid', 'find_images', 'describe_models']
 __version__ = '0.1.0'

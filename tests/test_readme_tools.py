@@ -22,7 +22,8 @@ def photos(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_probabilities_and_pictures_examples_run(hub_with_all_models, photos):
+@pytest.mark.usefixtures('hub_with_all_models')
+def test_probabilities_and_pictures_examples_run(photos):
     import matplotlib
     matplotlib.use('Agg')
     blocks = readme_python_blocks('Probabilities, top-k and ranking') + readme_python_blocks('Pictures')
@@ -38,11 +39,12 @@ def test_probabilities_and_pictures_examples_run(hub_with_all_models, photos):
     assert all((photos / name).stat().st_size > 0 for name in ('cosine.png', 'probabilities.png', 'labels.png'))
 
 
-def test_command_line_examples_run(hub_with_all_models, photos, capsys):
+@pytest.mark.usefixtures('hub_with_all_models')
+def test_command_line_examples_run(photos, capsys):
     from ruclip.cli import main
 
     section = README.read_text(encoding='utf-8').split('\n## Command line\n', 1)[1]
-    (block,) = re.findall(r'```bash\n(.*?)```', section, flags=re.S)
+    (block,) = re.findall(r'```bash\n(.*?)```', section, flags=re.DOTALL)
     for line in block.splitlines():
         argv = shlex.split(line, comments=True)
         argv = argv[:argv.index('>')] if '>' in argv else argv
