@@ -20,8 +20,10 @@ setup(
     python_requires='>=3.9',
     install_requires=(here / 'requirements.txt').read_text().split(),
     extras_require={
+        'plot': ['matplotlib>=3.6'],
         'onnx': ONNX,
         'hf': HF,
-        'test': ['pytest', 'torchvision', 'youtokentome', 'more-itertools'] + ONNX + HF,
+        'test': ['pytest', 'torchvision', 'youtokentome', 'more-itertools', 'matplotlib>=3.6'] + ONNX + HF,
     },
+    entry_points={'console_scripts': ['ruclip = ruclip.cli:main']},
 )

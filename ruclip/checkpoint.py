@@ -44,7 +44,7 @@ def _torch_load(path: str):
                              f'tensors ({unsafe[0]})') from None
         reason = next((line for line in lines if 'WeightsUnpickler error' in line or 'operand' in line), lines[0])
         raise ValueError(f'{path} is corrupt or not a PyTorch checkpoint: {reason}') from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as error:
+    except Exception as error:  # torch.load on arbitrary bytes fails in many ways (struct, KeyError, EOF, ...)
         raise ValueError(f'{path} is corrupt or not a PyTorch checkpoint: {error}') from None
 
 

@@ -1,7 +1,7 @@
-"""`export-onnx` and `export-hf` subcommands, run through their own argparse entry point."""
+"""`ruclip export-onnx` and `ruclip export-hf` against a tiny checkpoint folder."""
 import pytest
 
-from ruclip.export_commands import main
+from ruclip.cli import main
 
 
 def test_export_onnx_command(tiny_checkpoint, tmp_path, capsys):
@@ -36,3 +36,17 @@ def test_bad_opset_is_refused_by_the_parser(tmp_path, capsys):
         main(['export-onnx', '--model', 'x', '--out', str(tmp_path), '--opset', '13'])
     assert exit_info.value.code == 2
     assert 'expected an integer >= 17' in capsys.readouterr().err
+
+
+def test_missing_extra_names_it(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    import importlib
+    real_import = importlib.import_module
+
+    def without_onnxscript(name, *args):
+        if name == 'onnxscript':
+            raise ImportError("No module named 'onnxscript'")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, 'import_module', without_onnxscript)
+    assert main(['export-onnx', '--model', str(tiny_checkpoint), '--out', str(tmp_path)]) == 3
+    assert "pip install 'ruclip[onnx]'" in capsys.readouterr().err

@@ -149,6 +149,8 @@ def test_missing_file_is_named(folder_copy, missing, message):
 
 @pytest.mark.parametrize('filename, content, message', [
     ('pytorch_model.bin', b'not a checkpoint at all', r'pytorch_model.bin is corrupt'),
+    ('pytorch_model.bin', b'junk', r'pytorch_model.bin is corrupt'),
+    ('pytorch_model.bin', b'', r'pytorch_model.bin is corrupt'),
     ('config.json', b'{"embed_dim": 24,', r'config.json is not valid JSON'),
     ('config.json', b'[1, 2]', r'config.json must hold a JSON object'),
     ('config.json', b'{"embed_dim": 24}', r"config.json is missing keys \['context_length'"),

@@ -5,7 +5,7 @@ import shlex
 import pytest
 
 from images import rgb_image
-from ruclip.export_commands import build_parser
+from ruclip.cli import build_parser
 from test_readme import README, hub_with_all_models, readme_python_blocks  # noqa: F401 - a fixture
 
 HEADING = 'Deploying elsewhere: ONNX and Hugging Face transformers'
