@@ -43,7 +43,7 @@ def test_probabilities_and_pictures_examples_run(photos):
 def test_command_line_examples_run(photos, capsys):
     from ruclip.cli import main
 
-    section = README.read_text(encoding='utf-8').split('\n## Command line\n', 1)[1]
+    section = README.read_text(encoding='utf-8').split('\n## Command line\n', 1)[1].split('\n## ', 1)[0]
     (block,) = re.findall(r'```bash\n(.*?)```', section, flags=re.DOTALL)
     for line in block.splitlines():
         argv = shlex.split(line, comments=True)
