@@ -6,7 +6,7 @@ preprocessing differs: CLIPImageProcessor resizes the shortest side and then cro
 RuCLIP crops the largest centred square and then resizes (the same for square images).
 """
 import os
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, Optional, Union
 
 import torch
 

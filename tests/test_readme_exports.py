@@ -6,7 +6,7 @@ import pytest
 
 from images import rgb_image
 from ruclip.cli import build_parser
-from test_readme import README, hub_with_all_models, readme_python_blocks  # noqa: F401 - a fixture
+from test_readme import README, hub_with_all_models, readme_python_blocks  # noqa: F401 (a fixture)
 
 HEADING = 'Deploying elsewhere: ONNX and Hugging Face transformers'
 
@@ -31,7 +31,8 @@ def cat_picture(tmp_path, monkeypatch):
     rgb_image(200, 150, seed=1).save('cat.jpg')
 
 
-def test_readme_onnx_example_runs(hub_with_all_models, cat_picture):  # noqa: F811
+@pytest.mark.usefixtures('hub_with_all_models')
+def test_readme_onnx_example_runs(cat_picture):
     pytest.importorskip('onnxruntime')
     pytest.importorskip('onnxscript')
     onnx_block, _ = readme_python_blocks(HEADING)
@@ -40,7 +41,8 @@ def test_readme_onnx_example_runs(hub_with_all_models, cat_picture):  # noqa: F8
     assert namespace['image_latents'].shape == (1, 24) and namespace['text_latents'].shape == (2, 24)
 
 
-def test_readme_transformers_example_runs(hub_with_all_models, cat_picture):  # noqa: F811
+@pytest.mark.usefixtures('hub_with_all_models')
+def test_readme_transformers_example_runs(cat_picture):
     pytest.importorskip('transformers')
     _, hf_block = readme_python_blocks(HEADING)
     namespace = {}
