@@ -6,6 +6,9 @@ here = Path(__file__).parent
 version = next(line.split("'")[1] for line in (here / 'ruclip' / '__init__.py').read_text().splitlines()
                if line.startswith('__version__'))
 
+ONNX = ['onnx>=1.16', 'onnxruntime>=1.17', 'onnxscript>=0.2']  # torch.onnx.export(dynamo=True) needs onnxscript
+HF = ['transformers>=4.56', 'tokenizers>=0.19']
+
 setup(
     name='ruclip',
     version=version,
@@ -17,6 +20,10 @@ setup(
     python_requires='>=3.9',
     install_requires=(here / 'requirements.txt').read_text().split(),
     extras_require={
-        'test': ['pytest', 'torchvision', 'youtokentome', 'more-itertools'],
+        'plot': ['matplotlib>=3.6'],
+        'onnx': ONNX,
+        'hf': HF,
+        'test': ['pytest', 'torchvision', 'youtokentome', 'more-itertools', 'matplotlib>=3.6'] + ONNX + HF,
     },
+    entry_points={'console_scripts': ['ruclip = ruclip.cli:main']},
 )

@@ -37,8 +37,14 @@ def _torch_load(path: str):
         mmap = zipfile.is_zipfile(path)
         return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
-        raise ValueError(f'{path} could not be loaded safely (weights_only=True): {error}') from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        unsafe = [line for line in lines if 'GLOBAL' in line.upper()]
+        if unsafe:
+            raise ValueError(f'{path} could not be loaded safely (weights_only=True): it holds more than '
+                             f'tensors ({unsafe[0]})') from None
+        reason = next((line for line in lines if 'WeightsUnpickler error' in line or 'operand' in line), lines[0])
+        raise ValueError(f'{path} is corrupt or not a PyTorch checkpoint: {reason}') from None
+    except Exception as error:  # torch.load on arbitrary bytes fails in many ways (struct, KeyError, EOF, ...)
         raise ValueError(f'{path} is corrupt or not a PyTorch checkpoint: {error}') from None
 
 

@@ -164,8 +164,13 @@ class BPETokenizer:
                     rank = ranks.get((tokens[before], z))
                     if rank is not None:
                         heapq.heappush(heap, (rank, before))
+        tokens = [t for t in tokens if t is not None]
+        # yttm also marks merged-away nodes with id 0 and starts a word's output at its first
+        # non-zero node: an unmerged leading '▁' is dropped when '▁' has id 0 (no pad/eos ids).
+        if tokens[0] == 0:
+            del tokens[0]
         unk = self.unk_id
-        return tuple(unk if t == _UNKNOWN else t for t in tokens if t is not None)
+        return tuple(unk if t == _UNKNOWN else t for t in tokens)
 
     def decode(self, ids, ignore_ids=()) -> str:
         """Text of ``ids`` (list, numpy array or 1-D tensor), as ``bpe.decode([ids], ignore_ids)[0]``."""

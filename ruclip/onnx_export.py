@@ -1,0 +1,194 @@
+"""ONNX export of the image and text towers, and OnnxCLIP: the same latents from onnxruntime.
+
+export_onnx writes two graphs with a dynamic batch axis; the text graph also takes any length up to
+context_length, so OnnxCLIP can trim each batch to its longest text as CLIP.encode_text does.
+"""
+import copy
+import json
+import os
+import shutil
+from typing import Dict, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .extras import require
+from .model import CLIP
+
+IMAGE_FILE = 'image.onnx'
+TEXT_FILE = 'text.onnx'
+DEFAULT_OPSET = 18
+MIN_OPSET = 17
+EXTERNAL_DATA_BYTES = 1 << 30  # a tower with more weight bytes keeps them in a '.onnx.data' file beside it
+
+
+class ImageTower(nn.Module):
+    """pixel_values [B, 3, S, S] float32 -> image latents [B, embed_dim] float32, whatever the weights' dtype."""
+
+    def __init__(self, clip: CLIP):
+        super().__init__()
+        self.clip = clip
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.clip.visual(pixel_values.to(self.clip.dtype)).float()
+
+
+class TextTower(nn.Module):
+    """input_ids [B, T] int64, each row holding an eos -> text latents [B, embed_dim] float32.
+
+    CLIP.encode_text without its trim to the batch's longest text, whose length depends on the data and
+    would be frozen into the graph. Attention is causal and the latent is read at the first eos, so any
+    T from the last eos + 1 up to context_length gives the same latents; OnnxCLIP trims as CLIP does.
+    """
+
+    def __init__(self, clip: CLIP):
+        super().__init__()
+        self.clip = clip
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        clip = self.clip
+        length = input_ids.shape[1]
+        eos_positions = (input_ids == clip.eos_id).int().argmax(dim=1)  # [B], first eos of each row
+        x = clip.token_embedding(input_ids).to(clip.dtype)  # [B, T, width]
+        x = clip.transformer(x + clip.positional_embedding[:length].to(clip.dtype))
+        index = eos_positions.view(-1, 1, 1).expand(-1, 1, x.shape[-1])  # [B, 1, width]
+        x = x.gather(1, index).squeeze(1)  # [B, width]
+        return (clip.ln_final(x) @ clip.text_projection).float()  # [B, embed_dim]
+
+
+def export_onnx(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.PathLike], *,
+                opset: int = DEFAULT_OPSET, dtype: Optional[torch.dtype] = None) -> Dict[str, str]:
+    """Write image.onnx and text.onnx, plus config.json, into out_dir; return their paths.
+
+    model: a loaded CLIP, or a name of ruclip.MODELS or a checkpoint folder, loaded with ruclip.load; then
+        its bpe.model is copied too, so out_dir also serves RuCLIPProcessor.from_pretrained(out_dir).
+    opset: the ONNX opset, at least 17.
+    dtype: the weights' dtype inside the graphs (torch.float16 halves the files); the model's own by default.
+        Inputs stay float32 pixel_values and int64 input_ids, outputs float32 latents, whatever the dtype.
+    Both graphs take any batch size; text.onnx takes any length up to context_length.
+    """
+    require('onnxscript', 'onnx', 'ONNX export')
+    require('onnx', 'onnx', 'ONNX export')
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
+        raise ValueError(f'opset must be an integer >= {MIN_OPSET}, got {opset!r}')
+    bpe_model = None
+    if not isinstance(model, CLIP):
+        from .pretrained import checkpoint_folder
+        folder = checkpoint_folder(model)
+        bpe_model = os.path.join(folder, 'bpe.model')
+        model = CLIP.from_pretrained(folder, dtype=dtype)
+    elif dtype is not None and dtype != model.dtype:
+        model = copy.deepcopy(model).to(dtype)
+    model = model.eval()
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+
+    size, device = model.config.image_resolution, model.device
+    batch = torch.export.Dim('batch')
+    length = torch.export.Dim('length', max=model.context_length)
+    example_ids = torch.zeros(2, model.context_length, dtype=torch.long, device=device)  # [2, context_length]
+    example_ids[:, 1] = model.eos_id
+    paths = {
+        'image': _export(ImageTower(model), torch.zeros(2, 3, size, size, device=device), 'pixel_values',
+                         'image_latents', {0: batch}, os.path.join(out_dir, IMAGE_FILE), opset, model),
+        'text': _export(TextTower(model), example_ids, 'input_ids', 'text_latents', {0: batch, 1: length},
+                        os.path.join(out_dir, TEXT_FILE), opset, model),
+    }
+    with open(os.path.join(out_dir, 'config.json'), 'w', encoding='utf-8') as f:
+        json.dump(model.config.to_dict(), f, indent=2)
+    if bpe_model is not None:
+        shutil.copyfile(bpe_model, os.path.join(out_dir, 'bpe.model'))
+    return paths
+
+
+def _export(tower: nn.Module, example: torch.Tensor, input_name: str, output_name: str, dynamic_axes: dict,
+            path: str, opset: int, model: CLIP) -> str:
+    weight_bytes = sum(p.numel() * p.element_size() for p in tower.parameters())
+    program = torch.onnx.export(tower.eval(), (example,), input_names=[input_name], output_names=[output_name],
+                                dynamic_shapes={input_name: dynamic_axes}, opset_version=opset, dynamo=True,
+                                verbose=False)
+    program.model.metadata_props.update({
+        'ruclip.eos_id': str(model.eos_id),
+        'ruclip.context_length': str(model.context_length),
+        'ruclip.dtype': str(model.dtype).replace('torch.', ''),
+    })
+    program.save(path, external_data=weight_bytes > EXTERNAL_DATA_BYTES)
+    return path
+
+
+class OnnxCLIP:
+    """The towers written by export_onnx, run on onnxruntime; encode_image and encode_text as CLIP's.
+
+    Takes RuCLIPProcessor's outputs (torch tensors or numpy arrays) and returns float32 torch tensors.
+    providers: onnxruntime execution providers, ['CPUExecutionProvider'] by default.
+    """
+
+    def __init__(self, folder: Union[str, os.PathLike], providers: Optional[Sequence] = None,
+                 session_options=None):
+        ort = require('onnxruntime', 'onnx', 'OnnxCLIP')
+        folder = os.fspath(folder)
+        sessions = []
+        for name in (IMAGE_FILE, TEXT_FILE):
+            path = os.path.join(folder, name)
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f'{path} not found: a folder written by ruclip.export_onnx holds '
+                                        f'{IMAGE_FILE} and {TEXT_FILE}')
+            sessions.append(ort.InferenceSession(path, sess_options=session_options,
+                                                 providers=list(providers or ['CPUExecutionProvider'])))
+        self.image_session, self.text_session = sessions
+        self.image_resolution = self.image_session.get_inputs()[0].shape[-1]
+        metadata = self.text_session.get_modelmeta().custom_metadata_map
+        self.eos_id = int(metadata.get('ruclip.eos_id', 3))
+        self.context_length = int(metadata.get('ruclip.context_length', 77))
+
+    def encode_image(self, pixel_values, normalize: bool = False) -> torch.Tensor:
+        """[B, 3, S, S] processed images -> [B, embed_dim] image latents."""
+        pixels = _as_numpy(pixel_values, 'pixel_values')
+        size = self.image_resolution
+        if pixels.ndim != 4 or pixels.shape[1:] != (3, size, size) or pixels.dtype.kind != 'f':
+            raise ValueError(f'pixel_values must be floats of shape [batch, 3, {size}, {size}] for this model, '
+                             f'got {pixels.dtype} of shape {list(pixels.shape)}')
+        if pixels.shape[0] == 0:
+            raise ValueError('pixel_values is empty: encode at least one image')
+        latents = self.image_session.run(None, {'pixel_values': pixels.astype(np.float32, copy=False)})[0]
+        return _latents(latents, normalize)
+
+    def encode_text(self, input_ids, normalize: bool = False) -> torch.Tensor:
+        """[B, T] token ids, each row holding an eos token -> [B, embed_dim] text latents.
+
+        Each batch is cut after its last eos before it runs, as CLIP.encode_text does.
+        """
+        ids = _as_numpy(input_ids, 'input_ids')
+        if ids.ndim != 2 or ids.dtype.kind not in 'iu':
+            raise ValueError(f'input_ids must be integers of shape [batch, length], got {ids.dtype} '
+                             f'of shape {list(ids.shape)}')
+        if ids.shape[0] == 0:
+            raise ValueError('input_ids is empty: encode at least one text')
+        if ids.shape[1] > self.context_length:
+            raise ValueError(f'input_ids has {ids.shape[1]} positions, this model takes at most '
+                             f'{self.context_length}')
+        is_eos = ids == self.eos_id
+        has_eos = is_eos.any(axis=1)
+        if not has_eos.all():
+            row = int(np.flatnonzero(~has_eos)[0])
+            raise ValueError(f'input_ids row {row} has no eos token (id {self.eos_id}); '
+                             f'build input_ids with RuCLIPProcessor')
+        length = int(is_eos.argmax(axis=1).max()) + 1
+        feed = np.ascontiguousarray(ids[:, :length], dtype=np.int64)
+        latents = self.text_session.run(None, {'input_ids': feed})[0]
+        return _latents(latents, normalize)
+
+
+def _as_numpy(value, name: str) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return value
+    raise TypeError(f'{name} must be a torch.Tensor or a numpy array, got {type(value).__name__}')
+
+
+def _latents(latents: np.ndarray, normalize: bool) -> torch.Tensor:
+    latents = torch.from_numpy(latents)
+    return F.normalize(latents, dim=-1) if normalize else latents

@@ -1,0 +1,133 @@
+"""The README's pictures: a cosine heatmap, top-k probability bars, a grid of labelled images.
+
+Needs matplotlib (pip install 'ruclip[plot]'), imported only when a function here is called. Each
+function returns a matplotlib.figure.Figure built without pyplot (nothing global, nothing to
+close, safe headless); save it with fig.savefig(path). Cyrillic renders in DejaVu Sans, the font
+matplotlib ships.
+"""
+import math
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .image import open_image
+from .scores import TopK
+
+THUMBNAIL = 192  # pixels on the longer side of every image drawn
+
+
+def similarity_heatmap(similarity, images: Sequence, texts: Sequence[str],
+                       title: Optional[str] = 'Cosine similarity between text and image features',
+                       vmin: Optional[float] = None, vmax: Optional[float] = None):
+    """Texts on the rows, images as thumbnails above the columns, the cosine in every cell.
+
+    similarity: [n_images, n_texts] (ruclip.similarity's output), a tensor or an array; images:
+    PIL images, paths or bytes, one per column; vmin / vmax: the colour scale, the data's by default.
+    The matrix is the axes' first image (label 'similarity'), the thumbnails follow it.
+    """
+    matrix = _matrix(similarity, len(images), len(texts)).T  # [n_texts, n_images]
+    n_texts, n_images = matrix.shape
+    caption_inches = 0.11 * max(len(str(text)) for text in texts)  # about 0.11 inch a character at 12 pt
+    figure = _figure(figsize=(0.5 + caption_inches + 0.85 * n_images, 0.9 + 0.85 * (n_texts + 1.2)))
+    ax = figure.add_subplot()
+    cells = ax.imshow(matrix, cmap='viridis', vmin=vmin, vmax=vmax, aspect='auto', label='similarity')
+    for column, image in enumerate(images):  # thumbnails in a row above the matrix
+        ax.imshow(_thumbnail(image, square=True), extent=(column - 0.5, column + 0.5, -0.6, -1.6),
+                  aspect='auto', label=f'thumbnail {column}')
+    low, high = cells.norm.vmin, cells.norm.vmax
+    for row, column in np.ndindex(matrix.shape):
+        shade = (matrix[row, column] - low) / (high - low) if high > low else 0.0
+        ax.text(column, row, f'{matrix[row, column]:.2f}', ha='center', va='center', fontsize=9,
+                color='black' if shade > 0.6 else 'white')
+    ax.set_yticks(range(n_texts), [str(text) for text in texts], fontsize=12)
+    ax.set_xticks([])
+    ax.set_xlim(-0.5, n_images - 0.5)
+    ax.set_ylim(n_texts - 0.5, -1.7)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=14)
+    return figure
+
+
+def probability_bars(images: Sequence, top: TopK, columns: int = 2, title: Optional[str] = None):
+    """Each image beside a horizontal bar chart of its top-k probabilities, best on top.
+
+    top: ruclip.classify's result for these images (any TopK; unlabelled columns show their index).
+    Axes come in pairs, image then bars; each bar chart's x label names the best label.
+    """
+    _check_count(top, images, 'top')
+    rows = math.ceil(len(images) / columns)
+    figure = _figure(figsize=(6.5 * columns, 2.8 * rows))
+    grid = figure.add_gridspec(rows, 2 * columns, width_ratios=[1, 1.25] * columns)
+    for i, (image, entries) in enumerate(zip(images, top.tolist())):
+        row, column = divmod(i, columns)
+        picture, bars = figure.add_subplot(grid[row, 2 * column]), figure.add_subplot(grid[row, 2 * column + 1])
+        _show(picture, image)
+        names = [str(entry.get('label', entry['index'])) for entry in entries]
+        drawn = bars.barh(range(len(entries)), [entry['score'] for entry in entries], color='tab:blue')
+        bars.bar_label(drawn, fmt='%.2f', padding=2, fontsize=8)
+        bars.set_yticks(range(len(entries)), names)
+        bars.invert_yaxis()
+        bars.set_xlim(0, 1.15)
+        bars.set_xticks([0, 0.25, 0.5, 0.75, 1])
+        bars.grid(axis='x', alpha=0.4)
+        bars.set_xlabel(f'probability "{names[0]}"')
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def label_grid(images: Sequence, labels: Sequence[str], columns: int = 4, title: Optional[str] = None):
+    """The images in a grid, each titled with its label (e.g. its predicted class)."""
+    _check_count(labels, images, 'labels')
+    rows = math.ceil(len(images) / columns)
+    figure = _figure(figsize=(3 * columns, 3.2 * rows))
+    for i, (image, label) in enumerate(zip(images, labels)):
+        ax = figure.add_subplot(rows, columns, i + 1)
+        _show(ax, image)
+        ax.set_title(str(label), fontsize=13)
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def _figure(figsize):
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError("ruclip's plots need matplotlib: pip install 'ruclip[plot]'") from None
+    return Figure(figsize=figsize, layout='constrained')
+
+
+def _show(ax, image):
+    ax.imshow(_thumbnail(image))
+    ax.set_axis_off()
+
+
+def _thumbnail(image, square: bool = False) -> np.ndarray:
+    """[h, w, 3] uint8, at most THUMBNAIL pixels a side; `square`: the centred square the model sees."""
+    image = open_image(image).convert('RGB')
+    if square:
+        side = min(image.size)
+        left, top = (image.width - side) // 2, (image.height - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+    image.thumbnail((THUMBNAIL, THUMBNAIL))
+    return np.asarray(image)
+
+
+def _matrix(similarity, n_images: int, n_texts: int) -> np.ndarray:
+    if hasattr(similarity, 'detach'):
+        similarity = similarity.detach().float().cpu().numpy()
+    matrix = np.asarray(similarity, dtype=np.float32)
+    if matrix.shape != (n_images, n_texts):
+        raise ValueError(f'similarity must be [n_images, n_texts] = [{n_images}, {n_texts}] for '
+                         f'{n_images} images and {n_texts} texts, got shape {list(matrix.shape)}')
+    return matrix
+
+
+def _check_count(values, images, name: str):
+    if len(images) == 0:
+        raise ValueError('images is empty: give at least one image')
+    if len(values) != len(images):
+        raise ValueError(f'{name} has {len(values)} rows for {len(images)} images')

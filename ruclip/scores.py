@@ -1,0 +1,138 @@
+"""Scores from latents: cosine similarity, class probabilities, top-k and two-way ranking.
+
+Nothing here runs the model: the inputs are latents from Predictor.get_image_latents and
+Predictor.get_text_latents (or CLIP.encode_*), so they can be computed once and reused.
+"""
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+
+CHUNK_ELEMENTS = 1 << 24  # rank_latents() holds at most about this many similarities at once (64 MiB in fp32)
+
+
+@dataclass(frozen=True)
+class TopK:
+    """The k best columns of each row of a score matrix, best first.
+
+    indices: [rows, k] long, column indices; scores: [rows, k] float, their scores;
+    labels: the columns' names per row (labels[row][j] names indices[row, j]), or None.
+    """
+    indices: torch.Tensor
+    scores: torch.Tensor
+    labels: Optional[List[List[str]]] = None
+
+    def __len__(self) -> int:
+        return self.indices.shape[0]
+
+    def tolist(self) -> List[List[dict]]:
+        """Per row, [{'index': int, 'score': float, 'label': str (when labelled)}, ...], best first."""
+        rows = []
+        for row, (indices, scores) in enumerate(zip(self.indices.tolist(), self.scores.tolist())):
+            entries = [dict(index=index, score=score) for index, score in zip(indices, scores)]
+            if self.labels is not None:
+                for entry, label in zip(entries, self.labels[row]):
+                    entry['label'] = label
+            rows.append(entries)
+        return rows
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Both directions of an images x texts ranking, scored by cosine similarity.
+
+    texts_per_image: row i holds the best texts for image i; images_per_text: row j the best
+    images for text j.
+    """
+    texts_per_image: TopK
+    images_per_text: TopK
+
+
+def similarity(image_latents: torch.Tensor, text_latents: torch.Tensor) -> torch.Tensor:
+    """[n_images, n_texts] cosine similarity, in fp32 on the latents' device."""
+    image_latents, text_latents = _check_latents(image_latents, text_latents)
+    return image_latents @ text_latents.t()
+
+
+def probabilities(image_latents: torch.Tensor, text_latents: torch.Tensor,
+                  scale: Union[float, torch.Tensor]) -> torch.Tensor:
+    """[n_images, n_classes] softmax over classes of scale * cosine similarity; rows sum to 1.
+
+    scale is the model's trained temperature, clip.logit_scale.exp() (the model stores its log).
+    """
+    scale = float(scale.detach() if isinstance(scale, torch.Tensor) else scale)
+    if not scale > 0:
+        raise ValueError(f'scale must be a positive number, e.g. clip.logit_scale.exp(); got {scale}')
+    return torch.softmax(scale * similarity(image_latents, text_latents), dim=-1)
+
+
+def top_k(scores: torch.Tensor, k: int, labels: Optional[Sequence[str]] = None) -> TopK:
+    """The k highest scores of each row, best first; k larger than the row is cut to its length.
+
+    labels: one name per column, copied into the result for each row's picks.
+    """
+    if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
+        raise TypeError(f'scores must be a [rows, columns] tensor, got {_describe(scores)}')
+    k = _check_k(k)
+    if labels is not None and len(labels) != scores.shape[1]:
+        raise ValueError(f'got {len(labels)} labels for {scores.shape[1]} score columns')
+    values, indices = scores.topk(min(k, scores.shape[1]), dim=1)
+    return _labelled(values.cpu(), indices.cpu(), labels)
+
+
+def rank_latents(image_latents: torch.Tensor, text_latents: torch.Tensor, k: int = 5,
+         texts: Optional[Sequence[str]] = None, images: Optional[Sequence[str]] = None) -> Ranking:
+    """The k most similar texts for each image and the k most similar images for each text.
+
+    The full [n_images, n_texts] matrix is never held: rows are scored a chunk at a time, keeping
+    only each row's top k. texts / images: names for the result's labels.
+    """
+    image_latents, text_latents = _check_latents(image_latents, text_latents)
+    k = _check_k(k)
+    for names, latents, what in ((texts, text_latents, 'texts'), (images, image_latents, 'images')):
+        if names is not None and len(names) != latents.shape[0]:
+            raise ValueError(f'got {len(names)} {what} names for {latents.shape[0]} {what} latents')
+    return Ranking(texts_per_image=_chunked_top_k(image_latents, text_latents, k, texts),
+                   images_per_text=_chunked_top_k(text_latents, image_latents, k, images))
+
+
+def _chunked_top_k(queries: torch.Tensor, keys: torch.Tensor, k: int, labels) -> TopK:
+    k = min(k, keys.shape[0])
+    chunk = max(1, CHUNK_ELEMENTS // keys.shape[0])
+    values, indices = zip(*(
+        (queries[start:start + chunk] @ keys.t()).topk(k, dim=1)  # [chunk, n_keys] -> 2 x [chunk, k]
+        for start in range(0, queries.shape[0], chunk)
+    ))
+    return _labelled(torch.cat(values).cpu(), torch.cat(indices).cpu(), labels)
+
+
+def _labelled(values: torch.Tensor, indices: torch.Tensor, labels) -> TopK:
+    names = None if labels is None else [[labels[i] for i in row] for row in indices.tolist()]
+    return TopK(indices=indices, scores=values, labels=names)
+
+
+def _check_latents(image_latents, text_latents):
+    for name, latents in (('image_latents', image_latents), ('text_latents', text_latents)):
+        if not isinstance(latents, torch.Tensor) or latents.dim() != 2 or not latents.is_floating_point():
+            raise TypeError(f'{name} must be a float [n, embed_dim] tensor, got {_describe(latents)}')
+        if latents.shape[0] == 0:
+            raise ValueError(f'{name} is empty: give at least one')
+    if image_latents.shape[1] != text_latents.shape[1]:
+        raise ValueError(f'image_latents have {image_latents.shape[1]} dimensions and text_latents '
+                         f'{text_latents.shape[1]}: they must come from the same model')
+    device = image_latents.device
+    return (F.normalize(image_latents.float(), dim=-1),
+            F.normalize(text_latents.to(device).float(), dim=-1))
+
+
+def _check_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f'k must be a positive integer, got {k!r}')
+    return k
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f'a {value.dtype} tensor of shape {list(value.shape)}'
+    return type(value).__name__

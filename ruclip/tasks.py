@@ -1,0 +1,108 @@
+"""One call per task, on top of a Predictor: classify, rank, encode captions, embed image files.
+
+Wherever `images` is taken, it may be a list (or any iterable) of PIL images, file paths or
+bytes, or the [n_images, embed_dim] tensor that Predictor.get_image_latents returned for them,
+so latents are computed once and reused.
+"""
+import os
+from dataclasses import dataclass
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
+
+import torch
+from tqdm.auto import tqdm
+
+from .files import read_images
+from .predictor import Predictor
+from .scores import Ranking, TopK, probabilities, rank_latents, top_k
+
+Images = Union[Iterable, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """Image latents for the files that could be read.
+
+    latents: [len(files), embed_dim] L2-normalised, row i for files[i];
+    skipped: (path, reason) for each file left out, in input order.
+    """
+    latents: torch.Tensor
+    files: List[str]
+    skipped: List[Tuple[str, str]]
+
+
+def classify(predictor: Predictor, images: Images, labels: Sequence[str], k: int = 3,
+             text_latents: Optional[torch.Tensor] = None) -> TopK:
+    """The k most probable labels for each image, with their probabilities, best first.
+
+    Probabilities are the softmax over `labels` of logit_scale * cosine similarity, as the model
+    was trained; labels are wrapped in predictor.templates. The top label is Predictor.run's.
+    text_latents: predictor.get_text_latents(labels), when already computed.
+    """
+    if text_latents is None:
+        text_latents = predictor.get_text_latents(labels)
+    elif text_latents.shape[0] != len(labels):
+        raise ValueError(f'text_latents has {text_latents.shape[0]} rows for {len(labels)} labels')
+    scale = predictor.clip_model.logit_scale.detach().exp()
+    return top_k(probabilities(image_latents(predictor, images), text_latents, scale), k, labels)
+
+
+def rank(predictor: Predictor, images: Images, texts: Sequence[str], k: int = 5,
+         image_names: Optional[Sequence[str]] = None, text_latents: Optional[torch.Tensor] = None) -> Ranking:
+    """The k most similar texts for each image and the k most similar images for each text.
+
+    Texts are encoded as they are, without templates (see encode_texts); scores are cosine
+    similarities. image_names label the images in images_per_text (file paths, say).
+    text_latents: encode_texts(predictor, texts), when already computed.
+    """
+    if text_latents is None:
+        text_latents = encode_texts(predictor, texts)
+    return rank_latents(image_latents(predictor, images), text_latents, k, texts=list(texts), images=image_names)
+
+
+def encode_texts(predictor: Predictor, texts: Sequence[str]) -> torch.Tensor:
+    """[n_texts, embed_dim] L2-normalised latents of captions taken as they are, no templates."""
+    plain = Predictor(predictor.clip_model, predictor.clip_processor, predictor.device, templates=['{}'],
+                      bs=predictor.bs, quiet=True)
+    return plain.get_text_latents(texts)
+
+
+def image_latents(predictor: Predictor, images: Images) -> torch.Tensor:
+    """images (see the module's doc) -> [n_images, embed_dim] L2-normalised latents."""
+    if isinstance(images, torch.Tensor):
+        if images.dim() != 2:
+            raise ValueError(f'a tensor given as images must be [n_images, embed_dim] image latents, '
+                             f'got shape {list(images.shape)}')
+        return images
+    return predictor.get_image_latents(images)
+
+
+def embed_images(predictor: Predictor, files: Sequence[Union[str, os.PathLike]]) -> Embeddings:
+    """Latents of image files, read lazily a batch at a time; unreadable files are skipped with a
+    warning on the 'ruclip' logger. Shows a progress bar unless predictor.quiet.
+    Raises ValueError when no file could be read."""
+    files = [os.fspath(path) for path in files]
+    if not files:
+        raise ValueError('files is empty: give at least one image file')
+    skipped = []
+    readable = []
+
+    def images():
+        with tqdm(total=len(files), unit='image', disable=predictor.quiet) as progress:
+            def skip(path, reason):
+                skipped.append((path, reason))
+                progress.update(1)
+
+            for path, image in read_images(files, on_skip=skip):
+                readable.append(path)
+                progress.update(1)
+                yield image
+
+    quiet = Predictor(predictor.clip_model, predictor.clip_processor, predictor.device,
+                      templates=predictor.templates, bs=predictor.bs, quiet=True)
+    try:
+        latents = quiet.get_image_latents(images())
+    except ValueError:
+        if not readable:
+            raise ValueError(f'none of the {len(files)} image files could be read') from None
+        raise
+    return Embeddings(latents=latents, files=readable, skipped=skipped)

@@ -1,0 +1,27 @@
+"""Optional dependencies: a missing or too old package names the extra that installs it."""
+import importlib
+
+import pytest
+
+from ruclip import extras
+
+
+def test_missing_package_names_the_extra(monkeypatch):
+    def no_module(name):
+        raise ImportError(f"No module named '{name}'")
+
+    monkeypatch.setattr(importlib, 'import_module', no_module)
+    with pytest.raises(ImportError, match=r"OnnxCLIP needs the 'onnxruntime' package.*pip install 'ruclip\[onnx\]'"):
+        extras.require('onnxruntime', 'onnx', 'OnnxCLIP')
+
+
+def test_old_package_names_the_minimum_version():
+    with pytest.raises(ImportError, match=r"needs pytest>=999.0, found .*pip install -U 'ruclip\[hf\]'"):
+        extras.require('pytest', 'hf', 'the test', min_version=(999, 0))
+    assert extras.require('pytest', 'hf', 'the test', min_version=(1,)).__name__ == 'pytest'
+
+
+@pytest.mark.parametrize('version, expected', [('0.19.1', (0, 19, 1)), ('2.14.1+cu130', (2, 14, 1)),
+                                               ('1.0rc1', (1, 0)), ('dev', ())])
+def test_version_tuple(version, expected):
+    assert extras._version_tuple(version) == expected

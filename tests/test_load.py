@@ -1,0 +1,196 @@
+"""ruclip.load: the Hub (a local stand-in), its cache, offline mode, local folders, and every bad input."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import huggingface_hub.constants
+import pytest
+import torch
+
+import ruclip
+from checkpoints import TINY_ARCHITECTURES, write_checkpoint
+from fake_hub import FakeHub
+
+REPO = 'ai-forever/ruclip-vit-base-patch32-224'
+NAME = 'ruclip-vit-base-patch32-224'
+
+
+@pytest.fixture
+def hub(monkeypatch, tiny_checkpoint):
+    with FakeHub() as hub:
+        hub.add_folder(REPO, tiny_checkpoint)
+        monkeypatch.setattr(huggingface_hub.constants, 'ENDPOINT', hub.url)
+        monkeypatch.setattr(huggingface_hub.constants, 'HUGGINGFACE_CO_URL_TEMPLATE',
+                            hub.url + '/{repo_id}/resolve/{revision}/{filename}')
+        yield hub
+
+
+def same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_models_are_the_six_hub_repos():
+    assert sorted(ruclip.MODELS) == sorted(
+        f'ruclip-vit-{arch}' for arch in ['base-patch32-224', 'base-patch16-224', 'large-patch14-224',
+                                          'base-patch32-384', 'large-patch14-336', 'base-patch16-384'])
+    for name, entry in ruclip.MODELS.items():
+        assert entry['repo_id'] == f'ai-forever/{name}'
+        assert sorted(entry['filenames']) == ['bpe.model', 'config.json', 'pytorch_model.bin']
+
+
+def test_download_into_cache_dir_then_offline_without_requests(hub, tmp_path, tiny_checkpoint):
+    clip, processor = ruclip.load(NAME, cache_dir=tmp_path)
+    assert not clip.training
+    assert isinstance(processor, ruclip.RuCLIPProcessor)
+    assert same_weights(clip, ruclip.CLIP.from_pretrained(tiny_checkpoint))
+    assert sorted(p for _, p, _ in hub.file_requests() if p.endswith('pytorch_model.bin'))
+    snapshot = tmp_path / f'models--{REPO.replace("/", "--")}' / 'snapshots'
+    assert {p.name for p in next(snapshot.iterdir()).iterdir()} == {'config.json', 'bpe.model', 'pytorch_model.bin'}
+
+    hub.requests.clear()
+    clip_again, _ = ruclip.load(NAME, cache_dir=tmp_path, local_files_only=True)
+    assert hub.requests == []
+    assert same_weights(clip, clip_again)
+
+
+def test_token_and_its_old_name_reach_the_hub(hub, tmp_path):
+    ruclip.load(NAME, cache_dir=tmp_path / 'a', use_auth_token='old-style')
+    assert {auth for _, _, auth in hub.file_requests()} == {'Bearer old-style'}
+    hub.requests.clear()
+    ruclip.load(NAME, cache_dir=tmp_path / 'b', token='new-style', use_auth_token='ignored')
+    assert {auth for _, _, auth in hub.file_requests()} == {'Bearer new-style'}
+
+
+def test_revision_selects_other_weights(hub, tmp_path, checkpoint_factory):
+    hub.add_folder(REPO, checkpoint_factory(seed=1), revision='v2')
+    main, _ = ruclip.load(NAME, cache_dir=tmp_path)
+    v2, _ = ruclip.load(NAME, cache_dir=tmp_path, revision='v2')
+    assert same_weights(v2, ruclip.CLIP.from_pretrained(checkpoint_factory(seed=1)))
+    assert not same_weights(main, v2)
+
+
+def test_hf_hub_offline_env_loads_from_default_cache_without_requests(hub, tmp_path):
+    env = dict(os.environ, HF_HOME=str(tmp_path / 'hf'), HF_ENDPOINT=hub.url)
+    env.pop('HF_HUB_OFFLINE', None)
+    script = (f'import ruclip; clip, _ = ruclip.load({NAME!r}); '
+              f'print(sum(p.numel() for p in clip.parameters()))')
+    online = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True, text=True)
+    assert online.returncode == 0, online.stderr
+    assert (tmp_path / 'hf' / 'hub' / f'models--{REPO.replace("/", "--")}').is_dir()
+
+    hub.requests.clear()
+    offline = subprocess.run([sys.executable, '-c', script], env=dict(env, HF_HUB_OFFLINE='1'),
+                             capture_output=True, text=True)
+    assert offline.returncode == 0, offline.stderr
+    assert offline.stdout == online.stdout
+    assert hub.requests == []
+
+
+def test_prepared_cache_loads_offline(hub_cache, tiny_checkpoint):
+    clip, _ = ruclip.load(NAME, cache_dir=hub_cache, local_files_only=True)
+    assert same_weights(clip, ruclip.CLIP.from_pretrained(tiny_checkpoint))
+
+
+def test_offline_and_not_cached_names_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r'ai-forever/ruclip-vit-base-patch16-224/.*local_files_only'):
+        ruclip.load('ruclip-vit-base-patch16-224', cache_dir=tmp_path, local_files_only=True)
+
+
+def test_unknown_name_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"Unknown model 'ruclip-vit-huge'.*ruclip-vit-base-patch32-224"):
+        ruclip.load('ruclip-vit-huge')
+    with pytest.raises(TypeError, match='model name must be a str'):
+        ruclip.load(42)
+    with pytest.raises(FileNotFoundError, match='no such checkpoint folder'):
+        ruclip.load('./no/such/folder')
+
+
+def test_local_folder_and_device_and_dtype(tiny_checkpoint):
+    clip, processor = ruclip.load(str(tiny_checkpoint), device='cpu', dtype=torch.bfloat16)
+    assert clip.dtype == torch.bfloat16 and clip.device.type == 'cpu' and not clip.training
+    clip32, _ = ruclip.load(tiny_checkpoint)
+    assert clip32.dtype == torch.float32
+
+
+def test_fp16_checkpoint_loads_as_fp32_by_default(checkpoint_factory):
+    clip = ruclip.CLIP.from_pretrained(checkpoint_factory(dtype=torch.float16))
+    assert all(p.dtype == torch.float32 for p in clip.parameters())
+
+
+def test_safetensors_is_preferred_over_bin(tmp_path, bpe_model, tiny_checkpoint):
+    folder = write_checkpoint(tmp_path / 'st', TINY_ARCHITECTURES[NAME], bpe_model, seed=3, weights='safetensors')
+    shutil.copy(tiny_checkpoint / 'pytorch_model.bin', folder / 'pytorch_model.bin')  # seed 0 weights
+    clip, _ = ruclip.load(str(folder))
+    from safetensors.torch import load_file
+    expected = load_file(folder / 'model.safetensors')
+    assert all(torch.equal(clip.state_dict()[k], v) for k, v in expected.items())
+
+
+@pytest.fixture
+def folder_copy(tmp_path, tiny_checkpoint):
+    folder = tmp_path / 'copy'
+    shutil.copytree(tiny_checkpoint, folder)
+    return folder
+
+
+@pytest.mark.parametrize('missing, message', [
+    ('config.json', 'has no config.json'),
+    ('bpe.model', 'has no bpe.model'),
+    ('pytorch_model.bin', 'no weights in .*pytorch_model.bin'),
+])
+def test_missing_file_is_named(folder_copy, missing, message):
+    (folder_copy / missing).unlink()
+    with pytest.raises(FileNotFoundError, match=message):
+        ruclip.load(str(folder_copy))
+
+
+@pytest.mark.parametrize('filename, content, message', [
+    ('pytorch_model.bin', b'not a checkpoint at all', r'pytorch_model.bin is corrupt'),
+    ('pytorch_model.bin', b'junk', r'pytorch_model.bin is corrupt'),
+    ('pytorch_model.bin', b'', r'pytorch_model.bin is corrupt'),
+    ('config.json', b'{"embed_dim": 24,', r'config.json is not valid JSON'),
+    ('config.json', b'[1, 2]', r'config.json must hold a JSON object'),
+    ('config.json', b'{"embed_dim": 24}', r"config.json is missing keys \['context_length'"),
+    ('bpe.model', b'12 x\n', r'bpe.model'),
+])
+def test_corrupt_file_is_named(folder_copy, filename, content, message):
+    (folder_copy / filename).write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        ruclip.load(str(folder_copy))
+
+
+def test_truncated_weights_are_named(folder_copy):
+    path = folder_copy / 'pytorch_model.bin'
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(ValueError, match='pytorch_model.bin is corrupt'):
+        ruclip.load(str(folder_copy))
+
+
+def test_weights_that_do_not_match_the_config_are_explained(folder_copy):
+    config = json.loads((folder_copy / 'config.json').read_text())
+    config['transformer_width'] = 64
+    (folder_copy / 'config.json').write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r'checkpoint does not match config.json: shape mismatches'):
+        ruclip.load(str(folder_copy))
+
+
+def test_bad_config_value_is_explained(folder_copy):
+    config = json.loads((folder_copy / 'config.json').read_text())
+    config['vision_patch_size'] = 0
+    (folder_copy / 'config.json').write_text(json.dumps(config))
+    with pytest.raises(ValueError, match='vision_patch_size must be a positive integer, got 0'):
+        ruclip.load(str(folder_copy))
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ('echo pwned',))
+
+
+def test_pickled_code_is_refused(folder_copy):
+    torch.save({'payload': _Evil()}, folder_copy / 'pytorch_model.bin')
+    with pytest.raises(ValueError, match='could not be loaded safely'):
+        ruclip.load(str(folder_copy))

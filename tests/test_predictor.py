@@ -1,0 +1,69 @@
+"""Predictor: any iterable of images, quiet mode, no autograd, clear errors."""
+import pytest
+import torch
+
+import ruclip
+from images import rgb_image
+
+
+@pytest.fixture(scope='module')
+def predictor(tiny_checkpoint):
+    clip, processor = ruclip.load(str(tiny_checkpoint))
+    return ruclip.Predictor(clip, processor, 'cpu', bs=3, quiet=True)
+
+
+@pytest.fixture(scope='module')
+def photos():
+    return [rgb_image(64 + 9 * i, 48 + 5 * i, seed=i) for i in range(7)]
+
+
+def test_labels_are_the_argmax_of_the_cosine(predictor, photos):
+    text_latents = predictor.get_text_latents(['кошка', 'собака', 'дом'])
+    assert text_latents.shape == (3, 24) and not text_latents.requires_grad
+    torch.testing.assert_close(text_latents.norm(dim=-1), torch.ones(3))
+    labels = predictor.run(photos, text_latents)
+    image_latents = predictor.get_image_latents(photos)
+    assert labels == (image_latents @ text_latents.t()).argmax(1).tolist()
+    assert all(isinstance(label, int) for label in labels)
+
+
+def test_generators_and_batches_give_the_same_latents(predictor, photos):
+    from_list = predictor.get_image_latents(photos)
+    from_generator = predictor.get_image_latents(photo for photo in photos)
+    one_by_one = torch.cat([predictor.get_image_latents([photo]) for photo in photos])
+    torch.testing.assert_close(from_generator, from_list, atol=0, rtol=0)
+    torch.testing.assert_close(one_by_one, from_list, atol=1e-6, rtol=0)
+
+
+def test_labels_are_lowercased_and_stripped(predictor):
+    torch.testing.assert_close(predictor.get_text_latents([' КОШКА ']), predictor.get_text_latents(['кошка']))
+
+
+def test_progress_bar_unless_quiet(tiny_checkpoint, photos, capsys):
+    clip, processor = ruclip.load(str(tiny_checkpoint))
+    loud = ruclip.Predictor(clip, processor, 'cpu', quiet=False)
+    loud.run(photos, loud.get_text_latents(['a', 'b']))
+    assert '7/7' in capsys.readouterr().err
+    quiet = ruclip.Predictor(clip, processor, 'cpu', quiet=True)
+    quiet.run(photos, quiet.get_text_latents(['a', 'b']))
+    assert capsys.readouterr().err == ''
+
+
+def test_bad_inputs_are_explained(predictor, photos, tiny_checkpoint):
+    with pytest.raises(TypeError, match='class_labels must be a list of str, got str'):
+        predictor.get_text_latents('кошка')
+    with pytest.raises(ValueError, match='class_labels is empty'):
+        predictor.get_text_latents([])
+    with pytest.raises(TypeError, match='every class label must be a str, got int'):
+        predictor.get_text_latents(['a', 1])
+    with pytest.raises(ValueError, match='images is empty'):
+        predictor.run([], predictor.get_text_latents(['a']))
+    with pytest.raises(ValueError, match='images is empty'):
+        predictor.get_image_latents(iter([]))
+    with pytest.raises(TypeError, match='text_latents must be'):
+        predictor.run(photos, ['a'])
+    clip, processor = ruclip.load(str(tiny_checkpoint))
+    with pytest.raises(ValueError, match=r"every template must be a str with a '\{\}'"):
+        ruclip.Predictor(clip, processor, 'cpu', templates=['фото кошки'])
+    with pytest.raises(ValueError, match='bs must be a positive integer'):
+        ruclip.Predictor(clip, processor, 'cpu', bs=0)

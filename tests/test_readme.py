@@ -1,0 +1,138 @@
+"""The code in README.md, and the original ruclip README's snippets, run against a tiny checkpoint.
+
+Only what cannot run here is swapped: the Hub is a local stand-in serving a tiny random checkpoint,
+`requests` and `CIFAR100` hand out local pictures, and device is the CPU.
+"""
+import base64
+import re
+import sys
+import types
+from pathlib import Path
+
+import huggingface_hub.constants
+import pytest
+import torch
+
+from fake_hub import FakeHub
+from images import encoded, rgb_image
+
+README = Path(__file__).resolve().parents[1] / 'README.md'
+
+# The original README's snippets, verbatim but for device = 'cpu'.
+ORIGINAL_INIT = """
+import ruclip
+
+device = 'cpu'
+clip, processor = ruclip.load('ruclip-vit-base-patch32-384', device=device)
+"""
+ORIGINAL_ZERO_SHOT = """
+import torch
+import base64
+import requests
+import matplotlib.pyplot as plt
+from PIL import Image
+from io import BytesIO
+
+# prepare images
+bs4_urls = requests.get('https://raw.githubusercontent.com/sberbank-ai/ru-dolph/master/pics/pipelines/cats_vs_dogs_bs4.json').json()
+images = [Image.open(BytesIO(base64.b64decode(bs4_url))) for bs4_url in bs4_urls]
+
+# prepare classes
+classes = ['кошка', 'собака']
+templates = ['{}', 'это {}', 'на картинке {}', 'это {}, домашнее животное']
+
+# predict
+predictor = ruclip.Predictor(clip, processor, device, bs=8, templates=templates)
+with torch.no_grad():
+    text_latents = predictor.get_text_latents(classes)
+    pred_labels = predictor.run(images, text_latents)
+
+# show results
+f, ax = plt.subplots(2,4, figsize=(12,6))
+for i, (pil_img, pred_label) in enumerate(zip(images, pred_labels)):
+    ax[i//4, i%4].imshow(pil_img)
+    ax[i//4, i%4].set_title(classes[pred_label])
+"""
+ORIGINAL_LINEAR_PROBE = """
+train = CIFAR100(root, download=True, train=True)
+test = CIFAR100(root, download=True, train=False)
+
+with torch.no_grad():
+    X_train = predictor.get_image_latents((pil_img for pil_img, _ in train)).cpu().numpy()
+    X_test = predictor.get_image_latents((pil_img for pil_img, _ in test)).cpu().numpy()
+    y_train, y_test = np.array(train.targets), np.array(test.targets)
+"""
+
+
+@pytest.fixture
+def hub_with_all_models(monkeypatch, checkpoint_factory, tmp_path):
+    import ruclip
+    with FakeHub() as hub:
+        for name in ('ruclip-vit-base-patch32-384', 'ruclip-vit-base-patch16-224'):
+            hub.add_folder(ruclip.MODELS[name]['repo_id'], checkpoint_factory(name))
+        monkeypatch.setattr(huggingface_hub.constants, 'ENDPOINT', hub.url)
+        monkeypatch.setattr(huggingface_hub.constants, 'HUGGINGFACE_CO_URL_TEMPLATE',
+                            hub.url + '/{repo_id}/resolve/{revision}/{filename}')
+        monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(tmp_path / 'hf-cache'))
+        yield hub
+
+
+class FakeCIFAR100:
+    def __init__(self, root, download, train):
+        n = 12 if train else 5
+        self.items = [(rgb_image(32, 32, seed=i + 100 * train), i % 3) for i in range(n)]
+        self.targets = [label for _, label in self.items]
+
+    def __iter__(self):
+        return iter(self.items)
+
+
+def test_original_readme_snippets_run_unchanged(hub_with_all_models, monkeypatch):
+    pictures = [base64.b64encode(encoded(rgb_image(120 + 10 * i, 90, seed=i), 'JPEG')) for i in range(8)]
+    fake_requests = types.SimpleNamespace(get=lambda url: types.SimpleNamespace(json=lambda: pictures))
+    monkeypatch.setitem(sys.modules, 'requests', fake_requests)
+    import matplotlib
+    matplotlib.use('Agg')
+    import numpy as np
+
+    namespace = {}
+    exec(ORIGINAL_INIT, namespace)
+    exec(ORIGINAL_ZERO_SHOT, namespace)
+    assert len(namespace['pred_labels']) == 8 and set(namespace['pred_labels']) <= {0, 1}
+    assert namespace['ax'][1, 3].get_title() in ('кошка', 'собака')
+
+    namespace.update(CIFAR100=FakeCIFAR100, root='unused', np=np)
+    exec(ORIGINAL_LINEAR_PROBE, namespace)
+    assert namespace['X_train'].shape == (12, 24) and namespace['X_test'].shape == (5, 24)
+    assert namespace['y_train'].tolist() == [i % 3 for i in range(12)]
+
+
+def readme_python_blocks(heading: str):
+    text = README.read_text(encoding='utf-8')
+    section = text.split(f'\n## {heading}\n', 1)[1].split('\n## ', 1)[0]
+    return re.findall(r'```python\n(.*?)```', section, flags=re.S)
+
+
+def test_readme_zero_shot_example_runs(hub_with_all_models, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rgb_image(200, 150, seed=1).save('cat.jpg')
+    rgb_image(150, 200, seed=2).save('dog.jpg')
+    blocks = readme_python_blocks('Zero-shot classification')
+    assert len(blocks) == 2
+    namespace = {}
+    exec(blocks[0], namespace)
+    assert len(namespace['pred_labels']) == 2
+    exec(blocks[1], namespace)
+    assert namespace['logits_per_image'].shape == (2, 2)
+    assert namespace['image_latents'].shape == namespace['text_latents'].shape == (2, 24)
+
+
+def test_readme_loading_examples_run(hub_with_all_models, tmp_path, checkpoint_factory):
+    (block,) = readme_python_blocks('Loading: cache, offline, folders, precision')
+    folder = str(checkpoint_factory('ruclip-vit-base-patch16-224'))
+    code = block.replace("'/path/to/folder'", repr(folder)).replace("'/data/hf'", repr(str(tmp_path / 'data')))
+    namespace = {'torch': torch}
+    import ruclip
+    namespace['ruclip'] = ruclip
+    exec(code, namespace)
+    assert namespace['clip'].dtype == torch.bfloat16  # the block's last line
