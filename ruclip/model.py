@@ -25,12 +25,21 @@ DTYPES = {
 class LayerNorm(nn.LayerNorm):
     """LayerNorm computed in fp32 whatever the input's dtype, as the original does for fp16.
 
-    The statistics and the affine step run in fp32 inside one kernel (a reduced-precision input with
-    fp32 weight and bias), and the result is rounded once to the input's dtype.
+    In eager mode a reduced-precision input goes straight into one kernel with fp32 weight and bias
+    (statistics and affine step in fp32, rounded once): no fp32 copy of the activations. Traced for
+    torch.compile or export, it takes the one-dtype form, which ONNX and inductor expect.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x, self.normalized_shape, self.weight.float(), self.bias.float(), self.eps)
+        weight, bias = self.weight.float(), self.bias.float()
+        if x.dtype == torch.float32 or _is_compiling():
+            return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).to(x.dtype)
+        return F.layer_norm(x, self.normalized_shape, weight, bias, self.eps)
+
+
+def _is_compiling() -> bool:
+    is_compiling = getattr(torch.compiler, 'is_compiling', None)  # torch >= 2.3
+    return bool(is_compiling and is_compiling())
 
 
 QUICK_GELU_SCALE = 1.702
