@@ -150,7 +150,8 @@ class VisionTransformer(nn.Module):
         B, C, S, _ = x.shape
         P = self.conv1.kernel_size[0]
         g = S // P
-        patches = x.reshape(B, C, g, P, g, P).permute(0, 2, 4, 1, 3, 5).reshape(B * g * g, C * P * P)  # [B*grid**2, 3*P*P]
+        patches = x.reshape(B, C, g, P, g, P).permute(0, 2, 4, 1, 3, 5)  # [B, grid, grid, 3, P, P]
+        patches = patches.reshape(B * g * g, C * P * P)  # [B*grid**2, 3*P*P]
         weight = self.conv1.weight.reshape(self.conv1.out_channels, C * P * P)  # [width, 3*P*P]
         return (patches @ weight.t()).view(B, g * g, -1)  # [B, grid**2, width]
 
