@@ -1,6 +1,7 @@
 """Speed of ruclip against the original ruclip==0.0.2, same random weights, in one run.
 
-    python benchmarks/bench.py --quick                  # base-patch32-384 only, one round (~10 min)
+    python benchmarks/bench.py                          # base-patch32-384, two rounds (~5 min)
+    python benchmarks/bench.py --quick                  # the same, one round, 32 photos
     python benchmarks/bench.py --models all --compile   # the six architectures (long)
 
 For each model: load time and peak RSS (fresh processes), text latents/s for 100 classes x 6
@@ -261,12 +262,17 @@ def bench_model(name: str, folder: Path, args, original) -> dict:
                         compiled[d](pixel_values.to(m.dtype))
                     result.setdefault('compile_s', {})[d] = time.perf_counter() - start
                     fns[f'ours {d} compiled'] = lambda c=compiled[d], m=m: c(pixel_values.to(m.dtype))
+        matmuls = {dtype: _matmul_fn(dtype) for dtype in {'fp32'} | {_dtype_of(k) for k in fns}}
+        fns.update({f'matmul {dtype}': fn for dtype, (fn, _) in matmuls.items()})
         with torch.inference_mode():
             runs = interleaved(fns, args.repeats)
+        matmul_gflops = {dtype: flops / runs[f'matmul {dtype}'][0] / 1e9 for dtype, (_, flops) in matmuls.items()}
+        runs = {k: v for k, v in runs.items() if not k.startswith('matmul')}
         flops = tower_flops(config, batch)
         result['tower'] = dict(batch=batch, gflop_per_image=flops / batch / 1e9,
                                images_per_s={k: batch / t for k, (t, _) in runs.items()},
-                               gflops={k: flops / t / 1e9 for k, (t, _) in runs.items()})
+                               gflops={k: flops / t / 1e9 for k, (t, _) in runs.items()},
+                               matmul_gflops=matmul_gflops)
 
     if 'e2e' in sections:
         classes = CLASSES[:10]
@@ -296,6 +302,20 @@ def bench_model(name: str, folder: Path, args, original) -> dict:
         if args.draft:
             result['draft'] = measure_draft(ours[args.dtypes[0]], args)
     return result
+
+
+def _matmul_fn(dtype: str, n: int = 2048, count: int = 8):
+    """(fn, flops): `count` plain n x n x n matmuls in `dtype`, the reference rate."""
+    a = torch.randn(n, n).to(DTYPES[dtype])
+    b = torch.randn(n, n).to(DTYPES[dtype])
+
+    def fn():
+        for _ in range(count):
+            a @ b
+    return fn, 2 * n ** 3 * count
+
+
+DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def _dtype_of(name: str) -> str:
@@ -341,7 +361,8 @@ def report(results: list, rates: dict, args) -> str:
                 lines.append(f'load {k:10s}: {v["load_s"]:6.2f} s ({v["load_s"] / o["load_s"]:.2f}x), peak RSS '
                              f'{v["peak_load_mb"]:7.0f} MB ({v["peak_load_mb"] / o["peak_load_mb"]:.2f}x); with first '
                              f'use {v["first_use_s"]:6.2f} s, {v["peak_first_use_mb"]:7.0f} MB '
-                             f'({v["peak_first_use_mb"] / o["peak_first_use_mb"]:.2f}x)')
+                             f'({v["peak_first_use_mb"] / o["peak_first_use_mb"]:.2f}x); process after imports '
+                             f'{v["base_mb"]:.0f} MB')
         if 'text' in r:
             t = r['text']
             o = t['per_s']['original']
@@ -352,10 +373,12 @@ def report(results: list, rates: dict, args) -> str:
         if 'tower' in r:
             t = r['tower']
             o = t['images_per_s']['original']
-            lines.append(f'tower (batch {t["batch"]}, {t["gflop_per_image"]:.1f} GFLOP/image): ' + ', '.join(
-                f'{k} {v:.1f} img/s ({v / o:.2f}x, {t["gflops"][k]:.0f} GFLOP/s = '
-                f'{t["gflops"][k] * 1e9 / rates[_dtype_of(k)]:.0%} of matmul)'
-                for k, v in t['images_per_s'].items()))
+            lines.append(f'tower (batch {t["batch"]}, {t["gflop_per_image"]:.1f} GFLOP/image; 2048^3 matmul in the same '
+                         f'rounds: ' + ', '.join(f'{k} {v:.0f}' for k, v in t['matmul_gflops'].items())
+                         + ' GFLOP/s): ' + ', '.join(
+                             f'{k} {v:.1f} img/s ({v / o:.2f}x, {t["gflops"][k]:.0f} GFLOP/s = '
+                             f'{t["gflops"][k] / t["matmul_gflops"][_dtype_of(k)]:.0%} of matmul)'
+                             for k, v in t['images_per_s'].items()))
             if 'compile_s' in r:
                 lines.append('compile time: ' + ', '.join(f'{k} {v:.0f} s' for k, v in r['compile_s'].items()))
         if 'e2e' in r:
@@ -389,7 +412,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--models', default=None,
                         help="comma-separated names or 'all' (default: ruclip-vit-base-patch32-384)")
-    parser.add_argument('--quick', action='store_true', help='one round per measurement')
+    parser.add_argument('--quick', action='store_true', help='one round per measurement and 32 photos')
     parser.add_argument('--repeats', type=int, default=2, help='rounds per measurement, best kept (default 2)')
     parser.add_argument('--sections', default='load,text,tower,e2e', help='any of load,text,tower,e2e')
     parser.add_argument('--dtypes', default='fp32,bf16', help='our dtypes (fp32 first)')
@@ -409,7 +432,7 @@ def main(argv=None):
     if args.dtypes[0] != 'fp32':
         parser.error('--dtypes must start with fp32 (the reference for cosines)')
     if args.quick:
-        args.repeats = 1
+        args.repeats, args.images = 1, min(args.images, 32)
     workdir = Path(args.workdir).expanduser()
     workdir.mkdir(parents=True, exist_ok=True)
 

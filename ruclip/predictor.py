@@ -1,5 +1,4 @@
 """Predictor: batched text and image latents and zero-shot labels, the original's API."""
-from itertools import islice
 from typing import Iterable, Iterator, List, Optional, Sequence
 
 import torch
@@ -18,27 +17,21 @@ DEFAULT_TEMPLATES = [
     'на фото видно {}',
 ]
 # On CPU a batch is as large as it can be while its widest activation, [tokens, 4 * width], stays
-# within 32 MiB: glibc's malloc gives larger blocks back to the OS on free, and faulting their pages
-# in again at every layer costs up to a third of the time. 32 MiB is still thousands of rows.
-CPU_ACTIVATION_BYTES = 32 * 2 ** 20
+# under 32 MiB: glibc's malloc gives larger blocks back to the OS on free, and faulting their pages
+# in again at every layer costs up to a third of the time. 28 MiB is still thousands of rows.
+CPU_ACTIVATION_BYTES = 28 * 2 ** 20
 CUDA_BATCH_SIZE = 128  # images per forward pass on CUDA
 CUDA_TEXT_TOKENS = 65536  # text tokens per forward pass on CUDA
-
-
-def batched(items: Iterable, size: int) -> Iterator[list]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
 
 
 class Predictor:
     """Zero-shot classification and latents with a RuCLIP model, as ruclip 0.0.2's Predictor.
 
     Results do not depend on how the work is batched; only speed and memory do.
-    bs: the original's batch size; images go through the tower at least this many at a time.
-    batch_size: images per forward pass of the image tower, exactly. None (default): the larger of
-        bs and a size picked for the device (on CPU, widest activation within 32 MiB: 37 images
-        of base-patch32-384 in bf16, 18 in fp32; 128 on CUDA). Lower it to bound memory.
+    bs: images per forward pass of the image tower. None (default; the original's was 8): picked
+        for the device, on CPU the most that keep the widest activation under 28 MiB (32 images
+        of base-patch32-384 in bf16, 16 in fp32), on CUDA 128. Texts are batched by length
+        whatever bs is.
     num_workers: threads that decode and transform images while the model runs (0: none, in the
         calling thread); None: up to 8, one per CPU core.
     jpeg_draft: decode JPEG files and bytes at a reduced scale (a power of two, never below the
@@ -49,15 +42,13 @@ class Predictor:
     """
 
     def __init__(self, clip_model: CLIP, clip_processor: RuCLIPProcessor, device='cpu',
-                 templates: Optional[Sequence[str]] = None, bs: int = 8, quiet: bool = False, *,
-                 batch_size: Optional[int] = None, num_workers: Optional[int] = None,
-                 jpeg_draft: bool = False, compile: bool = False):
-        _check_count('bs', bs, minimum=1)
-        if batch_size is not None:
-            _check_count('batch_size', batch_size, minimum=1)
+                 templates: Optional[Sequence[str]] = None, bs: Optional[int] = None, quiet: bool = False, *,
+                 num_workers: Optional[int] = None, jpeg_draft: bool = False, compile: bool = False):
+        if bs is not None:
+            _check_count('bs', bs, minimum=1)
         if num_workers is not None:
             _check_count('num_workers', num_workers, minimum=0)
-        for name, flag in (('quiet', quiet), ('jpeg_draft', jpeg_draft), ('compile', compile)):
+        for name, flag in (('jpeg_draft', jpeg_draft), ('compile', compile)):
             if not isinstance(flag, bool):
                 raise TypeError(f'{name} must be True or False, got {flag!r}')
         self.device = device
@@ -73,7 +64,7 @@ class Predictor:
         for template in self.templates:
             if not isinstance(template, str) or '{}' not in template:
                 raise ValueError(f"every template must be a str with a '{{}}' for the label, got {template!r}")
-        self.batch_size = batch_size or max(bs, self._device_batch_size())
+        self.batch_size = bs or self._device_batch_size()
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self.jpeg_draft = jpeg_draft
         self.compile = compile

@@ -96,7 +96,7 @@ def test_patch_matmul_equals_the_convolution(loaded):
 
 
 def test_paths_and_bytes_give_the_latents_of_pil_images(loaded, photos, tmp_path):
-    p = predictor(loaded, num_workers=2, batch_size=4)
+    p = predictor(loaded, num_workers=2, bs=4)
     pngs, jpegs = [encoded(photo, 'PNG') for photo in photos], [encoded(photo, 'JPEG') for photo in photos]
     paths = []
     for i, blob in enumerate(jpegs):
@@ -114,8 +114,8 @@ def test_paths_and_bytes_give_the_latents_of_pil_images(loaded, photos, tmp_path
 
 
 def test_results_do_not_depend_on_batching_or_threads(loaded, photos):
-    reference = predictor(loaded, batch_size=1, num_workers=0).get_image_latents(photos)
-    for options in [dict(batch_size=3, num_workers=4), dict(batch_size=5, num_workers=1), dict()]:
+    reference = predictor(loaded, bs=1, num_workers=0).get_image_latents(photos)
+    for options in [dict(bs=3, num_workers=4), dict(bs=5, num_workers=1), dict()]:
         p = predictor(loaded, **options)
         torch.testing.assert_close(p.get_image_latents(iter(photos)), reference, atol=1e-6, rtol=0)
         text_latents = p.get_text_latents(CLASSES)
@@ -132,7 +132,7 @@ def test_worker_batches_keep_the_input_order(loaded, photos):
 
 
 def test_an_unreadable_image_is_named(loaded, photos, tmp_path):
-    p = predictor(loaded, num_workers=2, batch_size=2)
+    p = predictor(loaded, num_workers=2, bs=2)
     broken = tmp_path / 'broken.jpg'
     broken.write_bytes(b'not a jpeg at all')
     with pytest.raises(ValueError, match=r'image #3: cannot read image .*broken\.jpg'):
@@ -212,8 +212,8 @@ def test_jpeg_draft_is_opt_in_and_close(loaded):
 
 def test_new_options_are_checked(loaded, tiny_checkpoint, checkpoint_factory):
     for options, error, message in [
-        (dict(batch_size=0), ValueError, 'batch_size must be a positive integer, got 0'),
-        (dict(batch_size=2.0), ValueError, 'batch_size must be a positive integer, got 2.0'),
+        (dict(bs=0), ValueError, 'bs must be a positive integer, got 0'),
+        (dict(bs=2.0), ValueError, 'bs must be a positive integer, got 2.0'),
         (dict(num_workers=-1), ValueError, 'num_workers must be an integer >= 0, got -1'),
         (dict(num_workers=True), ValueError, 'num_workers must be an integer >= 0, got True'),
         (dict(jpeg_draft='yes'), TypeError, "jpeg_draft must be True or False, got 'yes'"),
@@ -227,19 +227,18 @@ def test_new_options_are_checked(loaded, tiny_checkpoint, checkpoint_factory):
         ruclip.Predictor(clip, other, 'cpu')
 
 
-def test_batch_size_defaults(loaded, checkpoint_factory):
-    assert predictor(loaded, bs=3, batch_size=2).batch_size == 2  # exactly as asked
-    default = predictor(loaded).batch_size
-    assert default >= 8  # never below the original's bs
-    assert predictor(loaded, bs=default + 5).batch_size == default + 5
+def test_batch_size_is_bs_or_picked_for_the_device(loaded, checkpoint_factory):
+    assert predictor(loaded, bs=3).batch_size == 3  # exactly as asked, as the original
     clip, processor = ruclip.load(str(checkpoint_factory('ruclip-vit-base-patch32-384')), dtype=torch.bfloat16)
-    p = ruclip.Predictor(clip, processor, 'cpu', quiet=True, bs=1)
-    rows = p.batch_size * 145  # 12 x 12 patches + cls
-    assert rows * 4 * clip.visual.transformer.width * 2 <= ruclip.predictor.CPU_ACTIVATION_BYTES
+    picked = ruclip.Predictor(clip, processor, 'cpu').batch_size
+    rows = picked * 145  # 12 x 12 patches + cls
+    widest = rows * 4 * clip.visual.transformer.width * 2  # [rows, 4 * width] in bf16
+    assert widest <= ruclip.predictor.CPU_ACTIVATION_BYTES < widest + 145 * 4 * clip.visual.transformer.width * 2
+    assert ruclip.Predictor(clip.float(), processor, 'cpu').batch_size in (picked // 2, picked // 2 + 1)
 
 
 @pytest.mark.skipif(not (shutil.which('cc') or shutil.which('g++')), reason='torch.compile needs a C++ compiler')
 def test_compiled_tower_gives_the_same_latents(loaded, photos):
-    eager = predictor(loaded, batch_size=4).get_image_latents(photos)
-    compiled = predictor(loaded, batch_size=4, compile=True)
+    eager = predictor(loaded, bs=4).get_image_latents(photos)
+    compiled = predictor(loaded, bs=4, compile=True)
     torch.testing.assert_close(compiled.get_image_latents(photos), eager, atol=1e-5, rtol=0)  # 11 = 4 + 4 + 3 padded
