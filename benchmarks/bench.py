@@ -113,12 +113,19 @@ def make_photos(n: int, width: int = 640, height: int = 480, seed: int = 0):
 # ---------------------------------------------------------------------------------------------
 # measurements
 
+def synchronize():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def best_time(fn, repeats: int):
     """(best seconds, last result)."""
     best, result = float('inf'), None
     for _ in range(repeats):
+        synchronize()
         start = time.perf_counter()
         result = fn()
+        synchronize()
         best = min(best, time.perf_counter() - start)
     return best, result
 
@@ -129,15 +136,17 @@ def interleaved(fns: dict, repeats: int) -> dict:
     results = {}
     for _ in range(repeats):
         for name, fn in fns.items():
+            synchronize()
             start = time.perf_counter()
             results[name] = fn()
+            synchronize()
             times[name] = min(times[name], time.perf_counter() - start)
     return {name: (times[name], results[name]) for name in fns}
 
 
-def matmul_rate(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+def matmul_rate(dtype: torch.dtype, n: int = 2048, repeats: int = 5, device: str = 'cpu') -> float:
     """FLOP/s of a plain n x n x n matmul in `dtype` (best of `repeats`)."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a, b = torch.randn(n, n, device=device).to(dtype), torch.randn(n, n, device=device).to(dtype)
     a @ b
     seconds, _ = best_time(lambda: a @ b, repeats)
     return 2 * n ** 3 / seconds
@@ -222,11 +231,12 @@ def bench_model(name: str, folder: Path, args, original) -> dict:
     if not sections & {'text', 'tower', 'e2e'}:
         return result
 
-    theirs = original.model.CLIP.from_pretrained(str(folder)).eval()
+    device = args.device
+    theirs = original.model.CLIP.from_pretrained(str(folder)).eval().to(device)
     their_processor = original.processor.RuCLIPProcessor.from_pretrained(str(folder))
-    ours = {dtype: ruclip.load(str(folder), dtype=dtype) for dtype in args.dtypes}
-    predictors = {f'ours {d}': ruclip.Predictor(m, p, 'cpu', quiet=True) for d, (m, p) in ours.items()}
-    their_predictor = original.predictor.Predictor(theirs, their_processor, 'cpu')  # quiet=False: see TQDM_DISABLE
+    ours = {dtype: ruclip.load(str(folder), device=device, dtype=dtype) for dtype in args.dtypes}
+    predictors = {f'ours {d}': ruclip.Predictor(m, p, device, quiet=True) for d, (m, p) in ours.items()}
+    their_predictor = original.predictor.Predictor(theirs, their_processor, device)  # quiet=False: see TQDM_DISABLE
     photos = make_photos(args.images)
 
     if 'text' in sections:
@@ -247,31 +257,35 @@ def bench_model(name: str, folder: Path, args, original) -> dict:
         )
 
     if 'tower' in sections:
-        batch = predictors[next(iter(predictors))].batch_size
-        print(f'  image tower, batches of {batch} ...', flush=True)
-        pixel_values = ours[args.dtypes[0]][1](images=(photos * (batch // len(photos) + 1))[:batch])['pixel_values']
-        fns = {'original': lambda: theirs.encode_image(pixel_values)}
-        fns.update({f'ours {d}': (lambda m=m: m.encode_image(pixel_values)) for d, (m, _) in ours.items()})
-        compiled = {}
+        batches = {k: p.batch_size for k, p in predictors.items()}  # each dtype at the batch its Predictor picks
+        print(f'  image tower, batches of {batches} ...', flush=True)
+        pixel_values = ours['fp32'][1](images=(photos * (max(batches.values()) // len(photos) + 1)))['pixel_values']
+        pixel_values = pixel_values.to(device)
+        fns = {'original': lambda: theirs.encode_image(pixel_values[:batches['ours fp32']])}
+        fns.update({f'ours {d}': (lambda m=m, n=batches[f'ours {d}']: m.encode_image(pixel_values[:n]))
+                    for d, (m, _) in ours.items()})
         if args.compile:
             for d, (m, _) in ours.items():
                 if d != 'fp32':
-                    compiled[d] = torch.compile(m.visual, dynamic=False)
+                    n = batches[f'ours {d}']
+                    compiled = torch.compile(m.visual, dynamic=False)
                     start = time.perf_counter()
                     with torch.inference_mode():
-                        compiled[d](pixel_values.to(m.dtype))
+                        compiled(pixel_values[:n].to(m.dtype))
                     result.setdefault('compile_s', {})[d] = time.perf_counter() - start
-                    fns[f'ours {d} compiled'] = lambda c=compiled[d], m=m: c(pixel_values.to(m.dtype))
-        matmuls = {dtype: _matmul_fn(dtype) for dtype in {'fp32'} | {_dtype_of(k) for k in fns}}
+                    fns[f'ours {d} compiled'] = lambda c=compiled, m=m, n=n: c(pixel_values[:n].to(m.dtype))
+                    batches[f'ours {d} compiled'] = n
+        batches['original'] = batches['ours fp32']
+        matmuls = {dtype: _matmul_fn(dtype, device) for dtype in {'fp32'} | {_dtype_of(k) for k in fns}}
         fns.update({f'matmul {dtype}': fn for dtype, (fn, _) in matmuls.items()})
         with torch.inference_mode():
             runs = interleaved(fns, args.repeats)
         matmul_gflops = {dtype: flops / runs[f'matmul {dtype}'][0] / 1e9 for dtype, (_, flops) in matmuls.items()}
         runs = {k: v for k, v in runs.items() if not k.startswith('matmul')}
-        flops = tower_flops(config, batch)
-        result['tower'] = dict(batch=batch, gflop_per_image=flops / batch / 1e9,
-                               images_per_s={k: batch / t for k, (t, _) in runs.items()},
-                               gflops={k: flops / t / 1e9 for k, (t, _) in runs.items()},
+        per_image = tower_flops(config, 1)
+        result['tower'] = dict(batch=batches, gflop_per_image=per_image / 1e9,
+                               images_per_s={k: batches[k] / t for k, (t, _) in runs.items()},
+                               gflops={k: per_image * batches[k] / t / 1e9 for k, (t, _) in runs.items()},
                                matmul_gflops=matmul_gflops)
 
     if 'e2e' in sections:
@@ -286,7 +300,7 @@ def bench_model(name: str, folder: Path, args, original) -> dict:
         if args.compile:
             for d, (m, p) in ours.items():
                 if d != 'fp32':
-                    predictor = ruclip.Predictor(m, p, 'cpu', quiet=True, compile=True)
+                    predictor = ruclip.Predictor(m, p, device, quiet=True, compile=True)
                     zero_shot(predictor)  # compiles
                     fns[f'ours {d} compiled'] = lambda p=predictor: zero_shot(p)
         with torch.no_grad():
@@ -304,10 +318,12 @@ def bench_model(name: str, folder: Path, args, original) -> dict:
     return result
 
 
-def _matmul_fn(dtype: str, n: int = 2048, count: int = 8):
+def _matmul_fn(dtype: str, device: str, n: int = 2048, count: int = 8):
     """(fn, flops): `count` plain n x n x n matmuls in `dtype`, the reference rate."""
-    a = torch.randn(n, n).to(DTYPES[dtype])
-    b = torch.randn(n, n).to(DTYPES[dtype])
+    if device != 'cpu':
+        n, count = 8192, 20
+    a = torch.randn(n, n, device=device).to(DTYPES[dtype])
+    b = torch.randn(n, n, device=device).to(DTYPES[dtype])
 
     def fn():
         for _ in range(count):
@@ -350,9 +366,11 @@ def measure_draft(model_and_processor, args) -> dict:
 # report
 
 def report(results: list, rates: dict, args) -> str:
-    lines = [f'machine: {machine()}', f'torch {torch.__version__}, {torch.get_num_threads()} threads; '
-             f'plain 2048^3 matmul: fp32 {rates["fp32"] / 1e9:.0f} GFLOP/s, bf16 {rates["bf16"] / 1e9:.0f} GFLOP/s',
-             f'repeats {args.repeats} (best kept), load average at start {os.getloadavg()[0]:.2f}', '']
+    device = torch.cuda.get_device_name() if args.device.startswith('cuda') else f'{torch.get_num_threads()} threads'
+    lines = [f'machine: {machine()}', f'torch {torch.__version__} on {args.device} ({device}); best plain matmul: '
+             f'fp32 {rates["fp32"] / 1e9:.0f} GFLOP/s, bf16 {rates["bf16"] / 1e9:.0f} GFLOP/s',
+             f'repeats {args.repeats} (best kept); 1-minute load average {args.load_at_start:.2f} at the start, '
+             f'{os.getloadavg()[0]:.2f} at the end', '']
     for r in results:
         lines.append(f'## {r["model"]}')
         if 'load' in r:
@@ -373,11 +391,11 @@ def report(results: list, rates: dict, args) -> str:
         if 'tower' in r:
             t = r['tower']
             o = t['images_per_s']['original']
-            lines.append(f'tower (batch {t["batch"]}, {t["gflop_per_image"]:.1f} GFLOP/image; 2048^3 matmul in the same '
-                         f'rounds: ' + ', '.join(f'{k} {v:.0f}' for k, v in t['matmul_gflops'].items())
-                         + ' GFLOP/s): ' + ', '.join(
-                             f'{k} {v:.1f} img/s ({v / o:.2f}x, {t["gflops"][k]:.0f} GFLOP/s = '
-                             f'{t["gflops"][k] / t["matmul_gflops"][_dtype_of(k)]:.0%} of matmul)'
+            lines.append(f'tower ({t["gflop_per_image"]:.1f} GFLOP/image; 2048^3 matmul in the same rounds: '
+                         + ', '.join(f'{k} {v:.0f}' for k, v in t['matmul_gflops'].items()) + ' GFLOP/s): ' + ', '.join(
+                             f'{k} {v:.1f} img/s at batch {t["batch"][k]} ({v / o:.2f}x, '
+                             f'{t["gflops"][k]:.0f} GFLOP/s = {t["gflops"][k] / t["matmul_gflops"][_dtype_of(k)]:.0%} '
+                             f'of matmul)'
                              for k, v in t['images_per_s'].items()))
             if 'compile_s' in r:
                 lines.append('compile time: ' + ', '.join(f'{k} {v:.0f} s' for k, v in r['compile_s'].items()))
@@ -418,6 +436,7 @@ def main(argv=None):
     parser.add_argument('--dtypes', default='fp32,bf16', help='our dtypes (fp32 first)')
     parser.add_argument('--images', type=int, default=64, help='photos for end to end (default 64)')
     parser.add_argument('--compile', action='store_true', help='also our bf16 tower under torch.compile')
+    parser.add_argument('--device', default='cpu', help="where the models run: cpu (default) or cuda")
     parser.add_argument('--draft', action='store_true', help='also measure JPEG draft mode')
     parser.add_argument('--workdir', default=str(Path.home() / '.cache' / 'ruclip-bench'),
                         help='where checkpoints are written (default ~/.cache/ruclip-bench)')
@@ -439,10 +458,12 @@ def main(argv=None):
     from original import load_original
     original = load_original()
     bpe = train_tokenizer(workdir)
-    rates = {'fp32': matmul_rate(torch.float32), 'bf16': matmul_rate(torch.bfloat16)}
+    rates = {'fp32': matmul_rate(torch.float32, device=args.device),
+             'bf16': matmul_rate(torch.bfloat16, device=args.device)}
     if 'fp16' in args.dtypes:
-        rates['fp16'] = matmul_rate(torch.float16)
-    print(f'{machine()}; load average {os.getloadavg()[0]:.2f}; matmul fp32 {rates["fp32"] / 1e9:.0f}, '
+        rates['fp16'] = matmul_rate(torch.float16, device=args.device)
+    args.load_at_start = os.getloadavg()[0]
+    print(f'{machine()}; load average {args.load_at_start:.2f}; matmul fp32 {rates["fp32"] / 1e9:.0f}, '
           f'bf16 {rates["bf16"] / 1e9:.0f} GFLOP/s', flush=True)
     results = []
     for name in names:
@@ -451,7 +472,7 @@ def main(argv=None):
         results.append(bench_model(name, folder, args, original))
         print(report(results[-1:], rates, args).split('\n\n', 1)[1], flush=True)
     for key, dtype in (('fp32', torch.float32), ('bf16', torch.bfloat16)):  # the machine may have changed
-        rates[key] = max(rates[key], matmul_rate(dtype))
+        rates[key] = max(rates[key], matmul_rate(dtype, device=args.device))
     text = report(results, rates, args)
     print('\n' + text)
     if args.json:
