@@ -152,12 +152,19 @@ def matmul_rate(dtype: torch.dtype, n: int = 2048, repeats: int = 5, device: str
     return 2 * n ** 3 / seconds
 
 
-def tower_flops(config: dict, batch: int) -> int:
-    """Multiply-adds x 2 of the image tower: patch embedding, layers (projections and attention), proj."""
+def tower_flops(config: dict, batch: int, class_token_last: bool = False) -> int:
+    """Multiply-adds x 2 of the image tower: patch embedding, layers (projections and attention), proj.
+
+    class_token_last: ours, whose last block computes the class token's output only (keys and
+    values of all tokens, but one query, one out_proj row and one MLP row per image).
+    """
     width, grid = config['vision_width'], config['image_resolution'] // config['vision_patch_size']
     tokens, patch_dim = grid ** 2 + 1, 3 * config['vision_patch_size'] ** 2
     per_layer = 2 * tokens * width * (3 * width + width + 8 * width) + 2 * 2 * tokens * tokens * width
-    return batch * (2 * grid ** 2 * patch_dim * width + config['vision_layers'] * per_layer
+    skipped = 0
+    if class_token_last:  # q, out_proj and the MLP for tokens - 1 rows, and their attention
+        skipped = (tokens - 1) * (2 * width * (width + width + 8 * width) + 2 * 2 * tokens * width)
+    return batch * (2 * grid ** 2 * patch_dim * width + config['vision_layers'] * per_layer - skipped
                     + 2 * width * config['embed_dim'])
 
 
@@ -282,10 +289,11 @@ def bench_model(name: str, folder: Path, args, original) -> dict:
             runs = interleaved(fns, args.repeats)
         matmul_gflops = {dtype: flops / runs[f'matmul {dtype}'][0] / 1e9 for dtype, (_, flops) in matmuls.items()}
         runs = {k: v for k, v in runs.items() if not k.startswith('matmul')}
-        per_image = tower_flops(config, 1)
-        result['tower'] = dict(batch=batches, gflop_per_image=per_image / 1e9,
+        per_image = {k: tower_flops(config, 1, class_token_last=k != 'original') for k in runs}
+        result['tower'] = dict(batch=batches, gflop_per_image=per_image['original'] / 1e9,
+                               gflop_per_image_ours=per_image['ours fp32'] / 1e9,
                                images_per_s={k: batches[k] / t for k, (t, _) in runs.items()},
-                               gflops={k: per_image * batches[k] / t / 1e9 for k, (t, _) in runs.items()},
+                               gflops={k: per_image[k] * batches[k] / t / 1e9 for k, (t, _) in runs.items()},
                                matmul_gflops=matmul_gflops)
 
     if 'e2e' in sections:
@@ -391,7 +399,8 @@ def report(results: list, rates: dict, args) -> str:
         if 'tower' in r:
             t = r['tower']
             o = t['images_per_s']['original']
-            lines.append(f'tower ({t["gflop_per_image"]:.1f} GFLOP/image; 2048^3 matmul in the same rounds: '
+            lines.append(f'tower ({t["gflop_per_image"]:.1f} GFLOP/image, ours {t["gflop_per_image_ours"]:.1f}; '
+                         f'2048^3 matmul in the same rounds: '
                          + ', '.join(f'{k} {v:.0f}' for k, v in t['matmul_gflops'].items()) + ' GFLOP/s): ' + ', '.join(
                              f'{k} {v:.1f} img/s at batch {t["batch"][k]} ({v / o:.2f}x, '
                              f'{t["gflops"][k]:.0f} GFLOP/s = {t["gflops"][k] / t["matmul_gflops"][_dtype_of(k)]:.0%} '

@@ -84,11 +84,21 @@ class Attention(nn.Module):
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
         self.out_proj = nn.Linear(width, width)
 
-    def forward(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, causal: bool, first_only: bool = False) -> torch.Tensor:
+        """[B, T, C] -> [B, T, C]; with first_only, [B, 1, C]: the first token's output alone
+        (its query against every key), the rest of the work skipped."""
         B, T, C = x.shape
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # [B, T, 3C]
-        q, k, v = qkv.view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # 3 x [B, heads, T, C/heads]
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)  # [B, heads, T, C/heads]
+        H, D = self.heads, C // self.heads
+        if first_only:
+            q = F.linear(x[:, :1], self.in_proj_weight[:C], self.in_proj_bias[:C])  # [B, 1, C]
+            kv = F.linear(x, self.in_proj_weight[C:], self.in_proj_bias[C:])  # [B, T, 2C]
+            q = q.view(B, 1, H, D).transpose(1, 2)  # [B, H, 1, D]
+            k, v = kv.view(B, T, 2, H, D).permute(2, 0, 3, 1, 4)  # 2 x [B, H, T, D]
+            T = 1
+        else:
+            qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # [B, T, 3C]
+            q, k, v = qkv.view(B, T, 3, H, D).permute(2, 0, 3, 1, 4)  # 3 x [B, H, T, D]
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=causal and not first_only)  # [B, H, T, D]
         return self.out_proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -100,8 +110,9 @@ class ResidualAttentionBlock(nn.Module):
         self.mlp = MLP(width)
         self.ln_2 = LayerNorm(width)
 
-    def forward(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), causal)
+    def forward(self, x: torch.Tensor, causal: bool, first_only: bool = False) -> torch.Tensor:
+        y = self.attn(self.ln_1(x), causal, first_only)
+        x = (x[:, :1] if first_only else x) + y
         return x + self.mlp(self.ln_2(x))
 
 
@@ -113,9 +124,14 @@ class Transformer(nn.Module):
         self.causal = causal
         self.resblocks = nn.ModuleList([ResidualAttentionBlock(width, heads) for _ in range(layers)])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.resblocks:
-            x = block(x, self.causal)
+    def forward(self, x: torch.Tensor, first_only: bool = False) -> torch.Tensor:
+        """[B, T, width] -> [B, T, width]; first_only: [B, 1, width], the first token's output only,
+        which is all the image tower reads (the last block then works on that token alone)."""
+        if first_only and self.causal:
+            raise ValueError('first_only needs bidirectional attention (the image tower)')
+        last = len(self.resblocks) - 1
+        for i, block in enumerate(self.resblocks):
+            x = block(x, self.causal, first_only and i == last)
         return x
 
 
@@ -138,7 +154,7 @@ class VisionTransformer(nn.Module):
         x = self.embed_patches(x)  # [B, grid**2, width]
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)  # [B, 1, width]
         x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)  # [B, grid**2 + 1, width]
-        x = self.transformer(self.ln_pre(x))
+        x = self.transformer(self.ln_pre(x), first_only=True)  # [B, 1, width]: the class token
         return self.ln_post(x[:, 0, :]) @ self.proj  # [B, output_dim]
 
     def embed_patches(self, x: torch.Tensor) -> torch.Tensor:
