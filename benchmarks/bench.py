@@ -314,11 +314,17 @@ def bench_model(name: str, folder: Path, args, original) -> dict:
         with torch.no_grad():
             runs = interleaved(fns, args.repeats)
             latents = {k: p.get_image_latents(photos) for k, p in predictors.items()}
+            logits = latents['ours fp32'] @ predictors['ours fp32'].get_text_latents(classes).t()
+        top2 = logits.topk(2, dim=1).values
+        margins = (top2[:, 0] - top2[:, 1]).tolist()  # how far each photo is from a tie, in cosine
         labels = runs['original'][1]
         result['e2e'] = dict(
             images=len(photos),
             images_per_s={k: len(photos) / t for k, (t, _) in runs.items()},
             same_labels_as_original={k: sum(a == b for a, b in zip(v[1], labels)) for k, v in runs.items()},
+            margins_of_changed={k: [margins[i] for i, (a, b) in enumerate(zip(v[1], labels)) if a != b]
+                                for k, v in runs.items()},
+            median_margin=float(np.median(margins)),
             image_cosine_to_fp32={k: cosine(v, latents['ours fp32']) for k, v in latents.items()},
         )
         if args.draft:
@@ -415,6 +421,11 @@ def report(results: list, rates: dict, args) -> str:
                 f'{k} {v:.2f} img/s ({v / o:.2f}x, {e["same_labels_as_original"][k]}/{e["images"]} labels as the '
                 f'original)' for k, v in e['images_per_s'].items()) + '; image latents cosine to fp32 '
                 + ', '.join(f'{k} {v:.5f}' for k, v in e['image_cosine_to_fp32'].items()))
+            changed = {k: v for k, v in e['margins_of_changed'].items() if v}
+            if changed:
+                lines.append('  labels that differ from the original sit at near-ties: fp32 top-2 cosine margins '
+                             + ', '.join(f'{k} {[round(m, 5) for m in v]}' for k, v in changed.items())
+                             + f' (median margin over the photos {e["median_margin"]:.5f})')
         if 'draft' in r:
             d = r['draft']
             lines.append(f'JPEG draft ({d["images"]} x {d["size"]}): preprocessing {d["images_per_s"]["full"]:.1f} -> '

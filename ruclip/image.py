@@ -78,8 +78,10 @@ class ImageTransform:
         out: a contiguous float32 CPU tensor of that shape to write into (a slot of a batch).
         """
         pixels = np.asarray(image)  # [size, size, 3] uint8
+        if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
+            raise ValueError(f'expected an 8-bit RGB image, got mode {image.mode}')
         if out is None:
-            out = torch.empty(3, self.size, self.size, dtype=torch.float32)
+            out = torch.empty(3, *pixels.shape[:2], dtype=torch.float32)
         planes = out.numpy()
         for channel in range(3):
             np.take(self.table[channel], pixels[..., channel], out=planes[channel])

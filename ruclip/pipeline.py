@@ -8,8 +8,7 @@ its position and its file (or byte count).
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from itertools import count
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Iterable, Iterator
 
 import torch
 from PIL import Image
@@ -24,8 +23,7 @@ def default_num_workers() -> int:
 
 
 def image_batches(images: Iterable, transform: ImageTransform, batch_size: int, num_workers: int = 0,
-                  pin_memory: bool = False, draft: bool = False, prefetch: int = 2,
-                  on_batch: Optional[Callable[[int], None]] = None) -> Iterator[torch.Tensor]:
+                  pin_memory: bool = False, draft: bool = False, prefetch: int = 2) -> Iterator[torch.Tensor]:
     """pixel_values batches, [<= batch_size, 3, S, S] float32 on the CPU, in the order of `images`.
 
     images: PIL images, file paths or encoded bytes, in any iterable (read lazily).
@@ -81,7 +79,7 @@ def _chunks(images: Iterable, size: int) -> Iterator[tuple]:
     if isinstance(images, (str, bytes, os.PathLike, Image.Image)):
         raise TypeError(f'images must be a list (or any iterable) of images, got one {type(images).__name__}')
     chunk, start = [], 0
-    for index, image in zip(count(), images):
+    for index, image in enumerate(images):
         chunk.append(image)
         if len(chunk) == size:
             yield start, chunk
