@@ -424,7 +424,7 @@ def report(results: list, rates: dict, args) -> str:
             changed = {k: v for k, v in e['margins_of_changed'].items() if v}
             if changed:
                 lines.append('  labels that differ from the original sit at near-ties: fp32 top-2 cosine margins '
-                             + ', '.join(f'{k} {[round(m, 5) for m in v]}' for k, v in changed.items())
+                             + ', '.join(f'{k} ' + ', '.join(f'{m:.1e}' for m in v) for k, v in changed.items())
                              + f' (median margin over the photos {e["median_margin"]:.5f})')
         if 'draft' in r:
             d = r['draft']
