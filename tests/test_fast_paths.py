@@ -1,7 +1,9 @@
 """The fast paths give the results of the plain ones: reduced precision within its documented
 tolerance, any batching and threading, paths and bytes as PIL images, trimmed texts."""
 import io
+import platform
 import shutil
+import sys
 import threading
 
 import pytest
@@ -228,6 +230,7 @@ def test_new_options_are_checked(loaded, tiny_checkpoint, checkpoint_factory):
         (dict(num_workers=True), ValueError, 'num_workers must be an integer >= 0, got True'),
         (dict(jpeg_draft='yes'), TypeError, "jpeg_draft must be True or False, got 'yes'"),
         (dict(compile=1), TypeError, 'compile must be True or False, got 1'),
+        (dict(tune_malloc=None), TypeError, 'tune_malloc must be True or False, got None'),
     ]:
         with pytest.raises(error, match=message):
             predictor(loaded, **options)
@@ -245,6 +248,31 @@ def test_batch_size_is_bs_or_picked_for_the_device(loaded, checkpoint_factory):
     widest = rows * 4 * clip.visual.transformer.width * 2  # [rows, 4 * width] in bf16
     assert widest <= ruclip.predictor.CPU_ACTIVATION_BYTES < widest + 145 * 4 * clip.visual.transformer.width * 2
     assert ruclip.Predictor(clip.float(), processor, 'cpu').batch_size in (picked // 2, picked // 2 + 1)
+
+
+def test_malloc_is_tuned_on_cpu_unless_declined(loaded, monkeypatch):
+    calls = []
+    monkeypatch.setattr(ruclip.predictor, 'keep_freed_memory', lambda: calls.append(1))
+    predictor(loaded, tune_malloc=False)
+    assert calls == []
+    predictor(loaded)
+    assert calls == [1]
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux') or platform.libc_ver()[0] != 'glibc', reason='glibc malloc')
+def test_keep_freed_memory_sets_glibc_thresholds_once(monkeypatch):
+    from ruclip import allocator
+    for name in ('MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'GLIBC_TUNABLES', 'LD_PRELOAD'):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(allocator, '_done', False)
+    monkeypatch.setenv('MALLOC_TRIM_THRESHOLD_', '1000000')
+    assert allocator.keep_freed_memory() is False  # the user's own setting wins
+    monkeypatch.delenv('MALLOC_TRIM_THRESHOLD_')
+    monkeypatch.setenv('LD_PRELOAD', '/usr/lib/libjemalloc.so.2')
+    assert allocator.keep_freed_memory() is False
+    monkeypatch.delenv('LD_PRELOAD')
+    assert allocator.keep_freed_memory() is True
+    assert allocator.keep_freed_memory() is True
 
 
 @pytest.mark.skipif(not (shutil.which('cc') or shutil.which('g++')), reason='torch.compile needs a C++ compiler')
