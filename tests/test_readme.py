@@ -136,3 +136,14 @@ def test_readme_loading_examples_run(hub_with_all_models, tmp_path, checkpoint_f
     namespace['ruclip'] = ruclip
     exec(code, namespace)
     assert namespace['clip'].dtype == torch.bfloat16  # the block's last line
+
+
+def test_readme_speed_example_runs(hub_with_all_models, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for i, name in enumerate(['a.jpg', 'b.jpg', 'c.png']):
+        rgb_image(200 + 30 * i, 150, seed=i).save(name)
+    (block,) = readme_python_blocks('Speed')
+    namespace = {}
+    exec(block, namespace)
+    assert namespace['clip'].dtype == torch.bfloat16
+    assert len(namespace['labels']) == 3 and set(namespace['labels']) <= {0, 1}
