@@ -43,8 +43,8 @@ def add_model_options(parser: argparse.ArgumentParser):
     group.add_argument('--model', default=DEFAULT_MODEL, metavar='NAME_OR_FOLDER',
                        help=f'a model of `ruclip models` or a checkpoint folder (default: {DEFAULT_MODEL})')
     group.add_argument('--device', type=_device, help='cpu, cuda, cuda:1, ... (default: cuda if available)')
-    group.add_argument('--batch-size', type=positive_int, default=8, metavar='N',
-                       help='images per forward pass (default: 8)')
+    group.add_argument('--batch-size', type=positive_int, default=None, metavar='N',
+                       help='images per forward pass (default: chosen for the device)')
     _add_cache_dir(group)
     group.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
 

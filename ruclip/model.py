@@ -14,125 +14,13 @@ from torch import nn
 
 from .checkpoint import assign_state_dict, read_state_dict
 from .config import CLIPConfig
+from .transformer import MLP, Attention, LayerNorm, QuickGELU, ResidualAttentionBlock, Transformer  # noqa: F401 (ruclip.model API)
 
 DTYPES = {
     'float32': torch.float32, 'fp32': torch.float32,
     'bfloat16': torch.bfloat16, 'bf16': torch.bfloat16,
     'float16': torch.float16, 'fp16': torch.float16, 'half': torch.float16,
 }
-
-
-class LayerNorm(nn.LayerNorm):
-    """LayerNorm computed in fp32 whatever the input's dtype, as the original does for fp16.
-
-    In eager mode a reduced-precision input goes straight into one kernel with fp32 weight and bias
-    (statistics and affine step in fp32, rounded once): no fp32 copy of the activations. Traced for
-    torch.compile or export, it takes the one-dtype form, which ONNX and inductor expect.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight, bias = self.weight.float(), self.bias.float()
-        if x.dtype == torch.float32 or _is_compiling():
-            return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).to(x.dtype)
-        return F.layer_norm(x, self.normalized_shape, weight, bias, self.eps)
-
-
-def _is_compiling() -> bool:
-    is_compiling = getattr(torch.compiler, 'is_compiling', None)  # torch >= 2.3
-    return bool(is_compiling and is_compiling())
-
-
-QUICK_GELU_SCALE = 1.702
-
-
-class QuickGELU(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(QUICK_GELU_SCALE * x)
-
-
-class MLP(nn.Module):
-    """c_proj(QuickGELU(c_fc(x))), with the names of the original's nn.Sequential.
-
-    QuickGELU(h) = h * sigmoid(1.702 h) = silu(1.702 h) / 1.702: the two scalings ride on the
-    matmuls (addmm's alpha and beta), leaving one elementwise pass over the widest activation
-    instead of the three of the literal formula.
-    """
-
-    def __init__(self, width: int):
-        super().__init__()
-        self.c_fc = nn.Linear(width, width * 4)
-        self.gelu = QuickGELU()
-        self.c_proj = nn.Linear(width * 4, width)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
-        x = x.reshape(-1, shape[-1])  # [N, width]
-        h = torch.addmm(self.c_fc.bias, x, self.c_fc.weight.t(),
-                        beta=QUICK_GELU_SCALE, alpha=QUICK_GELU_SCALE)  # [N, 4 * width] = 1.702 c_fc(x)
-        h = F.silu(h, inplace=True)  # 1.702 QuickGELU(c_fc(x))
-        x = torch.addmm(self.c_proj.bias, h, self.c_proj.weight.t(), alpha=1 / QUICK_GELU_SCALE)  # [N, width]
-        return x.view(shape)
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention with nn.MultiheadAttention's parameter names."""
-
-    def __init__(self, width: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
-        self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
-        self.out_proj = nn.Linear(width, width)
-
-    def forward(self, x: torch.Tensor, causal: bool, first_only: bool = False) -> torch.Tensor:
-        """[B, T, C] -> [B, T, C]; with first_only, [B, 1, C]: the first token's output alone
-        (its query against every key), the rest of the work skipped."""
-        B, T, C = x.shape
-        H, D = self.heads, C // self.heads
-        if first_only:
-            q = F.linear(x[:, :1], self.in_proj_weight[:C], self.in_proj_bias[:C])  # [B, 1, C]
-            kv = F.linear(x, self.in_proj_weight[C:], self.in_proj_bias[C:])  # [B, T, 2C]
-            q = q.view(B, 1, H, D).transpose(1, 2)  # [B, H, 1, D]
-            k, v = kv.view(B, T, 2, H, D).permute(2, 0, 3, 1, 4)  # 2 x [B, H, T, D]
-            T = 1
-        else:
-            qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # [B, T, 3C]
-            q, k, v = qkv.view(B, T, 3, H, D).permute(2, 0, 3, 1, 4)  # 3 x [B, H, T, D]
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=causal and not first_only)  # [B, H, T, D]
-        return self.out_proj(y.transpose(1, 2).reshape(B, T, C))
-
-
-class ResidualAttentionBlock(nn.Module):
-    def __init__(self, width: int, heads: int):
-        super().__init__()
-        self.attn = Attention(width, heads)
-        self.ln_1 = LayerNorm(width)
-        self.mlp = MLP(width)
-        self.ln_2 = LayerNorm(width)
-
-    def forward(self, x: torch.Tensor, causal: bool, first_only: bool = False) -> torch.Tensor:
-        y = self.attn(self.ln_1(x), causal, first_only)
-        x = (x[:, :1] if first_only else x) + y
-        return x + self.mlp(self.ln_2(x))
-
-
-class Transformer(nn.Module):
-    def __init__(self, width: int, layers: int, heads: int, causal: bool = False):
-        super().__init__()
-        self.width = width
-        self.layers = layers
-        self.causal = causal
-        self.resblocks = nn.ModuleList([ResidualAttentionBlock(width, heads) for _ in range(layers)])
-
-    def forward(self, x: torch.Tensor, first_only: bool = False) -> torch.Tensor:
-        """[B, T, width] -> [B, T, width]; first_only: [B, 1, width], the first token's output only,
-        which is all the image tower reads (the last block then works on that token alone)."""
-        if first_only and self.causal:
-            raise ValueError('first_only needs bidirectional attention (the image tower)')
-        last = len(self.resblocks) - 1
-        for i, block in enumerate(self.resblocks):
-            x = block(x, self.causal, first_only and i == last)
-        return x
 
 
 class VisionTransformer(nn.Module):
@@ -243,34 +131,23 @@ class CLIP(nn.Module):
         Attention is causal and the latent is read at the eos token, so positions after the last
         eos in the batch cannot change the result: they are cut off before the transformer runs.
         """
-        eos_positions = self._eos_positions(input_ids)  # [B]
+        eos_positions = find_eos(input_ids, self.eos_id, self.context_length)  # [B]
         length = int(eos_positions.max()) + 1
-        input_ids = input_ids[:, :length].to(self.device)
-        x = self.token_embedding(input_ids).to(self.dtype)  # [B, T, width]
-        x = x + self.positional_embedding[:length].to(self.dtype)
-        x = self.transformer(x)
-        x = x[torch.arange(x.shape[0], device=x.device), eos_positions.to(x.device)]  # [B, width]
-        latents = self.ln_final(x) @ self.text_projection  # [B, embed_dim]
+        latents = self.text_latents_at(input_ids[:, :length].to(self.device), eos_positions.to(self.device))
         return F.normalize(latents, dim=-1) if normalize else latents
 
-    def _eos_positions(self, input_ids: torch.Tensor) -> torch.Tensor:
-        if not isinstance(input_ids, torch.Tensor):
-            raise TypeError(f'input_ids must be a torch.Tensor, got {type(input_ids).__name__}')
-        if input_ids.dim() != 2 or input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
-            raise ValueError(f'input_ids must be an integer tensor of shape [batch, length], '
-                             f'got {input_ids.dtype} of shape {list(input_ids.shape)}')
-        if input_ids.shape[0] == 0:
-            raise ValueError('input_ids is empty: encode at least one text')
-        if input_ids.shape[1] > self.context_length:
-            raise ValueError(f'input_ids has {input_ids.shape[1]} positions, this model takes at most '
-                             f'{self.context_length}')
-        is_eos = input_ids == self.eos_id
-        has_eos = is_eos.any(dim=1)
-        if not bool(has_eos.all()):
-            row = int((~has_eos).nonzero()[0])
-            raise ValueError(f'input_ids row {row} has no eos token (id {self.eos_id}); '
-                             f'build input_ids with RuCLIPProcessor')
-        return is_eos.int().argmax(dim=1)  # first eos of each row
+    def text_latents_at(self, input_ids: torch.Tensor, eos_positions: torch.Tensor) -> torch.Tensor:
+        """The text tower on [B, T] ids as given (no checks, no trim), read at eos_positions [B].
+
+        Traceable: the ONNX export runs it with T as a dynamic axis.
+        """
+        T = input_ids.shape[1]
+        x = self.token_embedding(input_ids).to(self.dtype)  # [B, T, width]
+        x = self.transformer(x + self.positional_embedding[:T].to(self.dtype))
+        index = eos_positions.view(-1, 1, 1).expand(-1, 1, x.shape[-1])  # [B, 1, width]
+        x = x.gather(1, index).squeeze(1)  # [B, width]
+        return self.ln_final(x) @ self.text_projection  # [B, embed_dim]
+
 
     def forward(self, input_ids: torch.Tensor, pixel_values: torch.Tensor):
         image_latents = self.encode_image(pixel_values, normalize=True)
@@ -294,6 +171,25 @@ class CLIP(nn.Module):
             model = cls.from_config(config)
         assign_state_dict(model, read_state_dict(folder))
         return model.to(device=device, dtype=dtype).eval()
+
+
+def find_eos(input_ids: torch.Tensor, eos_id: int, context_length: int) -> torch.Tensor:
+    """[B] position of the first eos of each row, after checking input_ids is what a text tower takes."""
+    if not isinstance(input_ids, torch.Tensor):
+        raise TypeError(f'input_ids must be a torch.Tensor, got {type(input_ids).__name__}')
+    if input_ids.dim() != 2 or input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
+        raise ValueError(f'input_ids must be an integer tensor of shape [batch, length], '
+                         f'got {input_ids.dtype} of shape {list(input_ids.shape)}')
+    if input_ids.shape[0] == 0:
+        raise ValueError('input_ids is empty: encode at least one text')
+    if input_ids.shape[1] > context_length:
+        raise ValueError(f'input_ids has {input_ids.shape[1]} positions, this model takes at most {context_length}')
+    is_eos = input_ids == eos_id
+    has_eos = is_eos.any(dim=1)
+    if not bool(has_eos.all()):
+        row = int((~has_eos).nonzero()[0])
+        raise ValueError(f'input_ids row {row} has no eos token (id {eos_id}); build input_ids with RuCLIPProcessor')
+    return is_eos.int().argmax(dim=1)
 
 
 def resolve_dtype(dtype) -> torch.dtype:

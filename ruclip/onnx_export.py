@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .extras import require
-from .model import CLIP
+from .model import CLIP, find_eos
 
 IMAGE_FILE = 'image.onnx'
 TEXT_FILE = 'text.onnx'
@@ -48,14 +48,8 @@ class TextTower(nn.Module):
         self.clip = clip
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        clip = self.clip
-        length = input_ids.shape[1]
-        eos_positions = (input_ids == clip.eos_id).int().argmax(dim=1)  # [B], first eos of each row
-        x = clip.token_embedding(input_ids).to(clip.dtype)  # [B, T, width]
-        x = clip.transformer(x + clip.positional_embedding[:length].to(clip.dtype))
-        index = eos_positions.view(-1, 1, 1).expand(-1, 1, x.shape[-1])  # [B, 1, width]
-        x = x.gather(1, index).squeeze(1)  # [B, width]
-        return (clip.ln_final(x) @ clip.text_projection).float()  # [B, embed_dim]
+        eos_positions = (input_ids == self.clip.eos_id).int().argmax(dim=1)  # [B], first eos of each row
+        return self.clip.text_latents_at(input_ids, eos_positions).float()  # [B, embed_dim]
 
 
 def export_onnx(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.PathLike], *,
@@ -161,21 +155,7 @@ class OnnxCLIP:
         Each batch is cut after its last eos before it runs, as CLIP.encode_text does.
         """
         ids = _as_numpy(input_ids, 'input_ids')
-        if ids.ndim != 2 or ids.dtype.kind not in 'iu':
-            raise ValueError(f'input_ids must be integers of shape [batch, length], got {ids.dtype} '
-                             f'of shape {list(ids.shape)}')
-        if ids.shape[0] == 0:
-            raise ValueError('input_ids is empty: encode at least one text')
-        if ids.shape[1] > self.context_length:
-            raise ValueError(f'input_ids has {ids.shape[1]} positions, this model takes at most '
-                             f'{self.context_length}')
-        is_eos = ids == self.eos_id
-        has_eos = is_eos.any(axis=1)
-        if not has_eos.all():
-            row = int(np.flatnonzero(~has_eos)[0])
-            raise ValueError(f'input_ids row {row} has no eos token (id {self.eos_id}); '
-                             f'build input_ids with RuCLIPProcessor')
-        length = int(is_eos.argmax(axis=1).max()) + 1
+        length = int(find_eos(torch.from_numpy(ids), self.eos_id, self.context_length).max()) + 1
         feed = np.ascontiguousarray(ids[:, :length], dtype=np.int64)
         latents = self.text_session.run(None, {'input_ids': feed})[0]
         return _latents(latents, normalize)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from checkpoints import TINY_ARCHITECTURES, write_checkpoint
+from fake_hub import FakeHub, point_hub_client_at
 from texts import train_bpe
 
 
@@ -52,6 +53,20 @@ def hub_cache(tmp_path, tiny_checkpoint):
     (repo / 'refs').mkdir()
     (repo / 'refs' / 'main').write_text(commit)
     return tmp_path
+
+
+@pytest.fixture
+def hub_with_all_models(monkeypatch, checkpoint_factory, tmp_path):
+    """The Hub stand-in serving two tiny models under their real repo names; the default cache is
+    a fresh folder, so ruclip.load('ruclip-vit-base-patch32-384') downloads from the stand-in."""
+    import huggingface_hub.constants
+    import ruclip
+    with FakeHub() as hub:
+        for name in ('ruclip-vit-base-patch32-384', 'ruclip-vit-base-patch16-224'):
+            hub.add_folder(ruclip.MODELS[name]['repo_id'], checkpoint_factory(name))
+        point_hub_client_at(monkeypatch, hub.url)
+        monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(tmp_path / 'hf-cache'))
+        yield hub
 
 
 @pytest.fixture(scope='session')

@@ -74,3 +74,10 @@ class FakeHub:
                 self._respond(with_body=True)
 
         return Handler
+
+
+def point_hub_client_at(monkeypatch, url: str) -> None:
+    """Make huggingface_hub (already imported) send its requests to `url` for this test."""
+    import huggingface_hub.constants as constants
+    monkeypatch.setattr(constants, 'ENDPOINT', url)
+    monkeypatch.setattr(constants, 'HUGGINGFACE_CO_URL_TEMPLATE', url + '/{repo_id}/resolve/{revision}/{filename}')

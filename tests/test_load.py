@@ -5,13 +5,12 @@ import shutil
 import subprocess
 import sys
 
-import huggingface_hub.constants
 import pytest
 import torch
 
 import ruclip
 from checkpoints import TINY_ARCHITECTURES, write_checkpoint
-from fake_hub import FakeHub
+from fake_hub import FakeHub, point_hub_client_at
 
 REPO = 'ai-forever/ruclip-vit-base-patch32-224'
 NAME = 'ruclip-vit-base-patch32-224'
@@ -21,9 +20,7 @@ NAME = 'ruclip-vit-base-patch32-224'
 def hub(monkeypatch, tiny_checkpoint):
     with FakeHub() as hub:
         hub.add_folder(REPO, tiny_checkpoint)
-        monkeypatch.setattr(huggingface_hub.constants, 'ENDPOINT', hub.url)
-        monkeypatch.setattr(huggingface_hub.constants, 'HUGGINGFACE_CO_URL_TEMPLATE',
-                            hub.url + '/{repo_id}/resolve/{revision}/{filename}')
+        point_hub_client_at(monkeypatch, hub.url)
         yield hub
 
 

@@ -127,7 +127,7 @@ def test_runner_rejects_bad_inputs(runner):
         runner.encode_text(torch.tensor([[2, 3], [2, 5]]))
     with pytest.raises(ValueError, match='at most 77'):
         runner.encode_text(torch.full((1, 78), 3))
-    with pytest.raises(ValueError, match='integers'):
+    with pytest.raises(ValueError, match='integer tensor'):
         runner.encode_text(torch.zeros(1, 5))
     with pytest.raises(TypeError, match='torch.Tensor or a numpy array'):
         runner.encode_text([[2, 3]])

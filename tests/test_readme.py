@@ -9,11 +9,8 @@ import sys
 import types
 from pathlib import Path
 
-import huggingface_hub.constants
-import pytest
 import torch
 
-from fake_hub import FakeHub
 from images import encoded, rgb_image
 
 README = Path(__file__).resolve().parents[1] / 'README.md'
@@ -62,19 +59,6 @@ with torch.no_grad():
     X_test = predictor.get_image_latents((pil_img for pil_img, _ in test)).cpu().numpy()
     y_train, y_test = np.array(train.targets), np.array(test.targets)
 """
-
-
-@pytest.fixture
-def hub_with_all_models(monkeypatch, checkpoint_factory, tmp_path):
-    import ruclip
-    with FakeHub() as hub:
-        for name in ('ruclip-vit-base-patch32-384', 'ruclip-vit-base-patch16-224'):
-            hub.add_folder(ruclip.MODELS[name]['repo_id'], checkpoint_factory(name))
-        monkeypatch.setattr(huggingface_hub.constants, 'ENDPOINT', hub.url)
-        monkeypatch.setattr(huggingface_hub.constants, 'HUGGINGFACE_CO_URL_TEMPLATE',
-                            hub.url + '/{repo_id}/resolve/{revision}/{filename}')
-        monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(tmp_path / 'hf-cache'))
-        yield hub
 
 
 class FakeCIFAR100:

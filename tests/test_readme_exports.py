@@ -6,7 +6,7 @@ import pytest
 
 from images import rgb_image
 from ruclip.cli import build_parser
-from test_readme import README, hub_with_all_models, readme_python_blocks  # noqa: F401 (a fixture)
+from test_readme import README, readme_python_blocks
 
 HEADING = 'Deploying elsewhere: ONNX and Hugging Face transformers'
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from images import rgb_image
-from test_readme import README, hub_with_all_models, readme_python_blocks  # noqa: F401 (a fixture)
+from test_readme import README, readme_python_blocks
 
 pytest.importorskip('matplotlib')
 
