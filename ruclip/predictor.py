@@ -115,6 +115,10 @@ class Predictor:
         """The index of the best-matching class for each image."""
         if not isinstance(text_latents, torch.Tensor) or text_latents.dim() != 2:
             raise TypeError('text_latents must be the [n_classes, embed_dim] tensor from get_text_latents')
+        embed_dim = self.clip_model.config.embed_dim
+        if text_latents.shape[1] != embed_dim or text_latents.shape[0] == 0:
+            raise ValueError(f'text_latents must be [n_classes, {embed_dim}] for this model (from its '
+                             f'get_text_latents), got shape {list(text_latents.shape)}')
         text_latents = text_latents.to(self.device, torch.float32)
         labels = []
         for image_latents in self._normalized_image_latents(images):

@@ -62,6 +62,8 @@ def test_bad_inputs_are_explained(predictor, photos, tiny_checkpoint):
         predictor.get_image_latents(iter([]))
     with pytest.raises(TypeError, match='text_latents must be'):
         predictor.run(photos, ['a'])
+    with pytest.raises(ValueError, match=r'text_latents must be \[n_classes, 24\] for this model.*got shape \[2, 512\]'):
+        predictor.run(photos, torch.zeros(2, 512))
     clip, processor = ruclip.load(str(tiny_checkpoint))
     with pytest.raises(ValueError, match=r"every template must be a str with a '\{\}'"):
         ruclip.Predictor(clip, processor, 'cpu', templates=['фото кошки'])
