@@ -67,7 +67,7 @@ class RuCLIPProcessor:
         tokens = list(tokens)
         if len(tokens) > self.text_seq_length:
             tokens = tokens[:self.text_seq_length - 1] + tokens[-1:]
-        return torch.tensor(tokens + [self.pad_id] * (self.text_seq_length - len(tokens)), dtype=torch.long)
+        return self.pad([tokens])[0]
 
     def decode_text(self, encoded) -> str:
         ids = encoded.tolist() if isinstance(encoded, torch.Tensor) else list(encoded)
