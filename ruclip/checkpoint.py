@@ -1,8 +1,13 @@
 """Reading checkpoint weights safely and putting them into a model built on the meta device."""
+import bisect
+import ctypes
+import functools
+import mmap
 import os
 import pickle
+import sys
 import zipfile
-from typing import Dict
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -48,8 +53,10 @@ def _torch_load(path: str):
         raise ValueError(f'{path} is corrupt or not a PyTorch checkpoint: {error}') from None
 
 
-def assign_state_dict(model: nn.Module, state_dict: Dict[str, torch.Tensor]) -> None:
-    """Load with strict key and shape checks, taking the tensors themselves (no copy)."""
+def assign_state_dict(model: nn.Module, state_dict: Dict[str, torch.Tensor], dtype: Optional[torch.dtype] = None,
+                      device=None) -> None:
+    """Load with strict key and shape checks, taking the tensors themselves where they already have
+    `dtype` (floating ones) and `device`, else converted ones (see `converted`)."""
     expected = model.state_dict()
     missing = sorted(expected.keys() - state_dict.keys())
     unexpected = sorted(state_dict.keys() - expected.keys())
@@ -64,7 +71,69 @@ def assign_state_dict(model: nn.Module, state_dict: Dict[str, torch.Tensor]) -> 
         if wrong_shape:
             problems.append(f'shape mismatches {_shorten(wrong_shape)}')
         raise ValueError('checkpoint does not match config.json: ' + '; '.join(problems))
-    model.load_state_dict(state_dict, strict=True, assign=True)
+    model.load_state_dict(converted(state_dict, dtype, device), strict=True, assign=True)
+
+
+def converted(state_dict: Dict[str, torch.Tensor], dtype: Optional[torch.dtype] = None,
+              device=None) -> Dict[str, torch.Tensor]:
+    """The tensors with floating ones in `dtype`, all on `device`, converted one at a time.
+
+    A tensor that needs no conversion is kept itself (an fp32 load on CPU stays zero-copy). Once a
+    tensor mapped from the checkpoint file is converted, its pages leave this process, so a bf16
+    load never holds the whole fp32 file next to the bf16 copy.
+    """
+    mappings = _file_mappings()
+    result = {}
+    for name, tensor in state_dict.items():
+        result[name] = tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else None)
+        if result[name] is not tensor:
+            _release_pages(tensor, mappings)
+    return result
+
+
+def _release_pages(tensor: torch.Tensor, mappings: List[Tuple[int, int]]) -> None:
+    """madvise(MADV_DONTNEED) on the whole pages inside `tensor`'s bytes, if a file mapping holds them.
+
+    The pages were only read, so they are clean: the page cache keeps them and a later read of the
+    same bytes maps them again (two keys may share storage); only this process's RSS shrinks.
+    """
+    madvise = _madvise()
+    if madvise is None or tensor.device.type != 'cpu' or not tensor.is_contiguous():
+        return
+    page = mmap.PAGESIZE
+    start = -(-tensor.data_ptr() // page) * page  # rounded up, and end down: no byte outside the tensor
+    end = (tensor.data_ptr() + tensor.nbytes) // page * page
+    i = bisect.bisect_right(mappings, (start, float('inf'))) - 1
+    if start < end and i >= 0 and end <= mappings[i][1]:
+        madvise(start, end - start, mmap.MADV_DONTNEED)
+
+
+def _file_mappings() -> List[Tuple[int, int]]:
+    """Sorted (start, end) addresses of this process's file-backed mappings; [] off Linux."""
+    if _madvise() is None:
+        return []
+    mappings = []
+    with open('/proc/self/maps') as maps:
+        for line in maps:  # address perms offset dev inode [path]
+            address, _, _, _, inode, *_ = line.split()
+            if inode != '0':
+                start, end = address.split('-')
+                mappings.append((int(start, 16), int(end, 16)))
+    return sorted(mappings)
+
+
+@functools.lru_cache(maxsize=None)
+def _madvise():
+    """libc's madvise(addr, length, advice) on Linux, else None."""
+    if not sys.platform.startswith('linux') or not hasattr(mmap, 'MADV_DONTNEED'):
+        return None
+    try:
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    madvise.restype = ctypes.c_int
+    return madvise
 
 
 def _shorten(items, limit=5):

@@ -161,7 +161,8 @@ class CLIP(nn.Module):
         """Load config.json and the weights (model.safetensors or pytorch_model.bin) from a folder.
 
         The network is built on the meta device and takes the checkpoint's tensors as they are, so
-        no random initialisation runs and no second copy of the weights is made.
+        no random initialisation runs and an fp32 load on CPU makes no second copy of the weights;
+        other dtypes and devices convert one tensor at a time.
         dtype: None or torch.float32 (default), torch.bfloat16 or torch.float16, or one of their
             names ('bf16', 'fp16', ...). LayerNorm runs in fp32 whatever the weights' dtype.
         """
@@ -169,8 +170,8 @@ class CLIP(nn.Module):
         config = CLIPConfig.from_file(os.path.join(folder, 'config.json'))
         with torch.device('meta'):
             model = cls.from_config(config)
-        assign_state_dict(model, read_state_dict(folder))
-        return model.to(device=device, dtype=dtype).eval()
+        assign_state_dict(model, read_state_dict(folder), dtype=dtype, device=device)
+        return model.eval()
 
 
 def find_eos(input_ids: torch.Tensor, eos_id: int, context_length: int) -> torch.Tensor:

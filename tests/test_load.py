@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -191,3 +192,54 @@ def test_pickled_code_is_refused(folder_copy):
     torch.save({'payload': _Evil()}, folder_copy / 'pytorch_model.bin')
     with pytest.raises(ValueError, match='could not be loaded safely'):
         ruclip.load(str(folder_copy))
+
+
+@pytest.mark.parametrize('weights', ['bin', 'safetensors'])
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_reduced_precision_load_equals_fp32_load_then_cast(checkpoint_factory, weights, dtype):
+    folder = checkpoint_factory(weights=weights)
+    expected = ruclip.CLIP.from_pretrained(folder).to(dtype).state_dict()
+    got = ruclip.CLIP.from_pretrained(folder, dtype=dtype).state_dict()
+    assert got.keys() == expected.keys()
+    assert all(got[k].dtype == dtype and torch.equal(got[k], expected[k]) for k in expected)
+
+
+@pytest.mark.parametrize('zipped', [True, False], ids=['mapped', 'legacy-unmapped'])
+def test_conversion_keeps_tensors_that_share_storage(tmp_path, zipped):
+    from ruclip.checkpoint import converted, read_state_dict
+    big = torch.randn(1024, 1024)
+    torch.save({'a': big, 'tied': big, 'half': big[512:], 'steps': torch.arange(5)}, tmp_path / 'pytorch_model.bin',
+               _use_new_zipfile_serialization=zipped)
+    result = converted(read_state_dict(tmp_path), torch.bfloat16, 'cpu')
+    for name, expected in [('a', big), ('tied', big), ('half', big[512:])]:
+        assert torch.equal(result[name], expected.to(torch.bfloat16))
+    assert torch.equal(result['steps'], torch.arange(5))
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='reads /proc/self/status')
+def test_bf16_load_does_not_hold_the_fp32_file(tmp_path, bpe_model, tiny_checkpoint):
+    """fp32 stays the mapped file itself; bf16 holds the bf16 copy, not the file's pages as well."""
+    wide = dict(TINY_ARCHITECTURES[NAME], vision_width=1024, vision_layers=4)  # 54M parameters
+    folder = write_checkpoint(tmp_path / 'wide', wide, bpe_model)
+    file_mb = (folder / 'pytorch_model.bin').stat().st_size / 2 ** 20
+    script = f'''
+import gc, torch, ruclip
+def status_mb(key):
+    line = next(line for line in open('/proc/self/status') if line.startswith(key + ':'))
+    return int(line.split()[1]) / 1024
+ruclip.CLIP.from_pretrained({str(tiny_checkpoint)!r})  # the first load imports sympy (meta-device init)
+before = status_mb('VmRSS')
+clip = ruclip.CLIP.from_pretrained({str(folder)!r})
+print(status_mb('VmRSS') - before)
+del clip
+gc.collect()
+before = status_mb('VmRSS')
+clip = ruclip.CLIP.from_pretrained({str(folder)!r}, dtype=torch.bfloat16)
+print(status_mb('VmHWM') - before)
+'''
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))  # this checkout's ruclip
+    run = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    fp32_growth, bf16_peak_growth = map(float, run.stdout.split())
+    assert fp32_growth < 0.1 * file_mb, (fp32_growth, file_mb)
+    assert bf16_peak_growth < 0.8 * file_mb, (bf16_peak_growth, file_mb)
