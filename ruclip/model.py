@@ -30,13 +30,15 @@ class VisionTransformer(nn.Module):
         self.input_resolution = input_resolution
         self.output_dim = output_dim
         self.conv1 = nn.Conv2d(3, width, kernel_size=patch_size, stride=patch_size, bias=False)
-        scale = width ** -0.5
-        self.class_embedding = nn.Parameter(scale * torch.randn(width))
-        self.positional_embedding = nn.Parameter(scale * torch.randn((input_resolution // patch_size) ** 2 + 1, width))
+        self.class_embedding = nn.Parameter(torch.empty(width))
+        self.positional_embedding = nn.Parameter(torch.empty((input_resolution // patch_size) ** 2 + 1, width))
         self.ln_pre = LayerNorm(width)
         self.transformer = Transformer(width, layers, heads)
         self.ln_post = LayerNorm(width)
-        self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
+        self.proj = nn.Parameter(torch.empty(width, output_dim))
+        if self.proj.device.type != 'meta':  # (on meta, any arithmetic loads torch's sympy-based kernels)
+            for parameter in (self.class_embedding, self.positional_embedding, self.proj):
+                nn.init.normal_(parameter, std=width ** -0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.embed_patches(x)  # [B, grid**2, width]
@@ -78,11 +80,14 @@ class CLIP(nn.Module):
         self.visual = VisionTransformer(image_resolution, vision_patch_size, vision_width, vision_layers,
                                         self.config.vision_heads, embed_dim)
         self.transformer = Transformer(transformer_width, transformer_layers, transformer_heads, causal=True)
-        self.token_embedding = nn.Embedding(vocab_size, transformer_width)
+        # empty until initialize_parameters or a checkpoint fills them: on the meta device any arithmetic
+        # would load torch's sympy-based meta kernels (~150 MB and ~1 s for every load)
+        self.token_embedding = nn.Embedding(vocab_size, transformer_width,
+                                            _weight=torch.empty(vocab_size, transformer_width))
         self.positional_embedding = nn.Parameter(torch.empty(context_length, transformer_width))
         self.ln_final = LayerNorm(transformer_width)
         self.text_projection = nn.Parameter(torch.empty(transformer_width, embed_dim))
-        self.logit_scale = nn.Parameter(torch.ones([]) * np.log(1 / 0.07))
+        self.logit_scale = nn.Parameter(torch.full([], float(np.log(1 / 0.07))))
         if self.text_projection.device.type != 'meta':
             self.initialize_parameters()
 

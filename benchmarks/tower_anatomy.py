@@ -1,0 +1,162 @@
+"""Where the image tower's time goes: its matmuls, its attention and everything else.
+
+    python benchmarks/tower_anatomy.py                            # base-patch32-384, fp32 and bf16
+    python benchmarks/tower_anatomy.py --models all --repeats 5
+
+One `encode_image` call is recorded op by op (a TorchDispatchMode). Its matmuls (mm, addmm, bmm)
+and its attention kernels are then replayed alone, on inputs of the same shapes, strides and dtypes,
+and timed beside the whole tower and a plain 2048^3 matmul, in interleaved rounds (best kept).
+"The rest" is the tower's time minus the two: LayerNorm, bias and residual adds, the activation,
+copies, and the gaps between ops. The batch is the one `ruclip.Predictor` picks for the dtype.
+
+The last line of each model answers the question of issue #3's tower target: if attention and the
+rest cost nothing, what fraction of the plain matmul's rate would the tower reach, and how fast
+would they have to be for the tower to reach 85% of it.
+"""
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import ARCHITECTURES, DTYPES, build_checkpoint, machine, synchronize, train_tokenizer  # noqa: E402
+
+import ruclip  # noqa: E402
+
+aten = torch.ops.aten
+# inference mode shows a dispatch mode the composite ops (linear, matmul, sdpa), not their kernels
+MATMULS = {aten.linear.default, aten.matmul.default, aten.mm.default, aten.addmm.default, aten.bmm.default}
+ATTENTION = {aten.scaled_dot_product_attention.default, aten._scaled_dot_product_flash_attention_for_cpu.default,
+             aten._scaled_dot_product_flash_attention.default,
+             aten._scaled_dot_product_efficient_attention.default,
+             aten._scaled_dot_product_cudnn_attention.default}
+
+
+class Recorder(TorchDispatchMode):
+    """Keeps (op, args) of every matmul and attention call, tensors replaced by their layouts."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_dispatch__(self, op, types, args=(), kwargs=None):
+        if op in MATMULS or op in ATTENTION:
+            self.calls.append((op, [_layout(a) for a in args], {k: _layout(v) for k, v in (kwargs or {}).items()}))
+        return op(*args, **(kwargs or {}))
+
+
+def _layout(a):
+    return ('tensor', a.shape, a.stride(), a.dtype, a.device) if isinstance(a, torch.Tensor) else a
+
+
+def flops(op, args) -> int:
+    shapes = [a[1] for a in args if isinstance(a, tuple) and a and a[0] == 'tensor']
+    if op in ATTENTION:  # q [B, H, Tq, D], k [B, H, Tk, D]: two matmuls of Tq x Tk x D per head
+        (b, h, tq, d), tk = shapes[0], shapes[1][2]
+        return 4 * b * h * tq * tk * d
+    if op is aten.linear.default:  # input [.., K], weight [N, K]
+        return 2 * shapes[0].numel() * shapes[1][0]
+    a, b = shapes[-2:]
+    return 2 * a.numel() * b[-1]  # [.., M, K] @ [.., K, N], mm and bmm alike
+
+
+def replay(calls):
+    """(fn running every call once on fresh inputs, its FLOPs)."""
+    def tensor(spec):
+        _, shape, stride, dtype, device = spec
+        return torch.empty_strided(shape, stride, dtype=dtype, device=device).normal_()
+    ready = [(op, [tensor(a) if isinstance(a, tuple) and a and a[0] == 'tensor' else a for a in args],
+              {k: tensor(v) if isinstance(v, tuple) and v and v[0] == 'tensor' else v for k, v in kwargs.items()})
+             for op, args, kwargs in calls]
+
+    def fn():
+        for op, args, kwargs in ready:
+            op(*args, **kwargs)
+    return fn, sum(flops(op, args) for op, args, _ in calls)
+
+
+def plain_matmul(dtype, device, n=2048, count=4):
+    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+
+    def fn():
+        for _ in range(count):
+            a @ b
+    return fn, 2 * n ** 3 * count
+
+
+def anatomy(model, processor, device, dtype_name, repeats):
+    batch = ruclip.Predictor(model, processor, device, quiet=True).batch_size
+    size = model.config.image_resolution
+    pixels = torch.randn(batch, 3, size, size, device=device, dtype=model.dtype)
+    with torch.inference_mode():
+        recorder = Recorder()
+        with recorder:
+            model.encode_image(pixels)
+        matmul_calls = [c for c in recorder.calls if c[0] in MATMULS]
+        attention_calls = [c for c in recorder.calls if c[0] in ATTENTION]
+        parts = {'tower': (lambda: model.encode_image(pixels), None), 'matmuls': replay(matmul_calls),
+                 'attention': replay(attention_calls), 'plain': plain_matmul(model.dtype, device)}
+        best = {name: float('inf') for name in parts}
+        for _ in range(repeats + 1):  # the first round warms up
+            for name, (fn, _) in parts.items():
+                synchronize()
+                start = time.perf_counter()
+                fn()
+                synchronize()
+                best[name] = min(best[name], time.perf_counter() - start)
+    plain_rate = parts['plain'][1] / best['plain']
+    seconds = {name: best[name] for name in ('tower', 'matmuls', 'attention')}
+    seconds['rest'] = max(seconds['tower'] - seconds['matmuls'] - seconds['attention'], 0.0)
+    total_flops = parts['matmuls'][1] + parts['attention'][1]
+    return dict(dtype=dtype_name, batch=batch, seconds=seconds, plain_rate=plain_rate,
+                flops={'tower': total_flops, 'matmuls': parts['matmuls'][1], 'attention': parts['attention'][1]})
+
+
+def report(name, r) -> str:
+    s, f, plain = r['seconds'], r['flops'], r['plain_rate']
+    tower_rate = f['tower'] / s['tower']
+    lines = [f'{name} {r["dtype"]}, batch {r["batch"]}: tower {s["tower"] * 1e3:.0f} ms, {tower_rate / 1e9:.0f} GFLOP/s '
+             f'= {tower_rate / plain:.0%} of a plain matmul ({plain / 1e9:.0f} GFLOP/s)']
+    for part, what in (('matmuls', ''), ('attention', ''), ('rest', ' (LayerNorm, bias, residual, activation, copies)')):
+        rate = f' at {f[part] / s[part] / 1e9:.0f} GFLOP/s = {f[part] / s[part] / plain:.0%} of plain' if part in f else ''
+        lines.append(f'  {part:9s} {s[part] * 1e3:7.1f} ms ({s[part] / s["tower"]:4.0%} of the tower){rate}{what}')
+    budget = f['tower'] / (0.85 * plain) - s['matmuls']
+    lines.append(f'  ceiling: with attention and the rest free the tower would run at '
+                 f'{f["tower"] / s["matmuls"] / plain:.0%} of plain; at 85% they would have {budget * 1e3:.1f} ms '
+                 f'({budget / (s["attention"] + s["rest"]):.0%} of their time now)' if budget > 0 else
+                 '  ceiling: the matmuls alone already take longer than 85% of plain allows')
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--models', default='ruclip-vit-base-patch32-384', help="comma-separated names or 'all'")
+    parser.add_argument('--dtypes', default='fp32,bf16')
+    parser.add_argument('--repeats', type=int, default=3, help='timed rounds, best kept (default 3)')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--workdir', default=str(Path.home() / '.cache' / 'ruclip-bench'))
+    args = parser.parse_args(argv)
+    names = list(ARCHITECTURES) if args.models == 'all' else args.models.split(',')
+    for name in names:
+        if name not in ARCHITECTURES:
+            parser.error(f'Unknown model {name!r}; choose from {list(ARCHITECTURES)} or all')
+    workdir = Path(args.workdir).expanduser()
+    workdir.mkdir(parents=True, exist_ok=True)
+    bpe = train_tokenizer(workdir)
+    print(f'machine: {machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads, '
+          f'1-minute load average {os.getloadavg()[0]:.2f}', flush=True)
+    for name in names:
+        folder = build_checkpoint(workdir, name, bpe)
+        for dtype in args.dtypes.split(','):
+            model, processor = ruclip.load(str(folder), device=args.device, dtype=DTYPES[dtype])
+            print(report(name, anatomy(model, processor, args.device, dtype, args.repeats)), flush=True)
+            del model
+    print(f'1-minute load average at the end {os.getloadavg()[0]:.2f}')
+
+
+if __name__ == '__main__':
+    main()
