@@ -1,0 +1,27 @@
+"""The benchmarks' FLOP accounting, on which their percentages rest (never their timings)."""
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import ruclip
+from checkpoints import TINY_ARCHITECTURES
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'benchmarks'))
+import bench  # noqa: E402
+import tower_anatomy  # noqa: E402
+
+
+@pytest.mark.parametrize('arch', ['ruclip-vit-base-patch32-224', 'ruclip-vit-large-patch14-336'])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+def test_recorded_matmuls_and_attention_add_up_to_the_tower_flops(checkpoint_factory, arch, dtype):
+    """tower_anatomy counts FLOPs from the ops one encode_image runs; bench.tower_flops from the
+    architecture. Each must agree with the other, with the attention kernels found."""
+    clip, processor = ruclip.load(str(checkpoint_factory(arch)), dtype=dtype)
+    result = tower_anatomy.anatomy(clip, processor, 'cpu', str(dtype), repeats=0)  # one (warm-up) round: only the counts matter here
+    batch, flops = result['batch'], result['flops']
+    assert flops['attention'] > 0 and flops['matmuls'] > 0
+    assert flops['tower'] == bench.tower_flops(TINY_ARCHITECTURES[arch], batch, class_token_last=True)
+    assert flops['tower'] < bench.tower_flops(TINY_ARCHITECTURES[arch], batch)  # the original's, last block whole
+    assert all(seconds >= 0 for seconds in result['seconds'].values())
