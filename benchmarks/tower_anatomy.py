@@ -54,8 +54,12 @@ def _layout(a):
     return ('tensor', a.shape, a.stride(), a.dtype, a.device) if isinstance(a, torch.Tensor) else a
 
 
+def _is_layout(a) -> bool:
+    return isinstance(a, tuple) and len(a) == 5 and a[0] == 'tensor'
+
+
 def flops(op, args) -> int:
-    shapes = [a[1] for a in args if isinstance(a, tuple) and a and a[0] == 'tensor']
+    shapes = [a[1] for a in args if _is_layout(a)]
     if op in ATTENTION:  # q [B, H, Tq, D], k [B, H, Tk, D]: two matmuls of Tq x Tk x D per head
         (b, h, tq, d), tk = shapes[0], shapes[1][2]
         return 4 * b * h * tq * tk * d
@@ -67,12 +71,12 @@ def flops(op, args) -> int:
 
 def replay(calls):
     """(fn running every call once on fresh inputs, its FLOPs)."""
-    def tensor(spec):
-        _, shape, stride, dtype, device = spec
+    def fresh(a):
+        if not _is_layout(a):
+            return a
+        _, shape, stride, dtype, device = a
         return torch.empty_strided(shape, stride, dtype=dtype, device=device).normal_()
-    ready = [(op, [tensor(a) if isinstance(a, tuple) and a and a[0] == 'tensor' else a for a in args],
-              {k: tensor(v) if isinstance(v, tuple) and v and v[0] == 'tensor' else v for k, v in kwargs.items()})
-             for op, args, kwargs in calls]
+    ready = [(op, [fresh(a) for a in args], {k: fresh(v) for k, v in kwargs.items()}) for op, args, kwargs in calls]
 
     def fn():
         for op, args, kwargs in ready:
