@@ -82,11 +82,12 @@ def converted(state_dict: Dict[str, torch.Tensor], dtype: Optional[torch.dtype] 
     tensor mapped from the checkpoint file is converted, its pages leave this process, so a bf16
     load never holds the whole fp32 file next to the bf16 copy.
     """
-    mappings = _file_mappings()
+    mappings = None  # read at the first conversion: an fp32 load on CPU converts nothing
     result = {}
     for name, tensor in state_dict.items():
         result[name] = tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else None)
         if result[name] is not tensor:
+            mappings = _file_mappings() if mappings is None else mappings
             _release_pages(tensor, mappings)
     return result
 

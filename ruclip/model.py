@@ -153,7 +153,6 @@ class CLIP(nn.Module):
         x = x.gather(1, index).squeeze(1)  # [B, width]
         return self.ln_final(x) @ self.text_projection  # [B, embed_dim]
 
-
     def forward(self, input_ids: torch.Tensor, pixel_values: torch.Tensor):
         image_latents = self.encode_image(pixel_values, normalize=True)
         text_latents = self.encode_text(input_ids, normalize=True)
