@@ -283,7 +283,7 @@ def bench_model(name: str, folder: Path, args, original) -> dict:
                     fns[f'ours {d} compiled'] = lambda c=compiled, m=m, n=n: c(pixel_values[:n].to(m.dtype))
                     batches[f'ours {d} compiled'] = n
         batches['original'] = batches['ours fp32']
-        matmuls = {dtype: _matmul_fn(dtype, device) for dtype in {'fp32'} | {_dtype_of(k) for k in fns}}
+        matmuls = {dtype: plain_matmul(dtype, device) for dtype in {'fp32'} | {_dtype_of(k) for k in fns}}
         fns.update({f'matmul {dtype}': fn for dtype, (fn, _) in matmuls.items()})
         with torch.inference_mode():
             runs = interleaved(fns, args.repeats)
@@ -332,7 +332,7 @@ def bench_model(name: str, folder: Path, args, original) -> dict:
     return result
 
 
-def _matmul_fn(dtype: str, device: str, n: int = 2048, count: int = 8):
+def plain_matmul(dtype: str, device: str, n: int = 2048, count: int = 8):
     """(fn, flops): `count` plain n x n x n matmuls in `dtype`, the reference rate."""
     if device != 'cpu':
         n, count = 8192, 20

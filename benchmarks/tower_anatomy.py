@@ -17,18 +17,18 @@ would they have to be for the tower to reach 85% of it.
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import ARCHITECTURES, DTYPES, build_checkpoint, machine, synchronize, train_tokenizer  # noqa: E402
+from bench import ARCHITECTURES, DTYPES, build_checkpoint, interleaved, machine, plain_matmul, train_tokenizer  # noqa: E402
 
 import ruclip  # noqa: E402
 
 aten = torch.ops.aten
+DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 # inference mode shows a dispatch mode the composite ops (linear, matmul, sdpa), not their kernels
 MATMULS = {aten.linear.default, aten.matmul.default, aten.mm.default, aten.addmm.default, aten.bmm.default}
 ATTENTION = {aten.scaled_dot_product_attention.default, aten._scaled_dot_product_flash_attention_for_cpu.default,
@@ -84,16 +84,8 @@ def replay(calls):
     return fn, sum(flops(op, args) for op, args, _ in calls)
 
 
-def plain_matmul(dtype, device, n=2048, count=8):
-    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
-
-    def fn():
-        for _ in range(count):
-            a @ b
-    return fn, 2 * n ** 3 * count
-
-
-def anatomy(model, processor, device, dtype_name, repeats):
+def anatomy(model, processor, device, repeats):
+    dtype_name = DTYPE_NAMES[model.dtype]
     batch = ruclip.Predictor(model, processor, device, quiet=True).batch_size
     size = model.config.image_resolution
     pixels = torch.randn(batch, 3, size, size, device=device, dtype=model.dtype)
@@ -104,15 +96,9 @@ def anatomy(model, processor, device, dtype_name, repeats):
         matmul_calls = [c for c in recorder.calls if c[0] in MATMULS]
         attention_calls = [c for c in recorder.calls if c[0] in ATTENTION]
         parts = {'tower': (lambda: model.encode_image(pixels), None), 'matmuls': replay(matmul_calls),
-                 'attention': replay(attention_calls), 'plain': plain_matmul(model.dtype, device)}
-        best = {name: float('inf') for name in parts}
-        for _ in range(repeats + 1):  # the first round warms up
-            for name, (fn, _) in parts.items():
-                synchronize()
-                start = time.perf_counter()
-                fn()
-                synchronize()
-                best[name] = min(best[name], time.perf_counter() - start)
+                 'attention': replay(attention_calls), 'plain': plain_matmul(dtype_name, device)}
+        runs = interleaved({name: fn for name, (fn, _) in parts.items()}, repeats + 1)  # round one warms up
+    best = {name: seconds for name, (seconds, _) in runs.items()}
     plain_rate = parts['plain'][1] / best['plain']
     seconds = {name: best[name] for name in ('tower', 'matmuls', 'attention')}
     seconds['rest'] = max(seconds['tower'] - seconds['matmuls'] - seconds['attention'], 0.0)
@@ -160,7 +146,7 @@ def main(argv=None):
         folder = build_checkpoint(workdir, name, bpe)
         for dtype in args.dtypes.split(','):
             model, processor = ruclip.load(str(folder), device=args.device, dtype=DTYPES[dtype])
-            results.append(dict(anatomy(model, processor, args.device, dtype, args.repeats), model=name))
+            results.append(dict(anatomy(model, processor, args.device, args.repeats), model=name))
             print(report(results[-1], results[-1]['plain_rate']), flush=True)
             del model
     best_plain = {r['dtype']: max(x['plain_rate'] for x in results if x['dtype'] == r['dtype']) for r in results}
