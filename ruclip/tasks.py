@@ -4,6 +4,7 @@ Wherever `images` is taken, it may be a list (or any iterable) of PIL images, fi
 bytes, or the [n_images, embed_dim] tensor that Predictor.get_image_latents returned for them,
 so latents are computed once and reused.
 """
+import copy
 import os
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
@@ -61,9 +62,7 @@ def rank(predictor: Predictor, images: Images, texts: Sequence[str], k: int = 5,
 
 def encode_texts(predictor: Predictor, texts: Sequence[str]) -> torch.Tensor:
     """[n_texts, embed_dim] L2-normalised latents of captions taken as they are, no templates."""
-    plain = Predictor(predictor.clip_model, predictor.clip_processor, predictor.device, templates=['{}'],
-                      bs=predictor.bs, quiet=True)
-    return plain.get_text_latents(texts)
+    return _variant(predictor, templates=['{}'], quiet=True).get_text_latents(texts)
 
 
 def image_latents(predictor: Predictor, images: Images) -> torch.Tensor:
@@ -97,12 +96,18 @@ def embed_images(predictor: Predictor, files: Sequence[Union[str, os.PathLike]])
                 progress.update(1)
                 yield image
 
-    quiet = Predictor(predictor.clip_model, predictor.clip_processor, predictor.device,
-                      templates=predictor.templates, bs=predictor.bs, quiet=True)
     try:
-        latents = quiet.get_image_latents(images())
+        latents = _variant(predictor, quiet=True).get_image_latents(images())
     except ValueError:
         if not readable:
             raise ValueError(f'none of the {len(files)} image files could be read') from None
         raise
     return Embeddings(latents=latents, files=readable, skipped=skipped)
+
+
+def _variant(predictor: Predictor, **changes) -> Predictor:
+    """predictor with some attributes changed, sharing its model, processor, settings and compiled tower."""
+    variant = copy.copy(predictor)
+    for name, value in changes.items():
+        setattr(variant, name, value)
+    return variant

@@ -150,3 +150,29 @@ def test_find_images_walks_folders_in_order_and_keeps_explicit_files(tmp_path):
     (tmp_path / 'empty').mkdir()
     with pytest.raises(ValueError, match='no image files'):
         ruclip.find_images(tmp_path / 'empty')
+
+
+def test_tasks_keep_the_predictors_settings(tmp_path, predictor, images, monkeypatch):
+    """embed_images and encode_texts run with the caller's Predictor settings (workers, draft mode,
+    batch size), changing only templates and the progress bar."""
+    import ruclip.predictor
+    seen = []
+    real_image_batches = ruclip.predictor.image_batches
+
+    def spy(*args, **kwargs):
+        seen.append((args[2], kwargs['num_workers'], kwargs['draft']))
+        return real_image_batches(*args, **kwargs)
+
+    monkeypatch.setattr(ruclip.predictor, 'image_batches', spy)
+    tuned = ruclip.Predictor(predictor.clip_model, predictor.clip_processor, 'cpu', bs=3, num_workers=1,
+                             jpeg_draft=True, quiet=True)
+    files = []
+    for i, image in enumerate(images[:4]):
+        image.convert('RGB').save(tmp_path / f'{i}.jpg')
+        files.append(tmp_path / f'{i}.jpg')
+    ruclip.embed_images(tuned, files)
+    assert seen == [(3, 1, True)]
+    assert tuned.quiet and tuned.templates == predictor.templates  # the caller's predictor is untouched
+    texts = ruclip.encode_texts(tuned, CAPTIONS)
+    plain = ruclip.Predictor(predictor.clip_model, predictor.clip_processor, 'cpu', templates=['{}'], quiet=True)
+    torch.testing.assert_close(texts, plain.get_text_latents(CAPTIONS))
