@@ -82,7 +82,7 @@ def top_k(scores: torch.Tensor, k: int, labels: Optional[Sequence[str]] = None) 
 
 
 def rank_latents(image_latents: torch.Tensor, text_latents: torch.Tensor, k: int = 5,
-         texts: Optional[Sequence[str]] = None, images: Optional[Sequence[str]] = None) -> Ranking:
+                 texts: Optional[Sequence[str]] = None, images: Optional[Sequence[str]] = None) -> Ranking:
     """The k most similar texts for each image and the k most similar images for each text.
 
     The full [n_images, n_texts] matrix is never held: rows are scored a chunk at a time, keeping
