@@ -38,9 +38,10 @@ def read_state_dict(folder) -> Dict[str, torch.Tensor]:
 
 def _torch_load(path: str):
     try:
-        # mmap keeps the file's pages out of our heap; older (non-zip) pickles cannot be mapped
-        mmap = zipfile.is_zipfile(path)
-        return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
+        # mapped, the file never sits whole in our heap: `converted` copies it one tensor at a time;
+        # older (non-zip) pickles cannot be mapped
+        mappable = zipfile.is_zipfile(path)
+        return torch.load(path, map_location='cpu', weights_only=True, mmap=mappable)
     except pickle.UnpicklingError as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         unsafe = [line for line in lines if 'GLOBAL' in line.upper()]
@@ -55,8 +56,8 @@ def _torch_load(path: str):
 
 def assign_state_dict(model: nn.Module, state_dict: Dict[str, torch.Tensor], dtype: Optional[torch.dtype] = None,
                       device=None) -> None:
-    """Load with strict key and shape checks, taking the tensors themselves where they already have
-    `dtype` (floating ones) and `device`, else converted ones (see `converted`)."""
+    """Load with strict key and shape checks, the tensors converted to `dtype` (floating ones) and
+    `device`, each in memory of its own (see `converted`)."""
     expected = model.state_dict()
     missing = sorted(expected.keys() - state_dict.keys())
     unexpected = sorted(state_dict.keys() - expected.keys())
@@ -78,41 +79,53 @@ def converted(state_dict: Dict[str, torch.Tensor], dtype: Optional[torch.dtype] 
               device=None) -> Dict[str, torch.Tensor]:
     """The tensors with floating ones in `dtype`, all on `device`, converted one at a time.
 
-    A tensor that needs no conversion is kept itself (an fp32 load on CPU stays zero-copy). Once a
-    tensor mapped from the checkpoint file is converted, its pages leave this process, so a bf16
-    load never holds the whole fp32 file next to the bf16 copy.
+    A tensor whose bytes lie in a file mapping (torch.load(mmap=True), safetensors) is copied even
+    when it needs no conversion: a model sharing pages with its checkpoint file would change when the
+    file is rewritten, and die of SIGBUS when it is truncated (torch.save to the same path). Once
+    copied, the tensor's pages leave this process, so a load holds about one copy of the weights,
+    never the whole file beside it. Other tensors that need no conversion are kept themselves.
     """
-    mappings = None  # read at the first conversion: an fp32 load on CPU converts nothing
+    mappings = _file_mappings()
     result = {}
     for name, tensor in state_dict.items():
-        result[name] = tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else None)
-        if result[name] is not tensor:
-            mappings = _file_mappings() if mappings is None else mappings
-            _release_pages(tensor, mappings)
+        mapped = _in_file_mapping(tensor, mappings)
+        result[name] = tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else None, copy=mapped)
+        if mapped:
+            _release_pages(tensor)
     return result
 
 
-def _release_pages(tensor: torch.Tensor, mappings: List[Tuple[int, int]]) -> None:
-    """madvise(MADV_DONTNEED) on the whole pages inside `tensor`'s bytes, if a file mapping holds them.
+def _in_file_mapping(tensor: torch.Tensor, mappings: Optional[List[Tuple[int, int]]]) -> bool:
+    """Whether `tensor`'s bytes lie in a file mapping; True for every CPU tensor where that is unknown."""
+    if tensor.device.type != 'cpu':
+        return False
+    if mappings is None:
+        return True
+    address = tensor.data_ptr()
+    i = bisect.bisect_right(mappings, (address, float('inf'))) - 1
+    return i >= 0 and address < mappings[i][1]
+
+
+def _release_pages(tensor: torch.Tensor) -> None:
+    """madvise(MADV_DONTNEED) on the whole pages inside `tensor`'s bytes, which a file mapping holds.
 
     The pages were only read, so they are clean: the page cache keeps them and a later read of the
     same bytes maps them again (two keys may share storage); only this process's RSS shrinks.
     """
     madvise = _madvise()
-    if madvise is None or tensor.device.type != 'cpu' or not tensor.is_contiguous():
+    if madvise is None or not tensor.is_contiguous():
         return
     page = mmap.PAGESIZE
     start = -(-tensor.data_ptr() // page) * page  # rounded up, and end down: no byte outside the tensor
     end = (tensor.data_ptr() + tensor.nbytes) // page * page
-    i = bisect.bisect_right(mappings, (start, float('inf'))) - 1
-    if start < end and i >= 0 and end <= mappings[i][1]:
+    if start < end:
         madvise(start, end - start, mmap.MADV_DONTNEED)
 
 
-def _file_mappings() -> List[Tuple[int, int]]:
-    """Sorted (start, end) addresses of this process's file-backed mappings; [] off Linux."""
+def _file_mappings() -> Optional[List[Tuple[int, int]]]:
+    """Sorted (start, end) addresses of this process's file-backed mappings; None off Linux."""
     if _madvise() is None:
-        return []
+        return None
     mappings = []
     with open('/proc/self/maps') as maps:
         for line in maps:  # address perms offset dev inode [path]

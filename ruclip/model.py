@@ -164,9 +164,9 @@ class CLIP(nn.Module):
                         device: Union[str, torch.device] = 'cpu') -> 'CLIP':
         """Load config.json and the weights (model.safetensors or pytorch_model.bin) from a folder.
 
-        The network is built on the meta device and takes the checkpoint's tensors as they are, so
-        no random initialisation runs and an fp32 load on CPU makes no second copy of the weights;
-        other dtypes and devices convert one tensor at a time.
+        The network is built on the meta device and takes the checkpoint's tensors, so no random
+        initialisation runs; they are copied (and converted) one tensor at a time from the mapped
+        file, so the model owns its memory and the process holds about one copy of the weights.
         dtype: None or torch.float32 (default), torch.bfloat16 or torch.float16, or one of their
             names ('bf16', 'fp16', ...). LayerNorm runs in fp32 whatever the weights' dtype.
         """
