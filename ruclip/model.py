@@ -93,10 +93,10 @@ class CLIP(nn.Module):
 
     @classmethod
     def from_config(cls, config: CLIPConfig, eos_id: int = 3) -> 'CLIP':
-        kwargs = config.to_dict()
-        kwargs.pop('mean', None)
-        kwargs.pop('std', None)
-        return cls(**kwargs, eos_id=eos_id)
+        architecture = {k: v for k, v in config.to_dict().items() if k not in ('mean', 'std')}
+        model = cls(**architecture, eos_id=eos_id)
+        model.config = config  # with the image mean/std, which only processors and exports read
+        return model
 
     def initialize_parameters(self):
         """openai-CLIP's initialisation; used only for models built from scratch (tests, benchmarks)."""

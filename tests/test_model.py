@@ -89,6 +89,11 @@ def test_encode_text_checks_its_input(clip):
         clip.encode_text([[2, 3]])
 
 
+def test_config_keeps_the_files_mean_and_std(clip, tiny_config):
+    assert clip.config.image_mean == tuple(tiny_config['mean']) and clip.config.image_std == tuple(tiny_config['std'])
+    assert clip.config.to_dict() == tiny_config
+
+
 def test_constructor_takes_the_originals_arguments(tiny_config):
     kwargs = {k: v for k, v in tiny_config.items() if k not in ('mean', 'std')}
     model = ruclip.CLIP(**kwargs)
