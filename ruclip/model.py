@@ -2,7 +2,8 @@
 
 Parameter names and shapes are openai-CLIP's (those of the original ruclip), so the Hub's
 pytorch_model.bin loads with strict=True; attention runs through F.scaled_dot_product_attention.
-Tensors are batch-first, [B, T, C], throughout.
+Tensors are batch-first, [B, T, C], throughout, except at Transformer.forward, which keeps the
+original's [T, B, C] call.
 """
 import os
 from typing import Optional, Union
@@ -14,7 +15,7 @@ from torch import nn
 
 from .checkpoint import assign_state_dict, read_state_dict
 from .config import CLIPConfig
-from .transformer import MLP, Attention, LayerNorm, QuickGELU, ResidualAttentionBlock, Transformer  # noqa: F401 (ruclip.model API)
+from .transformer import MLP, Attention, LayerNorm, QuickGELU, ResidualAttentionBlock, Transformer  # noqa: F401 (the original's ruclip.model names; the blocks are internal)
 
 DTYPES = {
     'float32': torch.float32, 'fp32': torch.float32,
@@ -44,7 +45,7 @@ class VisionTransformer(nn.Module):
         x = self.embed_patches(x)  # [B, grid**2, width]
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)  # [B, 1, width]
         x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)  # [B, grid**2 + 1, width]
-        x = self.transformer(self.ln_pre(x), first_only=True)  # [B, 1, width]: the class token
+        x = self.transformer.forward_batch_first(self.ln_pre(x), first_only=True)  # [B, 1, width]: the class token
         return self.ln_post(x[:, 0, :]) @ self.proj  # [B, output_dim]
 
     def embed_patches(self, x: torch.Tensor) -> torch.Tensor:
@@ -148,7 +149,7 @@ class CLIP(nn.Module):
         """
         T = input_ids.shape[1]
         x = self.token_embedding(input_ids).to(self.dtype)  # [B, T, width]
-        x = self.transformer(x + self.positional_embedding[:T].to(self.dtype))
+        x = self.transformer.forward_batch_first(x + self.positional_embedding[:T].to(self.dtype))
         index = eos_positions.view(-1, 1, 1).expand(-1, 1, x.shape[-1])  # [B, 1, width]
         x = x.gather(1, index).squeeze(1)  # [B, width]
         return self.ln_final(x) @ self.text_projection  # [B, embed_dim]

@@ -1,4 +1,8 @@
-"""Transformer building blocks with openai-CLIP's parameter names, batch-first [B, T, C]."""
+"""Transformer building blocks with openai-CLIP's parameter names.
+
+Blocks work batch-first, [B, T, C]; Transformer.forward keeps the original's [T, B, C] call for
+code written against it, and the towers call its batch-first path, Transformer.forward_batch_first.
+"""
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -106,7 +110,11 @@ class Transformer(nn.Module):
         self.causal = causal
         self.resblocks = nn.ModuleList([ResidualAttentionBlock(width, heads) for _ in range(layers)])
 
-    def forward(self, x: torch.Tensor, first_only: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The original's call: [T, B, width] -> [T, B, width] (sequence first, as nn.MultiheadAttention)."""
+        return self.forward_batch_first(x.transpose(0, 1)).transpose(0, 1)
+
+    def forward_batch_first(self, x: torch.Tensor, first_only: bool = False) -> torch.Tensor:
         """[B, T, width] -> [B, T, width]; first_only: [B, 1, width], the first token's output only,
         which is all the image tower reads (the last block then works on that token alone)."""
         if first_only and self.causal:

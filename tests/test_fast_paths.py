@@ -102,9 +102,10 @@ def test_last_block_on_the_class_token_alone_changes_nothing(loaded):
     tower = clip.visual.transformer
     x = torch.randn(3, 50, tower.width)
     with torch.no_grad():
-        torch.testing.assert_close(tower(x, first_only=True), tower(x)[:, :1], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(tower.forward_batch_first(x, first_only=True), tower.forward_batch_first(x)[:, :1],
+                                   atol=1e-6, rtol=1e-5)
         with pytest.raises(ValueError, match='first_only needs bidirectional attention'):
-            clip.transformer(torch.randn(2, 5, clip.transformer.width), first_only=True)
+            clip.transformer.forward_batch_first(torch.randn(2, 5, clip.transformer.width), first_only=True)
 
 
 def test_paths_and_bytes_give_the_latents_of_pil_images(loaded, photos, tmp_path):

@@ -90,7 +90,8 @@ def test_encode_text_checks_its_input(clip):
 
 
 def test_config_keeps_the_files_mean_and_std(clip, tiny_config):
-    assert clip.config.image_mean == tuple(tiny_config['mean']) and clip.config.image_std == tuple(tiny_config['std'])
+    assert clip.config.image_mean == tuple(tiny_config['mean'])
+    assert clip.config.image_std == tuple(tiny_config['std'])
     assert clip.config.to_dict() == tiny_config
 
 

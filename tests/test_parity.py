@@ -92,6 +92,36 @@ def test_encoders_match(pair):
         torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
 
 
+def every_token_of_the_image(clip, pixel_values):
+    """The original's VisionTransformer.forward up to ln_post, kept for every token: its own code."""
+    v = clip.visual
+    x = v.conv1(pixel_values)
+    x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)  # [B, grid**2, width]
+    cls = v.class_embedding + torch.zeros(x.shape[0], 1, x.shape[-1])
+    x = torch.cat([cls, x], dim=1) + v.positional_embedding  # [B, grid**2 + 1, width]
+    x = v.transformer(v.ln_pre(x).permute(1, 0, 2)).permute(1, 0, 2)  # NLD -> LND -> NLD
+    return v.ln_post(x)
+
+
+def every_token_of_the_text(clip, input_ids):
+    """The original's encode_text before its eos pick: every token's state, its own code."""
+    x = clip.token_embedding(input_ids) + clip.positional_embedding
+    x = clip.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)  # NLD -> LND -> NLD
+    return clip.ln_final(x)
+
+
+def test_towers_called_the_originals_way_match(pair):
+    """clip.transformer and clip.visual.transformer take the original's [T, B, width]."""
+    (clip, processor), (their_clip, their_processor) = pair
+    input_ids = their_processor(text=['кошка', 'собака на фото', ''])['input_ids']
+    pixel_values = their_processor(images=[image for _, image in varied_images()[:3]])['pixel_values']
+    with torch.no_grad():
+        torch.testing.assert_close(every_token_of_the_text(clip, input_ids),
+                                   every_token_of_the_text(their_clip, input_ids), atol=ATOL, rtol=0)
+        torch.testing.assert_close(every_token_of_the_image(clip, pixel_values),
+                                   every_token_of_the_image(their_clip, pixel_values), atol=ATOL, rtol=0)
+
+
 def test_predictor_matches(pair, original):
     (clip, processor), (their_clip, their_processor) = pair
     classes = ['Кошка', 'собака ', 'птица', 'автомобиль', 'дом', 'дерево', 'человек', 'море', 'гора', 'цветок']
