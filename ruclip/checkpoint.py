@@ -1,5 +1,6 @@
 """Reading checkpoint weights safely and putting them into a model built on the meta device."""
 import bisect
+import codecs
 import ctypes
 import functools
 import mmap
@@ -27,7 +28,7 @@ def read_state_dict(folder) -> Dict[str, torch.Tensor]:
         try:
             return load_file(safetensors_path)
         except (SafetensorError, OSError, ValueError) as error:
-            raise ValueError(f'{safetensors_path} is corrupt or not a safetensors file: {error}') from None
+            raise _not_weights(safetensors_path, 'a safetensors file', str(error)) from None
     if not os.path.isfile(bin_path):
         raise FileNotFoundError(f'no weights in {folder}: expected {WEIGHT_FILES[1]} (or {WEIGHT_FILES[0]})')
     state_dict = _torch_load(bin_path)
@@ -48,10 +49,47 @@ def _torch_load(path: str):
         if unsafe:
             raise ValueError(f'{path} could not be loaded safely (weights_only=True): it holds more than '
                              f'tensors ({unsafe[0]})') from None
-        reason = next((line for line in lines if 'WeightsUnpickler error' in line or 'operand' in line), lines[0])
-        raise ValueError(f'{path} is corrupt or not a PyTorch checkpoint: {reason}') from None
+        raise _not_weights(path, 'a PyTorch checkpoint', _unpickler_reason(lines)) from None
     except Exception as error:  # torch.load on arbitrary bytes fails in many ways (struct, KeyError, EOF, ...)
-        raise ValueError(f'{path} is corrupt or not a PyTorch checkpoint: {error}') from None
+        raise _not_weights(path, 'a PyTorch checkpoint', f'{type(error).__name__}: {error}') from None
+
+
+def _unpickler_reason(lines: List[str]) -> str:
+    """The line after torch's 'WeightsUnpickler error:' (which follows a request to file an issue)."""
+    marker = 'WeightsUnpickler error:'
+    for i, line in enumerate(lines):
+        if marker in line:
+            after = line.split(marker, 1)[1].strip()
+            return after or (lines[i + 1] if i + 1 < len(lines) else line)
+    return lines[0] if lines else 'not a pickle'
+
+
+def _not_weights(path: str, kind: str, reason: str) -> ValueError:
+    """The error for a weights file that did not load: what the file is when it can tell (empty, a Git
+    LFS pointer, text), else `reason`."""
+    try:
+        with open(path, 'rb') as file:
+            head = file.read(512)
+    except OSError:  # unreadable: `reason` says so
+        head = None
+    if head == b'':
+        reason = 'the file is empty (0 bytes); download it again'
+    elif head and head.startswith(b'version https://git-lfs'):
+        reason = ('it is a Git LFS pointer, not the weights: fetch the real file with `git lfs pull` in the '
+                  'clone, or download the checkpoint with huggingface_hub (ruclip.load(name) does)')
+    elif head and _is_text(head):
+        what = 'an HTML page' if b'<html' in head.lower() or b'<!doctype' in head.lower() else 'a text file'
+        reason = (f'it is {what} of {os.path.getsize(path)} bytes, not weights (it starts with '
+                  f'{head[:60].decode("utf-8", "replace")!r}); download it again')
+    return ValueError(f'{path} is corrupt or not {kind}: {reason}')
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        text = codecs.getincrementaldecoder('utf-8')().decode(head)  # a character cut at the end is fine
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in '\t\n\r' for c in text)
 
 
 def assign_state_dict(model: nn.Module, state_dict: Dict[str, torch.Tensor], dtype: Optional[torch.dtype] = None,

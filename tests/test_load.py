@@ -160,6 +160,30 @@ def test_corrupt_file_is_named(folder_copy, filename, content, message):
         ruclip.load(str(folder_copy))
 
 
+LFS_POINTER = b'version https://git-lfs.github.com/spec/v1\noid sha256:4d7a21\nsize 605163785\n'
+
+
+@pytest.mark.parametrize('weights', ['pytorch_model.bin', 'model.safetensors'])
+@pytest.mark.parametrize('content, reason', [
+    (LFS_POINTER, r'it is a Git LFS pointer, not the weights: fetch the real file with `git lfs pull`'),
+    (b'', r'the file is empty \(0 bytes\)'),
+    (b'<!DOCTYPE html>\n<html><body>502 Bad Gateway</body></html>\n', r'it is an HTML page of 58 bytes'),
+    ('ошибка: нет файла\n'.encode(), r'it is a text file of 32 bytes'),
+], ids=['lfs-pointer', 'empty', 'html', 'text'])
+def test_weights_file_that_is_not_weights_says_what_it_is(folder_copy, weights, content, reason):
+    (folder_copy / 'pytorch_model.bin').unlink()
+    (folder_copy / weights).write_bytes(content)
+    with pytest.raises(ValueError, match=rf'{weights} is corrupt or not a .*: {reason}'):
+        ruclip.load(str(folder_copy))
+
+
+def test_unreadable_pickle_gives_torchs_reason_not_its_request_for_an_issue(folder_copy):
+    (folder_copy / 'pytorch_model.bin').write_bytes(bytes([16, 0, 255, 254, 7]))
+    with pytest.raises(ValueError, match=r'pytorch_model.bin is corrupt or not a PyTorch checkpoint: '
+                                         r'Unsupported operand 16$'):
+        ruclip.load(str(folder_copy))
+
+
 def test_truncated_weights_are_named(folder_copy):
     path = folder_copy / 'pytorch_model.bin'
     path.write_bytes(path.read_bytes()[:2000])
