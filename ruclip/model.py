@@ -128,6 +128,11 @@ class CLIP(nn.Module):
         if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != (3, size, size):
             raise ValueError(f'pixel_values must have shape [batch, 3, {size}, {size}] for this model, '
                              f'got {list(pixel_values.shape)}')
+        if not pixel_values.is_floating_point():
+            raise ValueError(f'pixel_values must be floats (images normalised by RuCLIPProcessor), '
+                             f'got {pixel_values.dtype}')
+        if pixel_values.shape[0] == 0:
+            raise ValueError('pixel_values is empty: encode at least one image')
         latents = self.visual(pixel_values.to(device=self.device, dtype=self.dtype))
         return F.normalize(latents, dim=-1) if normalize else latents
 
@@ -137,9 +142,10 @@ class CLIP(nn.Module):
         Attention is causal and the latent is read at the eos token, so positions after the last
         eos in the batch cannot change the result: they are cut off before the transformer runs.
         """
-        eos_positions = find_eos(input_ids, self.eos_id, self.context_length)  # [B]
+        eos_positions = find_eos(input_ids, self.eos_id, self.context_length, self.vocab_size)  # [B]
         length = int(eos_positions.max()) + 1
-        latents = self.text_latents_at(input_ids[:, :length].to(self.device), eos_positions.to(self.device))
+        input_ids = input_ids[:, :length].to(device=self.device, dtype=torch.long)
+        latents = self.text_latents_at(input_ids, eos_positions.to(self.device))
         return F.normalize(latents, dim=-1) if normalize else latents
 
     def text_latents_at(self, input_ids: torch.Tensor, eos_positions: torch.Tensor) -> torch.Tensor:
@@ -179,8 +185,10 @@ class CLIP(nn.Module):
         return model.eval()
 
 
-def find_eos(input_ids: torch.Tensor, eos_id: int, context_length: int) -> torch.Tensor:
-    """[B] position of the first eos of each row, after checking input_ids is what a text tower takes."""
+def find_eos(input_ids: torch.Tensor, eos_id: int, context_length: int,
+             vocab_size: Optional[int] = None) -> torch.Tensor:
+    """[B] position of the first eos of each row, after checking input_ids is what a text tower takes
+    (and, given vocab_size, that every id is in [0, vocab_size))."""
     if not isinstance(input_ids, torch.Tensor):
         raise TypeError(f'input_ids must be a torch.Tensor, got {type(input_ids).__name__}')
     if input_ids.dim() != 2 or input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
@@ -190,6 +198,13 @@ def find_eos(input_ids: torch.Tensor, eos_id: int, context_length: int) -> torch
         raise ValueError('input_ids is empty: encode at least one text')
     if input_ids.shape[1] > context_length:
         raise ValueError(f'input_ids has {input_ids.shape[1]} positions, this model takes at most {context_length}')
+    if vocab_size is not None:
+        outside = (input_ids < 0) | (input_ids >= vocab_size)
+        if bool(outside.any()):
+            row, position = (int(i) for i in outside.nonzero()[0])
+            raise ValueError(f'input_ids row {row} holds id {int(input_ids[row, position])}, outside this model\'s '
+                             f'vocabulary of {vocab_size} ids (0 to {vocab_size - 1}); build input_ids with '
+                             f'the RuCLIPProcessor of the same checkpoint')
     is_eos = input_ids == eos_id
     has_eos = is_eos.any(dim=1)
     if not bool(has_eos.all()):

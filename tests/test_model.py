@@ -74,6 +74,24 @@ def test_encode_image_checks_its_input(clip):
         clip.encode_image(torch.zeros(2, 3, 384, 384))
     with pytest.raises(TypeError, match='pixel_values must be a torch.Tensor, got list'):
         clip.encode_image([[0.0]])
+    with pytest.raises(ValueError, match='pixel_values is empty: encode at least one image'):
+        clip.encode_image(torch.empty(0, 3, 224, 224))
+    with pytest.raises(ValueError, match='pixel_values must be floats .* got torch.uint8'):
+        clip.encode_image(torch.zeros(2, 3, 224, 224, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize('dtype', [torch.int8, torch.int16, torch.uint8, torch.int32])
+def test_encode_text_takes_any_integer_ids(clip, dtype):
+    input_ids = ids([[10, 11], [12]])
+    torch.testing.assert_close(clip.encode_text(input_ids.to(dtype)), clip.encode_text(input_ids), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize('bad_id', [600, 70000, -5])
+def test_encode_text_names_an_id_outside_the_vocabulary(clip, bad_id):
+    input_ids = ids([[10, 11], [12, bad_id]])
+    with pytest.raises(ValueError, match=rf'input_ids row 1 holds id {bad_id}, outside this model\'s vocabulary '
+                                         rf'of 600 ids \(0 to 599\)'):
+        clip.encode_text(input_ids)
 
 
 def test_encode_text_checks_its_input(clip):
