@@ -177,7 +177,7 @@ class CLIP(nn.Module):
         dtype: None or torch.float32 (default), torch.bfloat16 or torch.float16, or one of their
             names ('bf16', 'fp16', ...). LayerNorm runs in fp32 whatever the weights' dtype.
         """
-        dtype = resolve_dtype(dtype)
+        dtype, device = resolve_dtype(dtype), resolve_device(device)
         config = CLIPConfig.from_file(os.path.join(folder, 'config.json'))
         with torch.device('meta'):
             model = cls.from_config(config)
@@ -221,5 +221,28 @@ def resolve_dtype(dtype) -> torch.dtype:
         return DTYPES[dtype.lower().removeprefix('torch.')]
     if dtype in (torch.float32, torch.bfloat16, torch.float16):
         return dtype
+    if isinstance(dtype, str) and _is_device(dtype):
+        raise ValueError(f'dtype={dtype!r} looks like a device: pass device={dtype!r}')
     raise ValueError(f'Unknown dtype {dtype!r}; choose one of torch.float32, torch.bfloat16, torch.float16 '
                      f'or their names {sorted(DTYPES)}')
+
+
+def resolve_device(device) -> torch.device:
+    """None -> cpu; a torch.device, or a name torch knows ('cpu', 'cuda', 'cuda:1', 'mps'), that is here."""
+    if device is None:
+        return torch.device('cpu')
+    if not _is_device(device):
+        raise ValueError(f"device={device!r} is not a device torch knows; pass 'cpu', 'cuda', 'cuda:1', 'mps' "
+                         f"or a torch.device")
+    device = torch.device(device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f"device='{device}' but this torch sees no CUDA GPU (torch.cuda.is_available() is False)")
+    return device
+
+
+def _is_device(name) -> bool:
+    try:
+        torch.device(name)
+    except (RuntimeError, TypeError):
+        return False
+    return True

@@ -4,7 +4,7 @@ from typing import Optional, Tuple, Union
 
 import torch
 
-from .model import CLIP
+from .model import CLIP, resolve_device, resolve_dtype
 from .processor import RuCLIPProcessor
 
 CHECKPOINT_FILES = ['bpe.model', 'config.json', 'pytorch_model.bin']
@@ -35,6 +35,7 @@ def load(name: str, device: Union[str, torch.device] = 'cpu', cache_dir: Optiona
     dtype: torch.float32 (default), torch.float16 or torch.bfloat16.
     Returns (clip, processor), the model in eval mode on `device`.
     """
+    dtype, device = resolve_dtype(dtype), resolve_device(device)  # before any download
     folder = checkpoint_folder(name, cache_dir=cache_dir, revision=revision,
                                token=token if token is not None else use_auth_token,
                                local_files_only=local_files_only)

@@ -113,6 +113,28 @@ def test_local_folder_and_device_and_dtype(tiny_checkpoint):
     assert clip32.dtype == torch.float32
 
 
+@pytest.mark.parametrize('device', ['CPU', 'gpu', 'cuda:x', 1.5])
+def test_unknown_device_is_named_before_anything_is_read(folder_copy, tmp_path, device):
+    (folder_copy / 'pytorch_model.bin').write_bytes(b'')  # reading it would be another error
+    with pytest.raises(ValueError, match=rf"device={device!r} is not a device torch knows; pass 'cpu', 'cuda'"):
+        ruclip.load(str(folder_copy), device=device)
+    with pytest.raises(ValueError, match=rf"device={device!r} is not a device"):  # before any download
+        ruclip.load(NAME, device=device, cache_dir=tmp_path, local_files_only=True)
+
+
+def test_cuda_without_a_gpu_is_named_before_anything_is_read(folder_copy, monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    (folder_copy / 'pytorch_model.bin').write_bytes(b'')
+    with pytest.raises(ValueError, match=r"device='cuda:1' but this torch sees no CUDA GPU"):
+        ruclip.load(str(folder_copy), device='cuda:1')
+
+
+@pytest.mark.parametrize('device', ['cuda', 'cpu'])
+def test_a_device_given_as_dtype_says_so(tiny_checkpoint, device):
+    with pytest.raises(ValueError, match=rf"dtype='{device}' looks like a device: pass device='{device}'"):
+        ruclip.CLIP.from_pretrained(tiny_checkpoint, device)
+
+
 def test_fp16_checkpoint_loads_as_fp32_by_default(checkpoint_factory):
     clip = ruclip.CLIP.from_pretrained(checkpoint_factory(dtype=torch.float16))
     assert all(p.dtype == torch.float32 for p in clip.parameters())
