@@ -1,5 +1,7 @@
 """CLIPConfig: the fields of a checkpoint's config.json, read once and checked."""
 import json
+import numbers
+import operator
 import os
 from dataclasses import asdict, dataclass, fields
 from typing import Optional, Tuple
@@ -27,19 +29,21 @@ class CLIPConfig:
         for field in fields(self):
             value = getattr(self, field.name)
             if field.name in ('mean', 'std'):
-                if value is not None and (len(value) != 3 or not all(isinstance(v, (int, float)) for v in value)):
-                    raise ValueError(f'config {field.name} must be 3 numbers, got {value!r}')
-            elif isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f'config {field.name} must be a positive integer, got {value!r}')
+                if value is not None:
+                    object.__setattr__(self, field.name, _three_numbers(field.name, value))
+            else:
+                object.__setattr__(self, field.name, _positive_integer(field.name, value))
         if self.image_resolution % self.vision_patch_size:
             raise ValueError(f'config image_resolution ({self.image_resolution}) must be a multiple of '
                              f'vision_patch_size ({self.vision_patch_size})')
-        if self.vision_width % 64:
-            raise ValueError(f'config vision_width must be a multiple of 64 (heads = width // 64), '
-                             f'got {self.vision_width}')
+        if self.vision_heads < 1 or self.vision_width % self.vision_heads:
+            raise ValueError(f'config vision_width ({self.vision_width}) must be at least 64 and divisible by '
+                             f'its number of heads, width // 64')
         if self.transformer_width % self.transformer_heads:
             raise ValueError(f'config transformer_width ({self.transformer_width}) must be divisible by '
                              f'transformer_heads ({self.transformer_heads})')
+        if self.std is not None and min(self.std) <= 0:
+            raise ValueError(f'config std must be positive (pixels are divided by it), got {list(self.std)}')
 
     @property
     def vision_heads(self) -> int:
@@ -60,11 +64,7 @@ class CLIPConfig:
         missing = sorted(required - data.keys())
         if missing:
             raise ValueError(f'{source} is missing keys {missing}; a RuCLIP config needs {sorted(required)}')
-        kwargs = {k: v for k, v in data.items() if k in names}
-        for key in ('mean', 'std'):
-            if kwargs.get(key) is not None:
-                kwargs[key] = tuple(kwargs[key])
-        return cls(**kwargs)
+        return cls(**{k: v for k, v in data.items() if k in names})
 
     @classmethod
     def from_file(cls, path) -> 'CLIPConfig':
@@ -87,3 +87,22 @@ class CLIPConfig:
     def to_dict(self) -> dict:
         data = asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items() if v is not None}
+
+
+def _positive_integer(name: str, value) -> int:
+    """value as an int (numpy's integers too), if it is a positive integer."""
+    try:
+        number = operator.index(value)
+    except TypeError:
+        number = None
+    if isinstance(value, bool) or number is None or number <= 0:
+        raise ValueError(f'config {name} must be a positive integer, got {value!r}')
+    return number
+
+
+def _three_numbers(name: str, value) -> Tuple[float, float, float]:
+    """value as a tuple of 3 floats (one per RGB channel), if it is a list of 3 numbers."""
+    if (not isinstance(value, (list, tuple)) or len(value) != 3
+            or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)):
+        raise ValueError(f'config {name} must be a list of 3 numbers (one per RGB channel), got {value!r}')
+    return tuple(float(v) for v in value)
