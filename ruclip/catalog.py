@@ -1,14 +1,16 @@
 """What each model is and whether it is here, without touching the network."""
-import json
 import os
 import re
 from dataclasses import asdict, dataclass
 from typing import List, Optional
 
+from .checkpoint import WEIGHT_FILES
+from .config import CLIPConfig
 from .pretrained import CHECKPOINT_FILES, MODELS, checkpoint_folder
 
 NAME = re.compile(r'ruclip-vit-(?P<size>base|large)-patch(?P<patch>\d+)-(?P<resolution>\d+)$')
-VIT_SIZES = {'base': 'B', 'large': 'L', 768: 'B', 1024: 'L'}  # by name, and by vision width
+VIT_SIZE_BY_NAME = {'base': 'B', 'large': 'L'}
+VIT_SIZE_BY_WIDTH = {768: 'B', 1024: 'L'}
 
 
 @dataclass(frozen=True)
@@ -33,21 +35,20 @@ def describe_models(cache_dir: Optional[str] = None) -> List[ModelInfo]:
 
 def describe(name: str, cache_dir: Optional[str] = None) -> ModelInfo:
     """One model of MODELS (looked up in the cache at `cache_dir`, the standard one by default) or a
-    checkpoint folder (read from its config.json)."""
+    checkpoint folder (read from its config.json; not cached unless it holds weights)."""
     if name in MODELS:
         match = NAME.match(name)
         patch, resolution = int(match['patch']), int(match['resolution'])
         files = _cached_files(MODELS[name]['repo_id'], cache_dir)
-        vit = f'ViT-{VIT_SIZES[match["size"]]}/{patch}'
+        vit = f'ViT-{VIT_SIZE_BY_NAME[match["size"]]}/{patch}'
     else:
         folder = checkpoint_folder(name)  # not a key of MODELS: a folder, checked, never downloaded
-        with open(os.path.join(folder, 'config.json'), encoding='utf-8') as file:
-            config = json.load(file)
-        patch, resolution = config['vision_patch_size'], config['image_resolution']
-        width = config['vision_width']
-        vit = f'ViT-{VIT_SIZES[width]}/{patch}' if width in VIT_SIZES else f'ViT/{patch}, width {width}'
+        config = CLIPConfig.from_file(os.path.join(folder, 'config.json'))
+        patch, resolution, width = config.vision_patch_size, config.image_resolution, config.vision_width
+        vit = f'ViT-{VIT_SIZE_BY_WIDTH[width]}/{patch}' if width in VIT_SIZE_BY_WIDTH else f'ViT/{patch}, width {width}'
+        has_weights = any(os.path.isfile(os.path.join(folder, weights)) for weights in WEIGHT_FILES)
         files = [path for path in (os.path.join(folder, entry) for entry in sorted(os.listdir(folder)))
-                 if os.path.isfile(path)]
+                 if os.path.isfile(path)] if has_weights else []
     cached = bool(files)
     return ModelInfo(name=name, vit=vit, patch_size=patch, image_size=resolution, cached=cached,
                      size_bytes=sum(os.path.getsize(path) for path in files) if cached else None,
