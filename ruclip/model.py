@@ -100,7 +100,13 @@ class CLIP(nn.Module):
         return model
 
     def initialize_parameters(self):
-        """openai-CLIP's initialisation; used only for models built from scratch (tests, benchmarks)."""
+        """Random weights for a model built from scratch (tests, benchmarks); checkpoints replace them.
+
+        openai-CLIP's normal initialisation of the text transformer's blocks, applied here to the
+        image tower's blocks as well (openai-CLIP and the original leave those at
+        nn.MultiheadAttention's xavier init); out_proj biases keep nn.Linear's uniform init where
+        nn.MultiheadAttention zeroes them. So it is close to, not the same as, the original's.
+        """
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         nn.init.normal_(self.positional_embedding, std=0.01)
         for tower in (self.transformer, self.visual.transformer):
