@@ -49,6 +49,9 @@ def checkpoint_folder(name: str, cache_dir=None, revision=None, token=None, loca
         raise TypeError(f'model name must be a str, got {type(name).__name__}')
     name = os.fspath(name)
     if name in MODELS:
+        flat = os.path.join(os.fspath(cache_dir), name) if cache_dir is not None else None
+        if flat and revision is None and all(os.path.isfile(os.path.join(flat, f)) for f in CHECKPOINT_FILES):
+            return flat  # the original's cache layout, <cache_dir>/<name>/<file>
         return _download(MODELS[name]['repo_id'], cache_dir, revision, token, local_files_only)
     if os.path.isdir(name):
         for filename in ('config.json', 'bpe.model'):

@@ -92,6 +92,23 @@ def test_prepared_cache_loads_offline(hub_cache, tiny_checkpoint):
     assert same_weights(clip, ruclip.CLIP.from_pretrained(tiny_checkpoint))
 
 
+def test_cache_dir_in_the_originals_layout_is_used_without_a_download(hub, tmp_path, checkpoint_factory):
+    original_cache = tmp_path / 'ruclip'
+    shutil.copytree(checkpoint_factory(seed=2), original_cache / NAME)  # as ruclip 0.0.2 left it
+    clip, processor = ruclip.load(NAME, cache_dir=original_cache)
+    assert hub.requests == []
+    assert same_weights(clip, ruclip.CLIP.from_pretrained(checkpoint_factory(seed=2)))
+    clip, _ = ruclip.load(NAME, cache_dir=str(original_cache), local_files_only=True)
+    assert same_weights(clip, ruclip.CLIP.from_pretrained(checkpoint_factory(seed=2)))
+
+
+def test_cache_dir_with_part_of_the_originals_layout_downloads(hub, tmp_path, tiny_checkpoint):
+    (tmp_path / NAME).mkdir()
+    shutil.copy(tiny_checkpoint / 'config.json', tmp_path / NAME / 'config.json')
+    clip, _ = ruclip.load(NAME, cache_dir=tmp_path)
+    assert any(p.endswith('pytorch_model.bin') for _, p, _ in hub.file_requests())
+
+
 def test_offline_and_not_cached_names_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r'ai-forever/ruclip-vit-base-patch16-224/.*local_files_only'):
         ruclip.load('ruclip-vit-base-patch16-224', cache_dir=tmp_path, local_files_only=True)
