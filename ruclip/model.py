@@ -15,7 +15,8 @@ from torch import nn
 
 from .checkpoint import assign_state_dict, read_state_dict
 from .config import CLIPConfig
-from .transformer import MLP, Attention, LayerNorm, QuickGELU, ResidualAttentionBlock, Transformer  # noqa: F401 (the original's ruclip.model names; the blocks are internal)
+from .transformer import (  # noqa: F401 (the original's ruclip.model names; the blocks are internal)
+    MLP, Attention, LayerNorm, QuickGELU, ResidualAttentionBlock, Transformer)
 
 DTYPES = {
     'float32': torch.float32, 'fp32': torch.float32,
