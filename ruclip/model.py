@@ -144,7 +144,8 @@ class CLIP(nn.Module):
         return F.normalize(latents, dim=-1) if normalize else latents
 
     def encode_text(self, input_ids: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        """[B, T] token ids, each row holding an eos token -> [B, embed_dim] text latents.
+        """[B, T] token ids (any integer dtype, each in [0, vocab_size)), each row holding an eos token
+        -> [B, embed_dim] text latents.
 
         Attention is causal and the latent is read at the eos token, so positions after the last
         eos in the batch cannot change the result: they are cut off before the transformer runs.
