@@ -92,6 +92,14 @@ def test_export_folder_serves_the_processor(onnx_folder, loaded):
                        processor(text=texts)['input_ids'])
 
 
+def test_export_folder_keeps_the_image_normalisation(onnx_folder, tiny_checkpoint):
+    """The checkpoint's own mean/std (write_checkpoint's with_mean_std), not OpenAI's defaults."""
+    images = images_for(3, seed=11)
+    source, exported = (RuCLIPProcessor.from_pretrained(folder) for folder in (tiny_checkpoint, onnx_folder))
+    assert list(exported.mean) == list(source.mean) != [0.48145466, 0.4578275, 0.40821073]
+    assert torch.equal(exported(images=images)['pixel_values'], source(images=images)['pixel_values'])
+
+
 def test_export_of_a_loaded_model_of_another_architecture(checkpoint_factory, tmp_path):
     clip, processor = load(checkpoint_factory('ruclip-vit-large-patch14-336', seed=1))
     paths = export_onnx(clip, tmp_path, opset=17)
