@@ -135,6 +135,15 @@ def test_export_of_a_loaded_model_needs_its_processor(loaded, tmp_path):
         export_hf(clip, tmp_path)
 
 
+def test_export_finds_a_model_in_a_given_cache_and_refuses_its_own_folder(hub_cache, tmp_path, tiny_checkpoint):
+    out = export_hf('ruclip-vit-base-patch32-224', tmp_path / 'hf', cache_dir=str(hub_cache), local_files_only=True)
+    assert transformers.CLIPModel.from_pretrained(out).config.projection_dim == 24
+    with pytest.raises(ValueError, match='is not empty'):
+        export_hf(tiny_checkpoint, out)
+    with pytest.raises(ValueError, match='is the checkpoint folder being exported'):
+        export_hf(tiny_checkpoint, tiny_checkpoint, overwrite=True)
+
+
 def write_bpe_model(path, chars, rules, specials='1 0 2 3'):
     """A hand-made youtokentome bpe.model: chars {char: id}, rules [(x, y, z)], 'unk pad bos eos'."""
     lines = [f'{len(chars)} {len(rules)}'] + [f'{ord(c)} {i}' for c, i in chars.items()]
