@@ -4,6 +4,7 @@ To add a subcommand, write a commands.Command (its options and its run) and list
 """
 import argparse
 import logging
+import os
 import sys
 from contextlib import contextmanager
 from typing import List, Optional
@@ -14,26 +15,36 @@ from . import commands, export_commands
 
 COMMANDS = [commands.MODELS, commands.CLASSIFY, commands.RANK, commands.EMBED,
             export_commands.EXPORT_ONNX, export_commands.EXPORT_HF]
-EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 3, 130
-EXIT_CODES = """exit codes:
-  0  done
-  1  done, but some image files could not be read: each is named on stderr and left out
-  2  bad usage or input: unknown option or model, missing file or checkpoint (or a model neither
-     cached nor downloadable), no image found or none readable, empty labels or captions
-  3  any other failure: an error from the Hub, out of memory, ..."""
+EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 2, 3, 130, 141
+
+
+def exit_codes(reads_images: bool = True) -> str:
+    """The --help epilog: the exit codes a command can return."""
+    codes = [(0, 'done')]
+    if reads_images:
+        codes.append((1, 'done, but some image files could not be read: each is named on stderr and left out'))
+    codes += [
+        (EXIT_USAGE, 'bad usage or input: unknown option or model, missing file or checkpoint (or a model\n'
+                     'neither cached nor downloadable), no image found or none readable, empty labels or\n'
+                     'captions, bad --out'),
+        (EXIT_FAILED, 'any other failure: an error from the Hub, out of memory, a stdout that cannot\n'
+                      'encode the results, ...'),
+        (EXIT_BROKEN_PIPE, 'stdout closed early (e.g. piped into head): the rest of the output is dropped'),
+    ]
+    return 'exit codes:\n' + '\n'.join(f'  {code:<3}  ' + text.replace('\n', '\n' + ' ' * 7) for code, text in codes)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
-        prog='ruclip', description='RuCLIP: Russian CLIP from the command line.', epilog=EXIT_CODES,
+        prog='ruclip', description='RuCLIP: Russian CLIP from the command line.', epilog=exit_codes(),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--version', action='version', version=f'ruclip {__version__}')
     subparsers = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     for command in COMMANDS:
         subparser = subparsers.add_parser(command.name, help=command.help, description=command.help,
-                                          epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                          epilog=exit_codes(command.reads_images), formatter_class=argparse.RawDescriptionHelpFormatter)
         command.arguments(subparser)
         subparser.set_defaults(run=command.run)
     return parser
@@ -44,16 +55,35 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     with _log_to_stderr():
         try:
-            return args.run(args)
+            code = args.run(args)
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
+            return code
         except KeyboardInterrupt:
             print('ruclip: interrupted', file=sys.stderr)
             return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            _silence_stdout()
+            return EXIT_BROKEN_PIPE
+        except UnicodeEncodeError as error:
+            print(f'ruclip {args.command}: failed: stdout ({error.encoding}) cannot show the results: {error.reason} '
+                  f'{error.object[error.start:error.end]!r}; set PYTHONIOENCODING=utf-8 or use --json, '
+                  f'which is always UTF-8', file=sys.stderr)
+            return EXIT_FAILED
         except (commands.UsageError, FileNotFoundError, ValueError) as error:
             print(f'ruclip {args.command}: error: {error}', file=sys.stderr)
             return EXIT_USAGE
         except Exception as error:  # noqa: BLE001 - a command line reports, it does not dump a traceback
             print(f'ruclip {args.command}: failed: {type(error).__name__}: {error}', file=sys.stderr)
             return EXIT_FAILED
+
+
+def _silence_stdout():
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail on the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (a test's capture): nothing to flush at exit
+        pass
 
 
 class _TqdmHandler(logging.Handler):

@@ -15,6 +15,7 @@ import torch
 
 from .catalog import describe, describe_models
 from .files import find_images
+from .outputs import check_writable_file
 from .predictor import Predictor
 from .pretrained import load
 from .tasks import classify, embed_images, rank
@@ -33,20 +34,31 @@ class Command:
     help: str
     arguments: Callable[[argparse.ArgumentParser], None]  # adds the command's options
     run: Callable[[argparse.Namespace], int]  # does the work, returns the exit code
+    reads_images: bool = False  # may skip unreadable image files (exit code 1)
 
 
 # ---- shared options and helpers ------------------------------------------------------------------
 
 def add_model_options(parser: argparse.ArgumentParser):
-    """--model, --device, --batch-size, --cache-dir and --quiet."""
-    group = parser.add_argument_group('model options')
-    group.add_argument('--model', default=DEFAULT_MODEL, metavar='NAME_OR_FOLDER',
-                       help=f'a model of `ruclip models` or a checkpoint folder (default: {DEFAULT_MODEL})')
+    """--model, --device, --batch-size, --cache-dir and --quiet: the options of a command that runs the model."""
+    group = add_checkpoint_options(parser)
     group.add_argument('--device', type=_device, help='cpu, cuda, cuda:1, ... (default: cuda if available)')
     group.add_argument('--batch-size', type=positive_int, default=None, metavar='N',
                        help='images per forward pass (default: chosen for the device)')
+    add_quiet_option(group)
+
+
+def add_checkpoint_options(parser: argparse.ArgumentParser):
+    """--model and --cache-dir, in a 'model options' group, which is returned."""
+    group = parser.add_argument_group('model options')
+    group.add_argument('--model', default=DEFAULT_MODEL, metavar='NAME_OR_FOLDER',
+                       help=f'a model of `ruclip models` or a checkpoint folder (default: {DEFAULT_MODEL})')
     _add_cache_dir(group)
-    group.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
+    return group
+
+
+def add_quiet_option(parser):
+    parser.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
 
 
 def _add_cache_dir(parser):
@@ -62,7 +74,7 @@ def load_predictor(args: argparse.Namespace, templates: Optional[Sequence[str]] 
 
 
 def positive_int(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise argparse.ArgumentTypeError(f'expected a positive integer, got {value!r}')
     return int(value)
 
@@ -75,7 +87,11 @@ def _device(value: str) -> torch.device:
 
 
 def print_json(value):
-    print(json.dumps(value, ensure_ascii=False, indent=2))
+    """JSON on stdout in UTF-8, whatever the locale's encoding."""
+    text = json.dumps(value, ensure_ascii=False, indent=2) + '\n'
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text.encode('utf-8'))
+    sys.stdout.buffer.flush()
 
 
 def print_table(header: List[str], rows: List[List[str]]):
@@ -109,9 +125,6 @@ def _models_arguments(parser):
     parser.add_argument('--model', metavar='NAME_OR_FOLDER', help='describe only this model or checkpoint folder')
     _add_cache_dir(parser)
     parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
-    parser.add_argument('--device', type=_device, help=argparse.SUPPRESS)  # accepted like every command's,
-    parser.add_argument('--batch-size', type=positive_int, help=argparse.SUPPRESS)  # though no model runs here
-    parser.add_argument('-q', '--quiet', action='store_true', help=argparse.SUPPRESS)
 
 
 def _run_models(args) -> int:
@@ -199,6 +212,8 @@ def _read_texts(path: str) -> List[str]:
     if path == '-':
         lines = sys.stdin.read().splitlines()
     else:
+        if os.path.isdir(path):
+            raise UsageError(f'--texts: {path} is a folder, expected a text file (one caption a line)')
         if not os.path.isfile(path):
             raise FileNotFoundError(f'--texts: no such file: {path}')
         try:
@@ -226,8 +241,9 @@ def _run_embed(args) -> int:
     out = args.out
     if not out.endswith(('.npy', '.npz')):
         raise UsageError(f'--out must end in .npy or .npz, got {out}')
-    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
-        raise FileNotFoundError(f'--out: no such folder: {os.path.dirname(out)}')
+    listing = out[:-len('.npy')] + '.files.txt'
+    for path in [out] if out.endswith('.npz') else [out, listing]:
+        check_writable_file(path, '--out')
     files = find_images(args.images)
     embeddings = embed_images(load_predictor(args), files)
     latents = embeddings.latents.float().cpu().numpy()
@@ -236,7 +252,6 @@ def _run_embed(args) -> int:
         written = out
     else:
         np.save(out, latents)
-        listing = out[:-len('.npy')] + '.files.txt'
         with open(listing, 'w', encoding='utf-8') as file:
             file.writelines(f'{path}\n' for path in embeddings.files)
         written = f'{out} and {listing}'
@@ -245,6 +260,8 @@ def _run_embed(args) -> int:
 
 
 MODELS = Command('models', 'the six models, their sizes, whether each is cached here', _models_arguments, _run_models)
-CLASSIFY = Command('classify', 'top-k labels with probabilities for each image', _classify_arguments, _run_classify)
-RANK = Command('rank', 'captions ranked for each image and images for each caption', _rank_arguments, _run_rank)
-EMBED = Command('embed', 'image latents to a .npy or .npz file', _embed_arguments, _run_embed)
+CLASSIFY = Command('classify', 'top-k labels with probabilities for each image', _classify_arguments, _run_classify,
+                   reads_images=True)
+RANK = Command('rank', 'captions ranked for each image and images for each caption', _rank_arguments, _run_rank,
+               reads_images=True)
+EMBED = Command('embed', 'image latents to a .npy or .npz file', _embed_arguments, _run_embed, reads_images=True)

@@ -1,64 +1,110 @@
 """The `ruclip export-onnx` and `ruclip export-hf` subcommands, listed in cli.COMMANDS.
 
-Each run prints the files of its output folder, one a line, and returns exit code 0.
+Each run prints the files it wrote, one a line, and returns exit code 0.
 """
 import argparse
+import logging
 import os
+from contextlib import contextmanager
+from typing import Dict, Iterator
 
 import torch
 
-from .commands import DEFAULT_MODEL, Command
+from .commands import EXIT_OK, Command, add_checkpoint_options, add_quiet_option
+from .extras import require
 from .hf_export import export_hf
-from .onnx_export import DEFAULT_OPSET, MIN_OPSET, export_onnx
-from .pretrained import checkpoint_folder
+from .onnx_export import DEFAULT_OPSET, MIN_OPSET, check_opset, export_onnx, max_opset
 
 
 def _export_onnx_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_model_and_out(parser, 'image.onnx, text.onnx, config.json and bpe.model')
+    _add_out_options(parser, 'image.onnx, text.onnx, config.json and bpe.model')
     parser.add_argument('--opset', type=_opset, default=DEFAULT_OPSET, metavar='N',
-                        help=f'ONNX opset, at least {MIN_OPSET} (default: {DEFAULT_OPSET})')
+                        help=f'ONNX opset, from {MIN_OPSET} to {max_opset()} (default: {DEFAULT_OPSET})')
     parser.add_argument('--fp16', action='store_true',
                         help='store the weights in float16 (half the size; latents within ~3e-3 of fp32); '
                              'inputs and outputs stay float32')
 
 
 def _run_export_onnx(args: argparse.Namespace) -> int:
-    folder = checkpoint_folder(args.model, cache_dir=args.cache_dir)
-    export_onnx(folder, args.out, opset=args.opset, dtype=torch.float16 if args.fp16 else None)
-    _print_files(args.out)
-    return 0
+    with _written_files(args.out), _quiet_loggers(args.quiet, 'torch.onnx', 'onnxscript'):
+        export_onnx(args.model, args.out, opset=args.opset, dtype=torch.float16 if args.fp16 else None,
+                    overwrite=args.overwrite, cache_dir=args.cache_dir)
+    return EXIT_OK
 
 
 def _export_hf_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_model_and_out(parser, 'a transformers CLIPModel and CLIPProcessor (save_pretrained)')
+    _add_out_options(parser, 'a transformers CLIPModel and CLIPProcessor (save_pretrained)')
     parser.add_argument('--no-lowercase', dest='lowercase', action='store_false',
                         help="save the tokenizer without tokenizers' Lowercase normalizer: callers lowercase "
                              "texts with str.lower() themselves")
 
 
 def _run_export_hf(args: argparse.Namespace) -> int:
-    folder = checkpoint_folder(args.model, cache_dir=args.cache_dir)
-    export_hf(folder, args.out, lowercase=args.lowercase)
-    _print_files(args.out)
-    return 0
+    with _written_files(args.out), _quiet_loggers(args.quiet, 'transformers'), _no_transformers_bars(args.quiet):
+        export_hf(args.model, args.out, lowercase=args.lowercase, overwrite=args.overwrite, cache_dir=args.cache_dir)
+    return EXIT_OK
 
 
-def _add_model_and_out(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument('--model', default=DEFAULT_MODEL, metavar='NAME_OR_FOLDER',
-                        help=f'a model of `ruclip models` or a checkpoint folder (default: {DEFAULT_MODEL})')
-    parser.add_argument('--out', required=True, metavar='DIR', help=f'folder to write {what} into')
-    parser.add_argument('--cache-dir', metavar='FOLDER', help='the Hugging Face cache to use (default: the standard one)')
+def _add_out_options(parser: argparse.ArgumentParser, what: str) -> None:
+    group = add_checkpoint_options(parser)
+    add_quiet_option(group)
+    parser.add_argument('--out', required=True, metavar='DIR', help=f'a new or empty folder to write {what} into')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='write into --out even if it holds files (never into the checkpoint folder itself)')
 
 
 def _opset(value: str) -> int:
-    if not value.isdigit() or int(value) < MIN_OPSET:
-        raise argparse.ArgumentTypeError(f'expected an integer >= {MIN_OPSET}, got {value!r}')
-    return int(value)
+    try:
+        return check_opset(int(value) if value.isascii() and value.isdigit() else value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _print_files(out: str) -> None:
-    for name in sorted(os.listdir(out)):
+@contextmanager
+def _written_files(out: str) -> Iterator[None]:
+    """Print the files of `out` that the block created or rewrote, one a line."""
+    before = _stamps(out)
+    yield
+    after = _stamps(out)
+    for name in sorted(name for name, stamp in after.items() if before.get(name) != stamp):
         print(os.path.join(out, name))
+
+
+def _stamps(folder: str) -> Dict[str, tuple]:
+    if not os.path.isdir(folder):
+        return {}
+    return {entry.name: (entry.stat().st_mtime_ns, entry.stat().st_size)
+            for entry in os.scandir(folder) if entry.is_file()}
+
+
+@contextmanager
+def _quiet_loggers(quiet: bool, *names: str) -> Iterator[None]:
+    """With --quiet, only errors from these libraries' loggers."""
+    loggers = [logging.getLogger(name) for name in names] if quiet else []
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+@contextmanager
+def _no_transformers_bars(quiet: bool) -> Iterator[None]:
+    """With --quiet, no 'Loading weights' / 'Writing model shards' progress bars from transformers."""
+    if not quiet:
+        yield
+        return
+    transformers_logging = require('transformers.utils.logging', 'hf', 'the transformers export')
+    enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            transformers_logging.enable_progress_bar()
 
 
 EXPORT_ONNX = Command('export-onnx', 'ONNX files of the image and text towers, for onnxruntime',

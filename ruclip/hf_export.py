@@ -14,6 +14,7 @@ from .config import CLIPConfig
 from .extras import require
 from .hf_tokenizer import MIN_TOKENIZERS, build_tokenizer
 from .model import CLIP
+from .outputs import export_folder
 from .processor import RuCLIPProcessor
 
 BILINEAR = 2  # PIL.Image.BILINEAR, as RuCLIP's ImageTransform resizes
@@ -33,27 +34,32 @@ _LAYER_NORMS = [
 
 
 def export_hf(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.PathLike],
-              processor: Optional[RuCLIPProcessor] = None, *, lowercase: bool = True) -> str:
+              processor: Optional[RuCLIPProcessor] = None, *, lowercase: bool = True, overwrite: bool = False,
+              cache_dir: Optional[str] = None, revision: Optional[str] = None,
+              token: Optional[Union[str, bool]] = None, local_files_only: bool = False) -> str:
     """Save a transformers CLIPModel and CLIPProcessor into out_dir; return out_dir.
 
-    model: a name of ruclip.MODELS or a checkpoint folder, or a loaded CLIP together with its processor.
+    model: a name of ruclip.MODELS or a checkpoint folder, found as ruclip.load finds it (cache_dir,
+        revision, token, local_files_only), or a loaded CLIP together with its processor.
+    out_dir: a new or empty folder (never the checkpoint's own); overwrite=True writes into one holding files.
     lowercase: whether the saved tokenizer lowercases (see ruclip.hf_tokenizer.build_tokenizer).
     Afterwards transformers.CLIPModel.from_pretrained(out_dir), CLIPProcessor.from_pretrained(out_dir) and
     pipeline('zero-shot-image-classification', model=out_dir) work without ruclip.
     """
+    out_dir = export_folder(out_dir, model, overwrite)
     if isinstance(model, CLIP):
         if not isinstance(processor, RuCLIPProcessor):
             raise TypeError('export_hf(clip, out_dir, processor) needs the RuCLIPProcessor loaded with the model '
                             f'(its bpe.model and image settings), got processor={type(processor).__name__}')
     elif isinstance(model, (str, os.PathLike)):
         from .pretrained import checkpoint_folder
-        folder = checkpoint_folder(model)
+        folder = checkpoint_folder(model, cache_dir=cache_dir, revision=revision, token=token,
+                                   local_files_only=local_files_only)
         model, processor = CLIP.from_pretrained(folder), RuCLIPProcessor.from_pretrained(folder)
     else:
         raise TypeError(f'model must be a ruclip CLIP, a model name or a checkpoint folder, '
                         f'got {type(model).__name__}')
     hf_model, hf_processor = to_transformers(model, processor, lowercase=lowercase)
-    out_dir = os.fspath(out_dir)
     hf_model.save_pretrained(out_dir)
     hf_processor.save_pretrained(out_dir)
     return out_dir

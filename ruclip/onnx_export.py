@@ -16,11 +16,13 @@ from torch import nn
 
 from .extras import require
 from .model import CLIP, find_eos
+from .outputs import export_folder
 
 IMAGE_FILE = 'image.onnx'
 TEXT_FILE = 'text.onnx'
 DEFAULT_OPSET = 18
 MIN_OPSET = 17
+MIN_TORCH = (2, 6)  # torch.onnx.export(dynamo=True, dynamic_shapes=...) returning an ONNXProgram with .model
 EXTERNAL_DATA_BYTES = 1 << 30  # a tower with more weight bytes keeps them in a '.onnx.data' file beside it
 
 
@@ -53,63 +55,87 @@ class TextTower(nn.Module):
 
 
 def export_onnx(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.PathLike], *,
-                opset: int = DEFAULT_OPSET, dtype: Optional[torch.dtype] = None) -> Dict[str, str]:
-    """Write image.onnx and text.onnx, plus config.json, into out_dir; return their paths.
+                opset: int = DEFAULT_OPSET, dtype: Optional[torch.dtype] = None, overwrite: bool = False,
+                cache_dir: Optional[str] = None, revision: Optional[str] = None,
+                token: Optional[Union[str, bool]] = None, local_files_only: bool = False) -> Dict[str, str]:
+    """Write image.onnx and text.onnx, plus config.json, into out_dir; return the paths written.
 
-    model: a loaded CLIP, or a name of ruclip.MODELS or a checkpoint folder, loaded with ruclip.load; then
-        its bpe.model is copied too, so out_dir also serves RuCLIPProcessor.from_pretrained(out_dir).
-    opset: the ONNX opset, at least 17.
+    The paths are keyed 'image', 'text', 'config', and 'bpe_model' when exported from a name or folder.
+
+    model: a loaded CLIP, or a name of ruclip.MODELS or a checkpoint folder, found as ruclip.load finds it
+        (cache_dir, revision, token, local_files_only); then its bpe.model is copied too, so out_dir also
+        serves RuCLIPProcessor.from_pretrained(out_dir).
+    out_dir: a new or empty folder (never the checkpoint's own); overwrite=True writes into one holding files.
+    opset: the ONNX opset, from 17 to the newest the installed torch exporter knows (max_opset()).
     dtype: the weights' dtype inside the graphs (torch.float16 halves the files); the model's own by default.
         Inputs stay float32 pixel_values and int64 input_ids, outputs float32 latents, whatever the dtype.
-    Both graphs take any batch size; text.onnx takes any length up to context_length.
+    Both graphs take any batch size; text.onnx takes any length up to context_length. A tower with more
+    than 1 GiB of weights keeps them in a '.onnx.data' file beside its graph (returned as 'image_data' or 'text_data').
     """
     require('onnxscript', 'onnx', 'ONNX export')
     require('onnx', 'onnx', 'ONNX export')
-    if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
-        raise ValueError(f'opset must be an integer >= {MIN_OPSET}, got {opset!r}')
-    bpe_model = None
+    require('torch', 'onnx', 'ONNX export (the torch.export-based exporter)', MIN_TORCH)
+    check_opset(opset)
+    out_dir = export_folder(out_dir, model, overwrite)
+    folder = None
     if not isinstance(model, CLIP):
         from .pretrained import checkpoint_folder
-        folder = checkpoint_folder(model)
-        bpe_model = os.path.join(folder, 'bpe.model')
+        folder = checkpoint_folder(model, cache_dir=cache_dir, revision=revision, token=token,
+                                   local_files_only=local_files_only)
         model = CLIP.from_pretrained(folder, dtype=dtype)
     elif dtype is not None and dtype != model.dtype:
         model = copy.deepcopy(model).to(dtype)
     model = model.eval()
-    out_dir = os.fspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
 
     size, device = model.config.image_resolution, model.device
     batch = torch.export.Dim('batch')
     length = torch.export.Dim('length', max=model.context_length)
     example_ids = torch.zeros(2, model.context_length, dtype=torch.long, device=device)  # [2, context_length]
     example_ids[:, 1] = model.eos_id
-    paths = {
-        'image': _export(ImageTower(model), torch.zeros(2, 3, size, size, device=device), 'pixel_values',
-                         'image_latents', {0: batch}, os.path.join(out_dir, IMAGE_FILE), opset, model),
-        'text': _export(TextTower(model), example_ids, 'input_ids', 'text_latents', {0: batch, 1: length},
-                        os.path.join(out_dir, TEXT_FILE), opset, model),
-    }
-    with open(os.path.join(out_dir, 'config.json'), 'w', encoding='utf-8') as f:
+    paths = {}
+    paths.update(_export(ImageTower(model), torch.zeros(2, 3, size, size, device=device), 'pixel_values',
+                         'image_latents', {0: batch}, os.path.join(out_dir, IMAGE_FILE), opset, model, 'image'))
+    paths.update(_export(TextTower(model), example_ids, 'input_ids', 'text_latents', {0: batch, 1: length},
+                         os.path.join(out_dir, TEXT_FILE), opset, model, 'text'))
+    paths['config'] = os.path.join(out_dir, 'config.json')
+    with open(paths['config'], 'w', encoding='utf-8') as f:
         json.dump(model.config.to_dict(), f, indent=2)
-    if bpe_model is not None:
-        shutil.copyfile(bpe_model, os.path.join(out_dir, 'bpe.model'))
+    if folder is not None:
+        paths['bpe_model'] = os.path.join(out_dir, 'bpe.model')
+        shutil.copyfile(os.path.join(folder, 'bpe.model'), paths['bpe_model'])
     return paths
 
 
+def max_opset() -> int:
+    """The newest ONNX opset the installed torch exporter converts to."""
+    from torch.onnx import _constants
+    return getattr(_constants, 'ONNX_MAX_OPSET', DEFAULT_OPSET)
+
+
+def check_opset(opset) -> int:
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= max_opset():
+        raise ValueError(f'opset must be an integer from {MIN_OPSET} to {max_opset()} (the newest this torch '
+                         f'{torch.__version__} exports), got {opset!r}')
+    return opset
+
+
 def _export(tower: nn.Module, example: torch.Tensor, input_name: str, output_name: str, dynamic_axes: dict,
-            path: str, opset: int, model: CLIP) -> str:
+            path: str, opset: int, model: CLIP, key: str) -> Dict[str, str]:
     weight_bytes = sum(p.numel() * p.element_size() for p in tower.parameters())
     program = torch.onnx.export(tower.eval(), (example,), input_names=[input_name], output_names=[output_name],
                                 dynamic_shapes={input_name: dynamic_axes}, opset_version=opset, dynamo=True,
                                 verbose=False)
+    if program.model.opset_imports.get('') != opset:
+        raise RuntimeError(f'torch {torch.__version__} could not convert the {key} graph to opset {opset} '
+                           f'(it holds opset {program.model.opset_imports.get("")}); try opset {DEFAULT_OPSET}')
     program.model.metadata_props.update({
         'ruclip.eos_id': str(model.eos_id),
         'ruclip.context_length': str(model.context_length),
         'ruclip.dtype': str(model.dtype).replace('torch.', ''),
     })
-    program.save(path, external_data=weight_bytes > EXTERNAL_DATA_BYTES)
-    return path
+    external_data = weight_bytes > EXTERNAL_DATA_BYTES
+    program.save(path, external_data=external_data)
+    return {key: path, f'{key}_data': path + '.data'} if external_data else {key: path}
 
 
 class OnnxCLIP:

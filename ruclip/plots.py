@@ -6,6 +6,7 @@ close, safe headless); save it with fig.savefig(path). Cyrillic renders in DejaV
 matplotlib ships.
 """
 import math
+import os
 from typing import Optional, Sequence
 
 import numpy as np
@@ -23,8 +24,10 @@ def similarity_heatmap(similarity, images: Sequence, texts: Sequence[str],
 
     similarity: [n_images, n_texts] (ruclip.similarity's output), a tensor or an array; images:
     PIL images, paths or bytes, one per column; vmin / vmax: the colour scale, the data's by default.
-    The matrix is the axes' first image (label 'similarity'), the thumbnails follow it.
+    The matrix is the axes' first image (label 'similarity'), the thumbnails follow it. A title
+    wider than the figure is wrapped.
     """
+    images, texts = _items(images, 'images'), _items(texts, 'texts')
     matrix = _matrix(similarity, len(images), len(texts)).T  # [n_texts, n_images]
     n_texts, n_images = matrix.shape
     caption_inches = 0.11 * max(len(str(text)) for text in texts)  # about 0.11 inch a character at 12 pt
@@ -46,18 +49,23 @@ def similarity_heatmap(similarity, images: Sequence, texts: Sequence[str],
     for spine in ax.spines.values():
         spine.set_visible(False)
     if title:
-        ax.set_title(title, fontsize=14)
+        ax.set_title(title, fontsize=14, wrap=True)
     return figure
 
 
-def probability_bars(images: Sequence, top: TopK, columns: int = 2, title: Optional[str] = None):
-    """Each image beside a horizontal bar chart of its top-k probabilities, best on top.
+def probability_bars(images: Sequence, top: TopK, columns: int = 2, title: Optional[str] = None,
+                     score_name: str = 'probability'):
+    """Each image beside a horizontal bar chart of its top-k scores, best on top.
 
-    top: ruclip.classify's result for these images (any TopK; unlabelled columns show their index).
+    top: ruclip.classify's result for these images, or any TopK (unlabelled columns show their index);
+    score_name: what the scores are, for the x label: probabilities get a 0 to 1 axis, other scores
+    (score_name='cosine' for ruclip.rank's texts_per_image) an axis that fits them, negative ones too.
     Axes come in pairs, image then bars; each bar chart's x label names the best label.
     """
+    images = _items(images, 'images')
     _check_count(top, images, 'top')
-    rows = math.ceil(len(images) / columns)
+    rows = math.ceil(len(images) / _check_columns(columns))
+    low, high = _score_range(top.scores, score_name)
     figure = _figure(figsize=(6.5 * columns, 2.8 * rows))
     grid = figure.add_gridspec(rows, 2 * columns, width_ratios=[1, 1.25] * columns)
     for i, (image, entries) in enumerate(zip(images, top.tolist())):
@@ -69,10 +77,13 @@ def probability_bars(images: Sequence, top: TopK, columns: int = 2, title: Optio
         bars.bar_label(drawn, fmt='%.2f', padding=2, fontsize=8)
         bars.set_yticks(range(len(entries)), names)
         bars.invert_yaxis()
-        bars.set_xlim(0, 1.15)
-        bars.set_xticks([0, 0.25, 0.5, 0.75, 1])
+        bars.set_xlim(low, high)
+        if score_name == 'probability':
+            bars.set_xticks([0, 0.25, 0.5, 0.75, 1])
+        else:
+            bars.axvline(0, color='black', linewidth=0.8)
         bars.grid(axis='x', alpha=0.4)
-        bars.set_xlabel(f'probability "{names[0]}"')
+        bars.set_xlabel(f'{score_name} "{names[0]}"')
     if title:
         figure.suptitle(title)
     return figure
@@ -80,8 +91,9 @@ def probability_bars(images: Sequence, top: TopK, columns: int = 2, title: Optio
 
 def label_grid(images: Sequence, labels: Sequence[str], columns: int = 4, title: Optional[str] = None):
     """The images in a grid, each titled with its label (e.g. its predicted class)."""
+    images = _items(images, 'images')
     _check_count(labels, images, 'labels')
-    rows = math.ceil(len(images) / columns)
+    rows = math.ceil(len(images) / _check_columns(columns))
     figure = _figure(figsize=(3 * columns, 3.2 * rows))
     for i, (image, label) in enumerate(zip(images, labels)):
         ax = figure.add_subplot(rows, columns, i + 1)
@@ -126,8 +138,31 @@ def _matrix(similarity, n_images: int, n_texts: int) -> np.ndarray:
     return matrix
 
 
+def _items(values, name: str) -> list:
+    """`values` as a list (a generator is taken too), refusing a lone str, path, bytes or image and an empty one."""
+    if isinstance(values, (str, bytes, os.PathLike)) or hasattr(values, 'getpixel') or not hasattr(values, '__iter__'):
+        raise TypeError(f'{name} must be a list (or other iterable) of them, got a {type(values).__name__}')
+    values = list(values)
+    if not values:
+        raise ValueError(f'{name} is empty: give at least one')
+    return values
+
+
+def _check_columns(columns) -> int:
+    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
+        raise ValueError(f'columns must be a positive integer, got {columns!r}')
+    return columns
+
+
+def _score_range(scores, score_name: str):
+    """The bars' x limits: 0 to 1 for probabilities, else the scores' range and 0, with room for the numbers."""
+    low, high = min(0.0, float(scores.min())), max(0.0, float(scores.max()))
+    if score_name == 'probability' and 0 <= low and high <= 1:
+        return 0, 1.15
+    room = 0.2 * ((high - low) or 1.0)
+    return low - (room if low < 0 else 0), high + (room if high > 0 else 0)
+
+
 def _check_count(values, images, name: str):
-    if len(images) == 0:
-        raise ValueError('images is empty: give at least one image')
     if len(values) != len(images):
         raise ValueError(f'{name} has {len(values)} rows for {len(images)} images')

@@ -3,6 +3,7 @@
 Nothing here runs the model: the inputs are latents from Predictor.get_image_latents and
 Predictor.get_text_latents (or CLIP.encode_*), so they can be computed once and reused.
 """
+import math
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Union
 
@@ -62,8 +63,8 @@ def probabilities(image_latents: torch.Tensor, text_latents: torch.Tensor,
     scale is the model's trained temperature, clip.logit_scale.exp() (the model stores its log).
     """
     scale = float(scale.detach() if isinstance(scale, torch.Tensor) else scale)
-    if not scale > 0:
-        raise ValueError(f'scale must be a positive number, e.g. clip.logit_scale.exp(); got {scale}')
+    if not 0 < scale < math.inf:
+        raise ValueError(f'scale must be a finite positive number, e.g. clip.logit_scale.exp(); got {scale}')
     return torch.softmax(scale * similarity(image_latents, text_latents), dim=-1)
 
 
@@ -75,6 +76,8 @@ def top_k(scores: torch.Tensor, k: int, labels: Optional[Sequence[str]] = None) 
     if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
         raise TypeError(f'scores must be a [rows, columns] tensor, got {_describe(scores)}')
     k = _check_k(k)
+    if isinstance(labels, (str, bytes)):
+        raise TypeError(f'labels must be a list of names, one per column, got a {type(labels).__name__}: {labels!r}')
     if labels is not None and len(labels) != scores.shape[1]:
         raise ValueError(f'got {len(labels)} labels for {scores.shape[1]} score columns')
     values, indices = scores.topk(min(k, scores.shape[1]), dim=1)

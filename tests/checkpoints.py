@@ -1,5 +1,6 @@
 """Random RuCLIP checkpoints at tiny scale, written as the Hub holds them."""
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -22,6 +23,27 @@ for _arch in TINY_ARCHITECTURES.values():
     _arch.update(TEXT, embed_dim=24, vision_layers=2)
 
 
+def random_weight(name: str, shape, generator: torch.Generator) -> torch.Tensor:
+    """A float32 tensor for parameter `name`, scaled as a trained CLIP's roughly are."""
+    noise = torch.randn(shape, generator=generator)
+    if name == 'logit_scale':
+        return torch.tensor(math.log(1 / 0.07))
+    if '.ln_' in name or name.startswith('ln_'):  # LayerNorms away from 1 and 0
+        return (1.0 if name.endswith('weight') else 0.0) + 0.1 * noise
+    if name.endswith('bias'):
+        return 0.1 * noise
+    if name == 'token_embedding.weight':
+        return 0.02 * noise
+    if name == 'positional_embedding':
+        return 0.01 * noise
+    if name in ('visual.proj', 'text_projection'):  # used as x @ proj: [width, embed_dim]
+        return noise * shape[0] ** -0.5
+    if name in ('visual.class_embedding', 'visual.positional_embedding'):
+        return noise * shape[-1] ** -0.5
+    # Linear [out, in] and Conv2d [out, in, k, k]: the std of PyTorch's default init, 1 / sqrt(3 * fan_in)
+    return noise * (3 * math.prod(shape[1:])) ** -0.5
+
+
 def vocab_size_of(bpe_model) -> int:
     from ruclip.tokenizer import BPETokenizer
     return BPETokenizer.from_file(bpe_model).vocab_size
@@ -29,19 +51,21 @@ def vocab_size_of(bpe_model) -> int:
 
 def write_checkpoint(folder, architecture: dict, bpe_model, seed=0, dtype=torch.float32,
                      weights='bin', with_mean_std=True) -> Path:
-    """config.json + pytorch_model.bin (or model.safetensors) + bpe.model in `folder`."""
+    """config.json + pytorch_model.bin (or model.safetensors) + bpe.model in `folder`.
+
+    The weights come from a generator of its own seeded with `seed`, not from CLIP's initialisation,
+    so changes to the model code never change a test checkpoint (nor the README's pictures).
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = dict(architecture, vocab_size=vocab_size_of(bpe_model))
     if with_mean_std:
         config.update(mean=[0.5, 0.45, 0.4], std=[0.25, 0.26, 0.27])
-    torch.manual_seed(seed)
-    model = CLIP(**{k: v for k, v in config.items() if k not in ('mean', 'std')})
-    with torch.no_grad():
-        for name, param in model.named_parameters():  # biases and LayerNorms away from 0 and 1
-            if name.endswith('bias') or '.ln_' in name or name.startswith('ln_'):
-                param.add_(torch.randn_like(param) * 0.1)
-    state_dict = {k: v.to(dtype).contiguous() for k, v in model.state_dict().items()}
+    with torch.device('meta'):  # the names and shapes only
+        shapes = CLIP(**{k: v for k, v in config.items() if k not in ('mean', 'std')}).state_dict()
+    generator = torch.Generator().manual_seed(seed)
+    state_dict = {name: random_weight(name, shapes[name].shape, generator).to(dtype).contiguous()
+                  for name in sorted(shapes)}
     if weights == 'safetensors':
         from safetensors.torch import save_file
         save_file(state_dict, str(folder / 'model.safetensors'))

@@ -168,13 +168,19 @@ def test_embed_writes_get_image_latents_and_the_files(capsys, tmp_path, photos, 
     (['classify', '{photo}', '--labels', 'кошка', ' '], '--labels must not be empty'),
     (['rank', '--images', '{photo}', '--texts', 'no/such.txt'], '--texts: no such file'),
     (['rank', '--images', '{photo}', '--texts', '{empty}'], 'has no captions'),
+    (['rank', '--images', '{photo}', '--texts', '{folder}'], 'is a folder, expected a text file'),
     (['embed', '{photo}', '--out', 'latents.csv'], '--out must end in .npy or .npz'),
     (['embed', '{photo}', '--out', 'no/such/folder/x.npz'], '--out: no such folder'),
+    (['embed', '{photo}', '--out', '{folder}'], 'is a folder, expected a file name'),
+    (['embed', '{photo}', '--out', '/proc/x.npz'], '--out: cannot write into /proc'),
+    (['embed', '{photo}', '--out', '/proc/x.npy'], '--out: cannot write into /proc'),
     (['models', '--model', 'ruclip-vit-huge'], "Unknown model 'ruclip-vit-huge'"),
 ])
 def test_bad_input_exits_2_with_a_clear_error(capsys, tmp_path, photos, tiny_checkpoint, argv, message):
     (tmp_path / 'empty.txt').write_text('\n  \n')
-    paths = dict(photo=photos / 'a.png', broken=photos / 'broken.jpg', empty=tmp_path / 'empty.txt')
+    (tmp_path / 'folder.npz').mkdir()
+    paths = dict(photo=photos / 'a.png', broken=photos / 'broken.jpg', empty=tmp_path / 'empty.txt',
+                 folder=tmp_path / 'folder.npz')
     argv = [arg.format(**paths) for arg in argv]
     if '--model' not in argv and argv[0] != 'models':
         argv += ['--model', str(tiny_checkpoint)]
@@ -184,12 +190,55 @@ def test_bad_input_exits_2_with_a_clear_error(capsys, tmp_path, photos, tiny_che
 
 
 @pytest.mark.parametrize('argv', [[], ['classify', 'a.jpg'], ['classify', 'a.jpg', '--labels', 'x', '--top-k', '0'],
-                                  ['embed', 'a.jpg', '--out', 'x.npz', '--device', 'gpu'], ['frobnicate']])
+                                  ['embed', 'a.jpg', '--out', 'x.npz', '--device', 'gpu'], ['frobnicate'],
+                                  ['models', '--device', 'cpu'], ['models', '--batch-size', '2'], ['models', '-q']])
 def test_usage_errors_exit_2(capsys, argv):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2
     assert 'usage: ruclip' in capsys.readouterr().err
+
+
+def test_a_non_ascii_digit_is_named_in_the_top_k_error(capsys):
+    with pytest.raises(SystemExit):
+        main(['classify', 'a.jpg', '--labels', 'x', '--top-k', '²'])
+    assert "--top-k: expected a positive integer, got '²'" in capsys.readouterr().err
+
+
+def test_help_lists_only_the_exit_codes_a_command_returns(capsys):
+    for command, skips in (('classify', True), ('embed', True), ('models', False), ('export-onnx', False)):
+        with pytest.raises(SystemExit):
+            main([command, '--help'])
+        codes = [line.split()[0] for line in capsys.readouterr().out.split('exit codes:')[1].splitlines()
+                 if line[:3].strip().isdigit()]
+        assert codes == (['0', '1'] if skips else ['0']) + ['2', '3', '141']
+
+
+def ruclip_process(*argv, **environment):
+    return subprocess.Popen([sys.executable, '-m', 'ruclip', *map(str, argv)], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, **environment})
+
+
+def test_a_closed_stdout_ends_the_command_quietly(tmp_path, photos, tiny_checkpoint):
+    """`ruclip ... | head -1`: the reader is gone before the results come; no 'failed', exit code 141."""
+    process = ruclip_process('classify', photos / 'a.png', '--labels', *LABELS, '--model', tiny_checkpoint, '-q',
+                             '--json')
+    process.stdout.close()  # before the process has written anything: it imports for a second first
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141 and err == ''
+
+
+def test_json_is_utf8_whatever_the_locale_and_an_unencodable_table_is_no_usage_error(photos, tiny_checkpoint):
+    argv = ['classify', photos / 'a.png', '--labels', *LABELS, '--model', tiny_checkpoint, '-q']
+    process = ruclip_process(*argv, '--json', PYTHONIOENCODING='cp1251')
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert json.loads(out.decode('utf-8'))['labels'] == LABELS
+    process = ruclip_process(*argv, PYTHONIOENCODING='cp1252')
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 3
+    assert 'ruclip classify: failed: stdout (charmap) cannot show the results' in err.decode()
+    assert 'PYTHONIOENCODING=utf-8' in err.decode()
 
 
 def test_python_dash_m_ruclip_runs_the_command(tmp_path, photos, tiny_checkpoint):

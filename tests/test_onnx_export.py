@@ -1,4 +1,6 @@
 """ONNX export: both towers on onnxruntime give PyTorch's fp32 latents within 1e-4."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -92,10 +94,18 @@ def test_export_folder_serves_the_processor(onnx_folder, loaded):
                        processor(text=texts)['input_ids'])
 
 
+def test_export_folder_keeps_the_image_normalisation(onnx_folder, tiny_checkpoint):
+    """The checkpoint's own mean/std (write_checkpoint's with_mean_std), not OpenAI's defaults."""
+    images = images_for(3, seed=11)
+    source, exported = (RuCLIPProcessor.from_pretrained(folder) for folder in (tiny_checkpoint, onnx_folder))
+    assert list(exported.mean) == list(source.mean) != [0.48145466, 0.4578275, 0.40821073]
+    assert torch.equal(exported(images=images)['pixel_values'], source(images=images)['pixel_values'])
+
+
 def test_export_of_a_loaded_model_of_another_architecture(checkpoint_factory, tmp_path):
     clip, processor = load(checkpoint_factory('ruclip-vit-large-patch14-336', seed=1))
     paths = export_onnx(clip, tmp_path, opset=17)
-    assert sorted(paths) == ['image', 'text'] and not (tmp_path / 'bpe.model').exists()
+    assert sorted(paths) == ['config', 'image', 'text'] and not (tmp_path / 'bpe.model').exists()
     runner = OnnxCLIP(tmp_path)
     inputs = processor(text=texts_for(3), images=images_for(3, seed=7))
     with torch.inference_mode():
@@ -133,9 +143,38 @@ def test_runner_rejects_bad_inputs(runner):
         runner.encode_text([[2, 3]])
 
 
+def test_export_finds_a_model_in_a_given_cache_and_returns_the_files_written(hub_cache, tmp_path):
+    out = tmp_path / 'onnx'
+    paths = export_onnx('ruclip-vit-base-patch32-224', out, cache_dir=str(hub_cache), local_files_only=True)
+    assert paths == {key: str(out / name) for key, name in (('image', IMAGE_FILE), ('text', TEXT_FILE),
+                                                            ('config', 'config.json'), ('bpe_model', 'bpe.model'))}
+    assert sorted(path.name for path in out.iterdir()) == sorted(os.path.basename(path) for path in paths.values())
+
+
+def test_export_refuses_the_checkpoint_folder_and_a_folder_with_files(tiny_checkpoint, tmp_path, loaded):
+    before = {path.name: path.read_bytes() for path in tiny_checkpoint.iterdir()}
+    with pytest.raises(ValueError, match='is the checkpoint folder being exported'):
+        export_onnx(tiny_checkpoint, tiny_checkpoint, overwrite=True)
+    assert {path.name: path.read_bytes() for path in tiny_checkpoint.iterdir()} == before
+    (tmp_path / 'notes.txt').write_text('mine')
+    with pytest.raises(ValueError, match='is not empty.*overwrite=True'):
+        export_onnx(loaded[0], tmp_path)
+
+
+@pytest.mark.parametrize('opset', [16, 99, 18.0, True])
+def test_export_refuses_an_opset_the_exporter_cannot_write(tmp_path, loaded, opset):
+    with pytest.raises(ValueError, match=r'opset must be an integer from 17 to \d+'):
+        export_onnx(loaded[0], tmp_path, opset=opset)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_needs_the_torch_export_based_exporter(tmp_path, loaded, monkeypatch):
+    monkeypatch.setattr(torch, '__version__', '2.5.1')
+    with pytest.raises(ImportError, match=r"needs torch>=2.6, found 2.5.1.*pip install -U 'torch>=2.6'"):
+        export_onnx(loaded[0], tmp_path)
+
+
 def test_export_and_runner_errors(tmp_path, loaded):
     clip, _ = loaded
-    with pytest.raises(ValueError, match='opset must be an integer >= 17'):
-        export_onnx(clip, tmp_path, opset=16)
     with pytest.raises(FileNotFoundError, match='export_onnx'):
         OnnxCLIP(tmp_path)

@@ -85,6 +85,29 @@ def test_label_grid_titles_each_image_with_its_label():
     assert_cyrillic_renders(figure.axes[2].title)
 
 
+def test_the_default_heatmap_title_fits_a_figure_of_two_images():
+    figure = ruclip.similarity_heatmap(torch.tensor([[0.1, 0.2], [0.3, 0.4]]), solid_images(2), ['a', 'b'])
+    render(figure)
+    title = figure.axes[0].title.get_window_extent()
+    assert 0 <= title.x0 and title.x1 <= figure.bbox.x1 and title.y1 <= figure.bbox.y1
+
+
+def test_probability_bars_of_a_ranking_show_negative_cosines():
+    scores = torch.tensor([[0.3, -0.1, -0.4], [0.05, -0.2, -0.25]])
+    top = ruclip.top_k(scores, 3, labels=['a', 'b', 'c'])
+    figure = ruclip.probability_bars(solid_images(2), top, score_name='cosine')
+    for bars in figure.axes[1::2]:
+        low, high = bars.get_xlim()
+        assert low < -0.4 and high > 0.3
+        assert bars.get_xlabel().startswith('cosine "')
+    render(figure)
+
+
+def test_plots_take_a_generator_of_images():
+    figure = ruclip.label_grid((image for image in solid_images(3)), ['a', 'b', 'c'])
+    assert len(figure.axes) == 3
+
+
 def test_plots_read_paths_and_bytes(tmp_path):
     path = tmp_path / 'a.png'
     solid_images(1)[0].save(path)
@@ -96,11 +119,20 @@ def test_plots_read_paths_and_bytes(tmp_path):
     (lambda: ruclip.similarity_heatmap(torch.zeros(2, 2), solid_images(2), CAPTIONS), r'\[2, 3\]'),
     (lambda: ruclip.label_grid(solid_images(2), ['a']), '1 rows for 2 images'),
     (lambda: ruclip.label_grid([], []), 'empty'),
+    (lambda: ruclip.similarity_heatmap(torch.zeros(2, 0), solid_images(2), []), 'texts is empty'),
+    (lambda: ruclip.similarity_heatmap(torch.zeros(0, 2), [], ['a', 'b']), 'images is empty'),
+    (lambda: ruclip.label_grid(solid_images(2), ['a', 'b'], columns=0), 'columns must be a positive integer'),
+    (lambda: ruclip.probability_bars(solid_images(1), ruclip.top_k(torch.ones(1, 2), 1), columns=0), 'columns'),
     (lambda: ruclip.probability_bars(solid_images(1), ruclip.top_k(torch.ones(2, 2), 1)), '2 rows for 1'),
 ])
 def test_mismatched_inputs_raise_value_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_a_lone_path_is_not_taken_for_a_list_of_images():
+    with pytest.raises(TypeError, match='images must be a list'):
+        ruclip.label_grid('photo.jpg', ['a'])
 
 
 def test_without_matplotlib_the_error_says_how_to_install_it(monkeypatch):

@@ -80,6 +80,9 @@ def test_top_k_cuts_k_to_the_number_of_columns_and_names_them():
     (lambda: ruclip.similarity(torch.zeros(0, 4), torch.zeros(2, 4)), ValueError, 'empty'),
     (lambda: ruclip.similarity([[1.0]], torch.zeros(2, 4)), TypeError, 'image_latents'),
     (lambda: ruclip.probabilities(torch.ones(2, 4), torch.ones(2, 4), 0), ValueError, 'logit_scale'),
+    (lambda: ruclip.probabilities(torch.ones(2, 4), torch.ones(2, 4), float('inf')), ValueError, 'finite positive'),
+    (lambda: ruclip.probabilities(torch.ones(2, 4), torch.ones(2, 4), float('nan')), ValueError, 'finite positive'),
+    (lambda: ruclip.top_k(torch.zeros(2, 3), 1, labels='abc'), TypeError, "list of names.*'abc'"),
     (lambda: ruclip.rank_latents(torch.ones(2, 4), torch.ones(3, 4), texts=['a']), ValueError, '1 texts'),
 ])
 def test_bad_inputs_raise_errors_that_name_them(call, error, match):

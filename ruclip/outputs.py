@@ -1,0 +1,46 @@
+"""Where results are written: checked before any work, so a bad path fails fast and nothing is damaged."""
+import os
+import tempfile
+
+
+def check_writable_file(path: str, what: str) -> None:
+    """Raise ValueError unless `path` can be created or overwritten as a file."""
+    if os.path.isdir(path):
+        raise ValueError(f'{what}: {path} is a folder, expected a file name')
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f'{what}: no such folder: {os.path.dirname(path)}')
+    _check_writable_folder(folder, what)
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise ValueError(f'{what}: {path} cannot be overwritten (permission denied)')
+
+
+def export_folder(out_dir, model, overwrite: bool = False) -> str:
+    """`out_dir` created if needed and checked writable, before `model` is loaded; return it as a str.
+
+    Refused: the checkpoint folder `model` itself (always), a file, and a folder that already holds
+    files unless `overwrite`, so an export never mixes with or replaces what is there by mistake.
+    """
+    out_dir = os.fspath(out_dir)
+    if (isinstance(model, (str, os.PathLike)) and os.path.isdir(model) and os.path.isdir(out_dir)
+            and os.path.samefile(out_dir, model)):
+        raise ValueError(f'out_dir {out_dir} is the checkpoint folder being exported; choose another folder')
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f'out_dir {out_dir} is a file, expected a folder')
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
+        raise ValueError(f'out_dir {out_dir} is not empty; choose a new or empty folder, or pass overwrite=True '
+                         f'(--overwrite) to write over its files')
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f'out_dir {out_dir} cannot be created: {error.strerror}') from None
+    _check_writable_folder(out_dir, 'out_dir')
+    return out_dir
+
+
+def _check_writable_folder(folder: str, what: str) -> None:
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(f'{what}: cannot write into {folder}: {error.strerror}') from None
