@@ -1,4 +1,5 @@
 """Predictor: batched text and image latents and zero-shot labels, the original's API."""
+import functools
 from typing import Iterable, Iterator, List, Optional, Sequence
 
 import torch
@@ -23,6 +24,17 @@ DEFAULT_TEMPLATES = [
 CPU_ACTIVATION_BYTES = 28 * 2 ** 20
 CUDA_BATCH_SIZE = 128  # images per forward pass on CUDA
 CUDA_TEXT_TOKENS = 65536  # text tokens per forward pass on CUDA
+
+
+def _ordinary_result(method):
+    """Run method under torch.inference_mode() and return a copy of its tensor made outside that mode:
+    an ordinary tensor, which autograd (a linear probe), in-place edits and nn.Parameter accept."""
+    inference = torch.inference_mode()(method)
+
+    @functools.wraps(method)
+    def ordinary(*args, **kwargs) -> torch.Tensor:
+        return inference(*args, **kwargs).clone()
+    return ordinary
 
 
 class Predictor:
@@ -90,7 +102,7 @@ class Predictor:
             return CUDA_TEXT_TOKENS
         return CPU_ACTIVATION_BYTES // (4 * width * self.clip_model.dtype.itemsize)
 
-    @torch.inference_mode()
+    @_ordinary_result
     def get_text_latents(self, class_labels: Sequence[str]) -> torch.Tensor:
         """[n_classes, embed_dim] float32: per-template latents averaged over templates, L2-normalised.
 
@@ -126,7 +138,7 @@ class Predictor:
             labels.extend(logits_per_text.argmax(0).tolist())
         return labels
 
-    @torch.inference_mode()
+    @_ordinary_result
     def get_image_latents(self, images: Iterable) -> torch.Tensor:
         """[n_images, embed_dim] float32 L2-normalised image latents; images may be any iterable
         of PIL images, file paths or encoded bytes."""

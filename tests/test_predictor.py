@@ -69,3 +69,15 @@ def test_bad_inputs_are_explained(predictor, photos, tiny_checkpoint):
         ruclip.Predictor(clip, processor, 'cpu', templates=['фото кошки'])
     with pytest.raises(ValueError, match='bs must be a positive integer'):
         ruclip.Predictor(clip, processor, 'cpu', bs=0)
+
+
+def test_latents_are_ordinary_tensors_for_training_and_editing(predictor, photos):
+    image_latents = predictor.get_image_latents(photos)
+    text_latents = predictor.get_text_latents(['кошка', 'собака'])
+    assert not image_latents.is_inference() and not text_latents.is_inference()
+    probe = torch.nn.Linear(image_latents.shape[1], 2)
+    torch.nn.functional.cross_entropy(probe(image_latents), torch.tensor([0, 1] * 3 + [0])).backward()
+    assert probe.weight.grad is not None
+    text_latents /= 2
+    head = torch.nn.Parameter(text_latents)
+    assert head.requires_grad
