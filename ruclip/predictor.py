@@ -1,6 +1,6 @@
 """Predictor: batched text and image latents and zero-shot labels, the original's API."""
 import functools
-from typing import Iterable, Iterator, List, Optional, Sequence
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -139,20 +139,34 @@ class Predictor:
         return labels
 
     @_ordinary_result
-    def get_image_latents(self, images: Iterable) -> torch.Tensor:
+    def get_image_latents(self, images: Iterable, *, on_error: Optional[Callable] = None) -> torch.Tensor:
         """[n_images, embed_dim] float32 L2-normalised image latents; images may be any iterable
-        of PIL images, file paths or encoded bytes."""
-        return torch.cat(list(self._normalized_image_latents(images)))
+        of PIL images, file paths or encoded bytes.
 
-    def _normalized_image_latents(self, images: Iterable) -> Iterator[torch.Tensor]:
+        on_error: None (default): an image that cannot be read raises an error naming its position.
+            Otherwise on_error(index, image, error) is called for it, in input order, and it is left
+            out of the result.
+        """
+        return torch.cat(list(self._normalized_image_latents(images, on_error)))
+
+    def _normalized_image_latents(self, images: Iterable, on_error: Optional[Callable] = None
+                                  ) -> Iterator[torch.Tensor]:
         total = len(images) if hasattr(images, '__len__') else None
         if total == 0:
             raise ValueError('images is empty: give at least one image')
         on_cuda = self.clip_model.device.type == 'cuda'
-        batches = image_batches(images, self.clip_processor.image_transform, self.batch_size,
-                                num_workers=self.num_workers, pin_memory=on_cuda, draft=self.jpeg_draft)
-        seen = 0
-        with tqdm(total=total, disable=self.quiet) as progress:
+        with tqdm(total=total, unit='image', disable=self.quiet) as progress:
+            skipped = []
+
+            def skip(index: int, image, error: Exception) -> None:
+                skipped.append(index)
+                progress.update(1)
+                on_error(index, image, error)
+
+            batches = image_batches(images, self.clip_processor.image_transform, self.batch_size,
+                                    num_workers=self.num_workers, pin_memory=on_cuda, draft=self.jpeg_draft,
+                                    on_error=skip if on_error else None)
+            seen = 0
             for pixel_values in batches:
                 n = len(pixel_values)
                 pixel_values = pixel_values.to(self.clip_model.device, non_blocking=on_cuda)  # pinned on CUDA
@@ -161,7 +175,8 @@ class Predictor:
                 progress.update(n)
                 yield latents / latents.norm(dim=-1, keepdim=True)
         if seen == 0:
-            raise ValueError('images is empty: give at least one image')
+            raise ValueError(f'none of the {len(skipped)} images could be read' if skipped
+                             else 'images is empty: give at least one image')
 
     def _encode_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
         if self._compiled_visual is None:
