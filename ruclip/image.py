@@ -9,7 +9,8 @@ from PIL import Image, UnidentifiedImageError
 
 
 def open_image(source, draft_size: Optional[int] = None) -> Image.Image:
-    """A PIL image from a PIL image, a file path or encoded bytes, decoded now.
+    """A PIL image from a PIL image, a file path or encoded bytes, decoded now (a file is closed
+    once read).
 
     draft_size: let the JPEG decoder scale down by a power of two while keeping both sides at least
         this long (PIL's draft mode). Faster on large photos but not the same pixels: off by default.
@@ -17,21 +18,31 @@ def open_image(source, draft_size: Optional[int] = None) -> Image.Image:
     if isinstance(source, Image.Image):
         return source
     if isinstance(source, (str, os.PathLike)):
-        name, opener = os.fspath(source), source
+        name = os.fspath(source)
         if not os.path.isfile(name):
             raise FileNotFoundError(f'image file not found: {name}')
-    elif isinstance(source, (bytes, bytearray, memoryview)):
-        name, opener = f'<{len(source)} bytes>', io.BytesIO(source)
-    else:
-        raise TypeError(f'an image must be a PIL.Image, a file path or bytes, got {type(source).__name__}')
+        try:
+            with open(name, 'rb') as file:
+                return _decode(file, name, draft_size)
+        except OSError as error:  # open() itself: permissions, I/O
+            raise ValueError(f'cannot read image {name}: {error}') from None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _decode(io.BytesIO(source), f'<{len(source)} bytes>', draft_size)
+    raise TypeError(f'an image must be a PIL.Image, a file path or bytes, got {type(source).__name__}')
+
+
+def _decode(file, name: str, draft_size: Optional[int]) -> Image.Image:
     try:
-        image = Image.open(opener)
+        image = Image.open(file)
         if draft_size is not None and image.format == 'JPEG':
             image.draft('RGB', (draft_size, draft_size))
         image.load()
+        return image
+    except Image.DecompressionBombError as error:
+        raise ValueError(f'cannot read image {name}: {error} (PIL.Image.MAX_IMAGE_PIXELS sets the limit; '
+                         f'None lifts it)') from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ValueError(f'cannot read image {name}: {error}') from None
-    return image
 
 
 class ImageTransform:
