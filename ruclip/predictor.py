@@ -8,7 +8,7 @@ from tqdm.auto import tqdm
 from .allocator import keep_freed_memory
 from .model import CLIP
 from .pipeline import default_num_workers, image_batches
-from .processor import RuCLIPProcessor
+from .processor import RuCLIPProcessor, str_list
 
 DEFAULT_TEMPLATES = [
     '{}',
@@ -103,13 +103,13 @@ class Predictor:
         return CPU_ACTIVATION_BYTES // (4 * width * self.clip_model.dtype.itemsize)
 
     @_ordinary_result
-    def get_text_latents(self, class_labels: Sequence[str]) -> torch.Tensor:
+    def get_text_latents(self, class_labels: Iterable[str]) -> torch.Tensor:
         """[n_classes, embed_dim] float32: per-template latents averaged over templates, L2-normalised.
 
         All templates x classes go through the model together, in batches of texts of similar
         length, each cut to its longest text (attention is causal: the result is the same).
         """
-        labels = _check_labels(class_labels)
+        labels = str_list(class_labels, 'class_labels')
         texts = [template.format(label.lower().strip()) for template in self.templates for label in labels]
         tokens = [self.clip_processor.tokenize(text) for text in texts]
         order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]))
@@ -204,14 +204,3 @@ def _check_count(name: str, value, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         kind = 'a positive integer' if minimum == 1 else f'an integer >= {minimum}'
         raise ValueError(f'{name} must be {kind}, got {value!r}')
-
-
-def _check_labels(class_labels) -> List[str]:
-    if isinstance(class_labels, str) or not isinstance(class_labels, Sequence):
-        raise TypeError(f'class_labels must be a list of str, got {type(class_labels).__name__}')
-    if not class_labels:
-        raise ValueError('class_labels is empty: give at least one label')
-    for label in class_labels:
-        if not isinstance(label, str):
-            raise TypeError(f'every class label must be a str, got {type(label).__name__}: {label!r}')
-    return list(class_labels)

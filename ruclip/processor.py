@@ -11,6 +11,20 @@ from .tokenizer import BPETokenizer
 TOKEN_CACHE_SIZE = 100_000
 
 
+def str_list(values, name: str, expected: str = 'a list of str') -> List[str]:
+    """values, any iterable of str (list, tuple, ndarray, dict keys, generator...), as a non-empty
+    list; a lone str, a non-iterable or an item that is not a str is a TypeError naming `name`."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise TypeError(f'{name} must be {expected} (or any iterable of str), got {type(values).__name__}')
+    values = list(values)
+    if not values:
+        raise ValueError(f'{name} is empty: give at least one str')
+    for value in values:
+        if not isinstance(value, str):
+            raise TypeError(f'every item of {name} must be a str, got {type(value).__name__}: {value!r}')
+    return values
+
+
 class RuCLIPProcessor:
     eos_id = 3
     bos_id = 2
@@ -73,7 +87,7 @@ class RuCLIPProcessor:
         ids = encoded.tolist() if isinstance(encoded, torch.Tensor) else list(encoded)
         return self.tokenizer.decode(ids, ignore_ids=[self.eos_id, self.bos_id, self.unk_id, self.pad_id])
 
-    def __call__(self, text: Union[str, Sequence[str], None] = None, images: Optional[Iterable] = None,
+    def __call__(self, text: Union[str, Iterable[str], None] = None, images: Optional[Iterable] = None,
                  return_tensors: Optional[str] = 'pt', padding=True, **kwargs) -> dict:
         """texts -> {'input_ids': [N, text_seq_length] long}; images -> {'pixel_values': [N, 3, S, S]}.
 
@@ -84,11 +98,7 @@ class RuCLIPProcessor:
             raise ValueError(f"return_tensors must be 'pt', got {return_tensors!r}")
         inputs = {}
         if text is not None:
-            texts = [text] if isinstance(text, str) else text
-            if not isinstance(texts, (list, tuple)):
-                raise TypeError(f'text must be a str or a list of str, got {type(text).__name__}')
-            if not texts:
-                raise ValueError('text is an empty list: give at least one text')
+            texts = [text] if isinstance(text, str) else str_list(text, 'text', expected='a str or a list of str')
             inputs['input_ids'] = self.pad([self.tokenize(t) for t in texts])
         if images is not None:
             if isinstance(images, (str, bytes)) or hasattr(images, 'mode'):

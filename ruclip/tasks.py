@@ -13,6 +13,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Union
 import torch
 
 from .predictor import Predictor
+from .processor import str_list
 from .scores import Ranking, TopK, probabilities, rank_latents, top_k
 
 Images = Union[Iterable, torch.Tensor]
@@ -60,9 +61,9 @@ def rank(predictor: Predictor, images: Images, texts: Sequence[str], k: int = 5,
     return rank_latents(image_latents(predictor, images), text_latents, k, texts=list(texts), images=image_names)
 
 
-def encode_texts(predictor: Predictor, texts: Sequence[str]) -> torch.Tensor:
+def encode_texts(predictor: Predictor, texts: Iterable[str]) -> torch.Tensor:
     """[n_texts, embed_dim] L2-normalised latents of captions taken as they are, no templates."""
-    return _variant(predictor, templates=['{}'], quiet=True).get_text_latents(texts)
+    return _variant(predictor, templates=['{}'], quiet=True).get_text_latents(str_list(texts, 'texts'))
 
 
 def image_latents(predictor: Predictor, images: Images) -> torch.Tensor:

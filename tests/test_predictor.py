@@ -50,11 +50,11 @@ def test_progress_bar_unless_quiet(tiny_checkpoint, photos, capsys):
 
 
 def test_bad_inputs_are_explained(predictor, photos, tiny_checkpoint):
-    with pytest.raises(TypeError, match='class_labels must be a list of str, got str'):
+    with pytest.raises(TypeError, match=r'class_labels must be a list of str \(or any iterable of str\), got str'):
         predictor.get_text_latents('кошка')
     with pytest.raises(ValueError, match='class_labels is empty'):
         predictor.get_text_latents([])
-    with pytest.raises(TypeError, match='every class label must be a str, got int'):
+    with pytest.raises(TypeError, match='every item of class_labels must be a str, got int'):
         predictor.get_text_latents(['a', 1])
     with pytest.raises(ValueError, match='images is empty'):
         predictor.run([], predictor.get_text_latents(['a']))
@@ -81,3 +81,21 @@ def test_latents_are_ordinary_tensors_for_training_and_editing(predictor, photos
     text_latents /= 2
     head = torch.nn.Parameter(text_latents)
     assert head.requires_grad
+
+
+def test_labels_may_be_any_iterable_of_str(predictor):
+    import numpy as np
+    expected = predictor.get_text_latents(['кошка', 'собака'])
+    for labels in (np.array(['кошка', 'собака']), {'кошка': 0, 'собака': 1}.keys(), ('кошка', 'собака'),
+                   (label for label in ['кошка', 'собака'])):
+        torch.testing.assert_close(predictor.get_text_latents(labels), expected, atol=0, rtol=0)
+    assert predictor.get_text_latents({'кошка'}).shape == (1, 24)
+    with pytest.raises(TypeError, match='class_labels must be a list of str .*got int'):
+        predictor.get_text_latents(5)
+
+
+def test_task_errors_name_their_own_parameters(predictor):
+    with pytest.raises(TypeError, match='texts must be a list of str .*got str'):
+        ruclip.rank(predictor, torch.zeros(1, 24), 'кошка')
+    with pytest.raises(TypeError, match='every item of texts must be a str'):
+        ruclip.encode_texts(predictor, ['кошка', None])

@@ -56,11 +56,11 @@ def test_both_inputs_in_one_call(processor):
 
 
 def test_bad_inputs_are_explained(processor, tmp_path):
-    with pytest.raises(ValueError, match='text is an empty list'):
+    with pytest.raises(ValueError, match='text is empty'):
         processor(text=[])
-    with pytest.raises(TypeError, match='text must be a str, got int'):
+    with pytest.raises(TypeError, match='every item of text must be a str, got int'):
         processor(text=['a', 5])
-    with pytest.raises(TypeError, match='text must be a str or a list of str, got int'):
+    with pytest.raises(TypeError, match=r'text must be a str or a list of str \(or any iterable of str\), got int'):
         processor(text=5)
     with pytest.raises(ValueError, match='images is empty'):
         processor(images=[])
@@ -84,3 +84,10 @@ def test_bad_inputs_are_explained(processor, tmp_path):
 def test_missing_tokenizer_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match='nothing.model'):
         ruclip.RuCLIPProcessor(tmp_path / 'nothing.model')
+
+
+def test_text_may_be_any_iterable_of_str(processor):
+    import numpy as np
+    expected = processor(text=['кот', 'дом'])['input_ids']
+    assert torch.equal(processor(text=np.array(['кот', 'дом']))['input_ids'], expected)
+    assert torch.equal(processor(text=(t for t in ['кот', 'дом']))['input_ids'], expected)
