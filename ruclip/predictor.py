@@ -1,6 +1,7 @@
 """Predictor: batched text and image latents and zero-shot labels, the original's API."""
 import functools
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence
+import operator
+from typing import Callable, Iterable, Iterator, List, Optional
 
 import torch
 from tqdm.auto import tqdm
@@ -59,13 +60,11 @@ class Predictor:
     """
 
     def __init__(self, clip_model: CLIP, clip_processor: RuCLIPProcessor, device='cpu',
-                 templates: Optional[Sequence[str]] = None, bs: Optional[int] = None, quiet: bool = False, *,
+                 templates: Optional[Iterable[str]] = None, bs: Optional[int] = None, quiet: bool = False, *,
                  num_workers: Optional[int] = None, jpeg_draft: bool = False, compile: bool = False,
                  tune_malloc: bool = True):
-        if bs is not None:
-            _check_count('bs', bs, minimum=1)
         if num_workers is not None:
-            _check_count('num_workers', num_workers, minimum=0)
+            num_workers = _count('num_workers', num_workers, minimum=0)
         for name, flag in (('jpeg_draft', jpeg_draft), ('compile', compile), ('tune_malloc', tune_malloc)):
             if not isinstance(flag, bool):
                 raise TypeError(f'{name} must be True or False, got {flag!r}')
@@ -78,17 +77,27 @@ class Predictor:
                              f'load both from the same checkpoint')
         self.bs = bs
         self.quiet = quiet
-        self.templates = list(templates or DEFAULT_TEMPLATES)
-        for template in self.templates:
-            if not isinstance(template, str) or '{}' not in template:
-                raise ValueError(f"every template must be a str with a '{{}}' for the label, got {template!r}")
-        self.batch_size = bs or self._device_batch_size()
+        self.templates = check_templates(templates)
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self.jpeg_draft = jpeg_draft
         self.compile = compile
-        self._compiled_visual = torch.compile(clip_model.visual, dynamic=False) if compile else None
+        self._compiled = {}  # the compiled image tower, built at first use; shared with copies (tasks)
         if tune_malloc and self.clip_model.device.type == 'cpu':
             keep_freed_memory()
+
+    @property
+    def bs(self) -> Optional[int]:
+        """Images per forward pass as asked for; None: picked for the device (see batch_size)."""
+        return self._bs
+
+    @bs.setter
+    def bs(self, value: Optional[int]) -> None:
+        self._bs = None if value is None else _count('bs', value, minimum=1)
+
+    @property
+    def batch_size(self) -> int:
+        """Images per forward pass of the image tower: bs, or when None the size picked for the device."""
+        return self._bs or self._device_batch_size()
 
     def _device_batch_size(self) -> int:
         if self.clip_model.device.type == 'cuda':
@@ -179,13 +188,15 @@ class Predictor:
                              else 'images is empty: give at least one image')
 
     def _encode_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        if self._compiled_visual is None:
+        if not self.compile:
             return self.clip_model.encode_image(pixel_values)
-        n = len(pixel_values)
-        if n < self.batch_size:  # one shape for the compiled graph
-            padding = pixel_values.new_zeros((self.batch_size - n, *pixel_values.shape[1:]))
+        if 'visual' not in self._compiled:
+            self._compiled['visual'] = torch.compile(self.clip_model.visual, dynamic=False)
+        n, batch_size = len(pixel_values), self.batch_size
+        if n < batch_size:  # one shape for the compiled graph
+            padding = pixel_values.new_zeros((batch_size - n, *pixel_values.shape[1:]))
             pixel_values = torch.cat([pixel_values, padding])
-        return self._compiled_visual(pixel_values.to(self.clip_model.dtype))[:n]
+        return self._compiled['visual'](pixel_values.to(self.clip_model.dtype))[:n]
 
 
 def _length_batches(order: List[int], lengths: List[int], budget: int) -> Iterator[List[int]]:
@@ -200,7 +211,30 @@ def _length_batches(order: List[int], lengths: List[int], budget: int) -> Iterat
         yield batch
 
 
-def _check_count(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+def _count(name: str, value, minimum: int) -> int:
+    """value as an int (numpy integers too), or a ValueError naming `name`."""
+    try:
+        count = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        count = None
+    if count is None or count < minimum:
         kind = 'a positive integer' if minimum == 1 else f'an integer >= {minimum}'
         raise ValueError(f'{name} must be {kind}, got {value!r}')
+    return count
+
+
+def check_templates(templates: Optional[Iterable[str]]) -> List[str]:
+    """templates as a list (None or empty: DEFAULT_TEMPLATES, as the original's `templates or [...]`),
+    or a ValueError naming the first that str.format cannot fill with one label."""
+    if templates is None or isinstance(templates, (list, tuple)) and not templates:
+        return list(DEFAULT_TEMPLATES)
+    templates = str_list(templates, 'templates')
+    for template in templates:
+        try:
+            filled = template.format('x'), template.format('y')
+        except (IndexError, KeyError, ValueError) as error:
+            raise ValueError(f"template {template!r} cannot take a label: it needs one '{{}}' (or '{{0}}') for it, "
+                             f"and '{{{{' '}}}}' for literal braces ({type(error).__name__}: {error})") from None
+        if filled[0] == filled[1]:
+            raise ValueError(f'template {template!r} needs a {{}} for the label')
+    return templates

@@ -65,7 +65,7 @@ def test_bad_inputs_are_explained(predictor, photos, tiny_checkpoint):
     with pytest.raises(ValueError, match=r'text_latents must be \[n_classes, 24\] for this model.*got shape \[2, 512\]'):
         predictor.run(photos, torch.zeros(2, 512))
     clip, processor = ruclip.load(str(tiny_checkpoint))
-    with pytest.raises(ValueError, match=r"every template must be a str with a '\{\}'"):
+    with pytest.raises(ValueError, match=r"template 'фото кошки' needs a \{\} for the label"):
         ruclip.Predictor(clip, processor, 'cpu', templates=['фото кошки'])
     with pytest.raises(ValueError, match='bs must be a positive integer'):
         ruclip.Predictor(clip, processor, 'cpu', bs=0)
