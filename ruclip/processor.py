@@ -39,7 +39,7 @@ class RuCLIPProcessor:
         self.mean = list(mean or OPENAI_MEAN)
         self.std = list(std or OPENAI_STD)
         self.image_transform = ImageTransform(image_size, self.mean, self.std)
-        self._token_cache = {}  # text -> token ids; zero-shot prompts come back again and again
+        self._token_cache = {}  # text -> all its ids, whatever text_seq_length; prompts come back often
 
     @classmethod
     def from_pretrained(cls, folder) -> 'RuCLIPProcessor':
@@ -51,14 +51,13 @@ class RuCLIPProcessor:
         """Lowercased BPE ids framed as [bos] + ids + [eos], at most text_seq_length of them."""
         if not isinstance(text, str):
             raise TypeError(f'text must be a str, got {type(text).__name__}')
-        tokens = self._token_cache.get(text)
-        if tokens is None:
-            ids = self.tokenizer.encode(text.lower())[:self.text_seq_length - 2]
-            tokens = (self.bos_id, *ids, self.eos_id)
+        ids = self._token_cache.get(text)
+        if ids is None:
+            ids = tuple(self.tokenizer.encode(text.lower()))
             if len(self._token_cache) >= TOKEN_CACHE_SIZE:
                 self._token_cache.clear()
-            self._token_cache[text] = tokens
-        return list(tokens)
+            self._token_cache[text] = ids
+        return [self.bos_id, *ids[:self.text_seq_length - 2], self.eos_id]
 
     def pad(self, token_lists: Sequence[Sequence[int]], length: Optional[int] = None) -> torch.Tensor:
         """[len(token_lists), length] long tensor of the rows zero-padded on the right.

@@ -91,3 +91,12 @@ def test_text_may_be_any_iterable_of_str(processor):
     expected = processor(text=['кот', 'дом'])['input_ids']
     assert torch.equal(processor(text=np.array(['кот', 'дом']))['input_ids'], expected)
     assert torch.equal(processor(text=(t for t in ['кот', 'дом']))['input_ids'], expected)
+
+
+def test_changing_text_seq_length_cuts_cached_texts_anew(processor, monkeypatch):
+    text = 'кот собака дом ' * 10
+    full = processor(text=text)['input_ids']
+    monkeypatch.setattr(processor, 'text_seq_length', 20)
+    short = processor(text=text)['input_ids']
+    assert short.shape == (1, 20) and short[0, -1] == processor.eos_id
+    assert torch.equal(short[0, :19], full[0, :19])
