@@ -83,7 +83,13 @@ class RuCLIPProcessor:
         return self.pad([tokens])[0]
 
     def decode_text(self, encoded) -> str:
-        ids = encoded.tolist() if isinstance(encoded, torch.Tensor) else list(encoded)
+        """The text of one row of ids ([T], or [1, T] as the original also took), specials left out."""
+        ids = encoded.tolist() if hasattr(encoded, 'tolist') else list(encoded)
+        if ids and isinstance(ids[0], (list, tuple)):
+            if len(ids) != 1:
+                raise ValueError(f'decode_text decodes one text, got {len(ids)} rows: '
+                                 f'[processor.decode_text(row) for row in input_ids]')
+            ids = ids[0]
         return self.tokenizer.decode(ids, ignore_ids=[self.eos_id, self.bos_id, self.unk_id, self.pad_id])
 
     def __call__(self, text: Union[str, Iterable[str], None] = None, images: Optional[Iterable] = None,

@@ -100,3 +100,10 @@ def test_changing_text_seq_length_cuts_cached_texts_anew(processor, monkeypatch)
     short = processor(text=text)['input_ids']
     assert short.shape == (1, 20) and short[0, -1] == processor.eos_id
     assert torch.equal(short[0, :19], full[0, :19])
+
+
+def test_decode_text_takes_one_row_and_explains_a_batch(processor):
+    input_ids = processor(text=['кот дом', 'собака'])['input_ids']
+    assert processor.decode_text(input_ids[:1]) == processor.decode_text(input_ids[0]) == 'кот дом'
+    with pytest.raises(ValueError, match=r'got 2 rows: \[processor.decode_text\(row\) for row in input_ids\]'):
+        processor.decode_text(input_ids)
