@@ -1,7 +1,7 @@
 """Reading images and turning them into the model's pixel_values, pixel-for-pixel as the original."""
 import io
 import os
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -61,8 +61,11 @@ class ImageTransform:
 
     def __init__(self, size: int, mean: Sequence[float], std: Sequence[float]):
         self.size = size
-        mean = torch.tensor(mean, dtype=torch.float32).view(3, 1)
-        std = torch.tensor(std, dtype=torch.float32).view(3, 1)
+        self.mean, self.std = _three_numbers('mean', mean), _three_numbers('std', std)
+        if min(self.std) <= 0:
+            raise ValueError(f'std must be positive, got {std!r}')
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).view(3, 1)
         values = torch.arange(256, dtype=torch.uint8).view(1, 256).float()
         self.table = values.div(255).sub(mean).div(std).numpy()  # [3, 256]: channel, 8-bit value
 
@@ -100,3 +103,14 @@ class ImageTransform:
 
     def __call__(self, image: Image.Image, out: Optional[torch.Tensor] = None) -> torch.Tensor:
         return self.to_tensor(self.resize(image), out=out)
+
+
+def _three_numbers(name: str, values) -> List[float]:
+    """values as 3 floats (one per RGB channel), or a ValueError naming `name`."""
+    try:
+        numbers = [float(value) for value in values]
+    except (TypeError, ValueError):
+        numbers = []
+    if len(numbers) != 3:
+        raise ValueError(f'{name} must be 3 numbers, one per RGB channel, got {values!r}')
+    return numbers

@@ -36,9 +36,8 @@ class RuCLIPProcessor:
         self.tokenizer = BPETokenizer.from_file(tokenizer_path)
         self.image_size = image_size
         self.text_seq_length = text_seq_length
-        self.mean = list(mean or OPENAI_MEAN)
-        self.std = list(std or OPENAI_STD)
-        self.image_transform = ImageTransform(image_size, self.mean, self.std)
+        self.image_transform = ImageTransform(image_size, mean or OPENAI_MEAN, std or OPENAI_STD)
+        self.mean, self.std = self.image_transform.mean, self.image_transform.std
         self._token_cache = {}  # text -> all its ids, whatever text_seq_length; prompts come back often
 
     @classmethod
@@ -106,7 +105,7 @@ class RuCLIPProcessor:
             texts = [text] if isinstance(text, str) else str_list(text, 'text', expected='a str or a list of str')
             inputs['input_ids'] = self.pad([self.tokenize(t) for t in texts])
         if images is not None:
-            if isinstance(images, (str, bytes)) or hasattr(images, 'mode'):
+            if isinstance(images, (str, bytes, bytearray, os.PathLike)) or hasattr(images, 'mode'):
                 images = [images]
             pixel_values = [self.image_transform(open_image(image)) for image in images]
             if not pixel_values:

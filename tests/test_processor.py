@@ -107,3 +107,16 @@ def test_decode_text_takes_one_row_and_explains_a_batch(processor):
     assert processor.decode_text(input_ids[:1]) == processor.decode_text(input_ids[0]) == 'кот дом'
     with pytest.raises(ValueError, match=r'got 2 rows: \[processor.decode_text\(row\) for row in input_ids\]'):
         processor.decode_text(input_ids)
+
+
+def test_mean_and_std_must_be_three_numbers(bpe_model):
+    with pytest.raises(ValueError, match=r'mean must be 3 numbers, one per RGB channel, got \[0.1, 0.2\]'):
+        ruclip.RuCLIPProcessor(bpe_model, mean=[0.1, 0.2])
+    with pytest.raises(ValueError, match='std must be 3 numbers'):
+        ruclip.RuCLIPProcessor(bpe_model, std=0.5)
+
+
+def test_one_path_is_one_image(processor, tmp_path):
+    rgb_image(50, 40).save(tmp_path / 'a.png')
+    assert torch.equal(processor(images=tmp_path / 'a.png')['pixel_values'],
+                       processor(images=[str(tmp_path / 'a.png')])['pixel_values'])
