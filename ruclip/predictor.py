@@ -41,7 +41,7 @@ def _ordinary_result(method):
 class Predictor:
     """Zero-shot classification and latents with a RuCLIP model, as ruclip 0.0.2's Predictor.
 
-    Results do not depend on how the work is batched; only speed and memory do.
+    Results do not depend on how the work is batched, up to float rounding; speed and memory do.
     bs: images per forward pass of the image tower. None (default; the original's was 8): picked
         for the device, on CPU the most that keep the widest activation under 28 MiB (32 images
         of base-patch32-384 in bf16, 16 in fp32), on CUDA 128. Texts are batched by length
