@@ -1,4 +1,5 @@
-"""Image batches from worker threads: shared lazy images, errors that stop the run early, skipping."""
+"""Image batches from worker threads: shared lazy images, errors that stop the run early, skipping,
+and embed_images decoding its files there."""
 import threading
 
 import pytest
@@ -81,3 +82,29 @@ def test_on_error_leaves_unreadable_images_out_in_order(tmp_path):
     assert [len(batch) for batch in batches] == [2, 2, 1]
     assert torch.equal(torch.cat(batches), torch.stack([transform(image) for image in good]))
     assert errors == [(1, FileNotFoundError), (3, ValueError)]
+
+
+@pytest.fixture
+def files(tmp_path):
+    paths = []
+    for i in range(4):
+        paths.append(str(tmp_path / f'{i}.jpg'))
+        rgb_image(80 + i, 60, seed=i).save(paths[-1])
+    return paths
+
+
+def test_files_are_decoded_in_worker_threads(predictor, files, monkeypatch):
+    threads = []
+    real_open = Image.open
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real_open(*args, **kwargs)
+    monkeypatch.setattr(Image, 'open', spy)
+    assert len(ruclip.embed_images(predictor, files).files) == 4
+    assert len(threads) == 4 and all(name.startswith('ruclip-images') for name in threads)
+
+
+def test_a_lone_path_is_refused(predictor, files):
+    with pytest.raises(TypeError, match='files must be a list of image file paths, got one str.*find_images'):
+        ruclip.embed_images(predictor, files[0])
