@@ -16,7 +16,7 @@ import torch
 from .catalog import describe, describe_models
 from .files import find_images
 from .outputs import check_writable_file
-from .predictor import Predictor
+from .predictor import Predictor, check_templates
 from .pretrained import load
 from .tasks import classify, embed_images, rank
 
@@ -153,9 +153,10 @@ def _classify_arguments(parser):
 def _run_classify(args) -> int:
     files = find_images(args.images)
     labels = _clean(args.labels, '--labels')
-    for template in args.templates or []:
-        if '{}' not in template:
-            raise UsageError(f"--templates: every template needs a {{}} for the label, got {template!r}")
+    try:
+        check_templates(args.templates)
+    except ValueError as error:
+        raise UsageError(f'--templates: {error}') from None
     predictor = load_predictor(args, templates=args.templates)
     embeddings = embed_images(predictor, files)
     top = classify(predictor, embeddings.latents, labels, args.top_k)

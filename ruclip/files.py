@@ -1,13 +1,9 @@
-"""Image files: finding them in folders and reading them, skipping the unreadable ones."""
-import logging
+"""Image files: finding them in folders."""
 import os
-from typing import Callable, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Iterable, List, Union
 
 from PIL import Image
 
-from .image import open_image
-
-logger = logging.getLogger('ruclip')
 PathLike = Union[str, os.PathLike]
 
 
@@ -49,18 +45,3 @@ def _folder_images(folder: str, extensions: set, recursive: bool) -> List[str]:
         found.extend(os.path.join(root, name) for name in sorted(names)
                      if not name.startswith('.') and os.path.splitext(name)[1].lower() in extensions)
     return found
-
-
-def read_images(paths: Iterable[PathLike], on_skip: Optional[Callable[[str, str], None]] = None
-                ) -> Iterator[Tuple[str, Image.Image]]:
-    """(path, image) for each file, opened lazily; an unreadable or missing one is logged as a
-    warning (logger 'ruclip'), passed to on_skip(path, reason) and left out."""
-    for path in map(os.fspath, paths):
-        try:
-            image = open_image(path)
-        except (OSError, ValueError) as error:
-            logger.warning('skipped: %s', error if path in str(error) else f'{path}: {error}')
-            if on_skip is not None:
-                on_skip(path, str(error))
-            continue
-        yield path, image

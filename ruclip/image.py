@@ -1,7 +1,7 @@
 """Reading images and turning them into the model's pixel_values, pixel-for-pixel as the original."""
 import io
 import os
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -9,7 +9,8 @@ from PIL import Image, UnidentifiedImageError
 
 
 def open_image(source, draft_size: Optional[int] = None) -> Image.Image:
-    """A PIL image from a PIL image, a file path or encoded bytes, decoded now.
+    """A PIL image from a PIL image, a file path or encoded bytes, decoded now (a file is closed
+    once read).
 
     draft_size: let the JPEG decoder scale down by a power of two while keeping both sides at least
         this long (PIL's draft mode). Faster on large photos but not the same pixels: off by default.
@@ -17,21 +18,31 @@ def open_image(source, draft_size: Optional[int] = None) -> Image.Image:
     if isinstance(source, Image.Image):
         return source
     if isinstance(source, (str, os.PathLike)):
-        name, opener = os.fspath(source), source
+        name = os.fspath(source)
         if not os.path.isfile(name):
             raise FileNotFoundError(f'image file not found: {name}')
-    elif isinstance(source, (bytes, bytearray, memoryview)):
-        name, opener = f'<{len(source)} bytes>', io.BytesIO(source)
-    else:
-        raise TypeError(f'an image must be a PIL.Image, a file path or bytes, got {type(source).__name__}')
+        try:
+            with open(name, 'rb') as file:
+                return _decode(file, name, draft_size)
+        except OSError as error:  # open() itself: permissions, I/O
+            raise ValueError(f'cannot read image {name}: {error}') from None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _decode(io.BytesIO(source), f'<{len(source)} bytes>', draft_size)
+    raise TypeError(f'an image must be a PIL.Image, a file path or bytes, got {type(source).__name__}')
+
+
+def _decode(file, name: str, draft_size: Optional[int]) -> Image.Image:
     try:
-        image = Image.open(opener)
+        image = Image.open(file)
         if draft_size is not None and image.format == 'JPEG':
             image.draft('RGB', (draft_size, draft_size))
         image.load()
+        return image
+    except Image.DecompressionBombError as error:
+        raise ValueError(f'cannot read image {name}: {error} (PIL.Image.MAX_IMAGE_PIXELS sets the limit; '
+                         f'None lifts it)') from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ValueError(f'cannot read image {name}: {error}') from None
-    return image
 
 
 class ImageTransform:
@@ -50,8 +61,11 @@ class ImageTransform:
 
     def __init__(self, size: int, mean: Sequence[float], std: Sequence[float]):
         self.size = size
-        mean = torch.tensor(mean, dtype=torch.float32).view(3, 1)
-        std = torch.tensor(std, dtype=torch.float32).view(3, 1)
+        self.mean, self.std = _three_numbers('mean', mean), _three_numbers('std', std)
+        if min(self.std) <= 0:
+            raise ValueError(f'std must be positive, got {std!r}')
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).view(3, 1)
         values = torch.arange(256, dtype=torch.uint8).view(1, 256).float()
         self.table = values.div(255).sub(mean).div(std).numpy()  # [3, 256]: channel, 8-bit value
 
@@ -89,3 +103,14 @@ class ImageTransform:
 
     def __call__(self, image: Image.Image, out: Optional[torch.Tensor] = None) -> torch.Tensor:
         return self.to_tensor(self.resize(image), out=out)
+
+
+def _three_numbers(name: str, values) -> List[float]:
+    """values as 3 floats (one per RGB channel), or a ValueError naming `name`."""
+    try:
+        numbers = [float(value) for value in values]
+    except (TypeError, ValueError):
+        numbers = []
+    if len(numbers) != 3:
+        raise ValueError(f'{name} must be 3 numbers, one per RGB channel, got {values!r}')
+    return numbers

@@ -3,12 +3,14 @@
 PIL releases the GIL while it decodes and resizes, and ImageTransform.to_tensor is a numpy lookup,
 so threads overlap preprocessing with the model without processes, pickling or torch's thread pool.
 Batches come out in input order; an image that cannot be read stops the run with an error naming
-its position and its file (or byte count).
+its position and its file (or byte count), or is left out and reported (on_error).
 """
 import os
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable, Iterator
+from contextlib import nullcontext
+from typing import Callable, Iterable, Iterator, Optional
 
 import torch
 from PIL import Image
@@ -16,6 +18,7 @@ from PIL import Image
 from .image import ImageTransform, open_image
 
 MAX_DEFAULT_WORKERS = 8
+PIL_LOCKS = 64
 
 
 def default_num_workers() -> int:
@@ -23,7 +26,8 @@ def default_num_workers() -> int:
 
 
 def image_batches(images: Iterable, transform: ImageTransform, batch_size: int, num_workers: int = 0,
-                  pin_memory: bool = False, draft: bool = False, prefetch: int = 2) -> Iterator[torch.Tensor]:
+                  pin_memory: bool = False, draft: bool = False, prefetch: int = 2,
+                  on_error: Optional[Callable[[int, object, Exception], None]] = None) -> Iterator[torch.Tensor]:
     """pixel_values batches, [<= batch_size, 3, S, S] float32 on the CPU, in the order of `images`.
 
     images: PIL images, file paths or encoded bytes, in any iterable (read lazily).
@@ -31,47 +35,41 @@ def image_batches(images: Iterable, transform: ImageTransform, batch_size: int, 
     pin_memory: allocate batches in page-locked memory, for non_blocking copies to CUDA.
     draft: let the JPEG decoder scale large photos down (see open_image); changes pixels.
     prefetch: batches prepared ahead of the one being consumed.
+    on_error: None: an image that cannot be read raises an error naming its position. Otherwise
+        on_error(index, image, error) is called for it, in input order in the calling thread, and
+        the image is left out of its batch.
     """
     size = transform.size
     draft_size = size if draft else None
+    # A lazily opened PIL image listed twice must not be decoded by two threads at once (they would
+    # share its file pointer); a fixed set of locks, picked by id(), keeps memory bounded.
+    pil_locks = [threading.Lock() for _ in range(PIL_LOCKS)]
 
-    def load(index: int, source, out: torch.Tensor) -> None:
-        try:
+    def load(source, out: torch.Tensor) -> None:
+        if isinstance(source, Image.Image):
+            with pil_locks[(id(source) >> 4) % PIL_LOCKS]:  # ids are 16-byte aligned
+                transform(source, out=out)
+        else:
             transform(open_image(source, draft_size=draft_size), out=out)
-        except (ValueError, TypeError, OSError) as error:
-            named = isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview))  # open_image named it
-            message = f'image #{index}: {error}' if named else f'image #{index} ({_describe(source)}): {error}'
-            raise (type(error)(message) if type(error) in (ValueError, TypeError, FileNotFoundError)
-                   else ValueError(message)) from error
 
     def new_batch(n: int) -> torch.Tensor:
         return torch.empty((n, 3, size, size), dtype=torch.float32, pin_memory=pin_memory)
 
-    chunks = _chunks(images, batch_size)
-    if num_workers == 0:
-        for start, chunk in chunks:
-            batch = new_batch(len(chunk))
-            for offset, source in enumerate(chunk):
-                load(start + offset, source, batch[offset])
-            yield batch
-        return
-
-    pending = deque()  # (batch, futures) in input order
-    with ThreadPoolExecutor(num_workers, thread_name_prefix='ruclip-images') as pool:
+    pending = deque()  # (start, chunk, batch, futures) in input order
+    with ThreadPoolExecutor(num_workers, thread_name_prefix='ruclip-images') if num_workers else nullcontext() as pool:
+        submit, ahead = (pool.submit, prefetch) if pool else (_Deferred, 0)
         try:
-            for start, chunk in chunks:
+            for start, chunk in _chunks(images, batch_size):
                 batch = new_batch(len(chunk))
-                futures = [pool.submit(load, start + offset, source, batch[offset])
-                           for offset, source in enumerate(chunk)]
-                pending.append((batch, futures))
-                if len(pending) > prefetch:
-                    yield _finished(*pending.popleft())
+                pending.append((start, chunk, batch, [submit(load, source, batch[offset])
+                                                      for offset, source in enumerate(chunk)]))
+                if len(pending) > ahead:
+                    yield from _finished(*pending.popleft(), on_error)
             while pending:
-                yield _finished(*pending.popleft())
+                yield from _finished(*pending.popleft(), on_error)
         finally:  # an error, or the consumer stopped early: drop the work not started
-            for _, futures in pending:
-                for future in futures:
-                    future.cancel()
+            for *_, futures in pending:
+                _cancel(futures)
 
 
 def _chunks(images: Iterable, size: int) -> Iterator[tuple]:
@@ -88,10 +86,54 @@ def _chunks(images: Iterable, size: int) -> Iterator[tuple]:
         yield start, chunk
 
 
-def _finished(batch: torch.Tensor, futures) -> torch.Tensor:
+class _Deferred:
+    """A job done in the calling thread when its result is asked for (num_workers=0), as a Future."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def result(self):
+        return self.function(*self.args)
+
+    def cancel(self) -> bool:
+        return True
+
+
+def _finished(start: int, chunk: list, batch: torch.Tensor, futures: list, on_error) -> Iterator[torch.Tensor]:
+    """The batch once its images are loaded (none if all were left out); errors in input order."""
+    kept = []
+    try:
+        for offset, future in enumerate(futures):
+            try:
+                future.result()
+            except MemoryError:
+                raise
+            except Exception as error:
+                if on_error is None:
+                    raise _with_position(start + offset, chunk[offset], error) from error
+                on_error(start + offset, chunk[offset], error)
+            else:
+                kept.append(offset)
+    except BaseException:  # the error, or Ctrl-C, surfaces now, not after the rest of the batch
+        _cancel(futures)
+        raise
+    for row, offset in enumerate(kept):  # close the gaps in place: a slice stays in pinned memory
+        if row != offset:
+            batch[row].copy_(batch[offset])
+    if kept:
+        yield batch[:len(kept)]
+
+
+def _cancel(futures) -> None:
     for future in futures:
-        future.result()  # re-raises a worker's error here, in input order
-    return batch
+        future.cancel()
+
+
+def _with_position(index: int, source, error: Exception) -> Exception:
+    """error, with the image's position (and what it was, unless open_image named its file)."""
+    named = isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview))
+    message = f'image #{index}: {error}' if named else f'image #{index} ({_describe(source)}): {error}'
+    return type(error)(message) if type(error) in (ValueError, TypeError, FileNotFoundError) else ValueError(message)
 
 
 def _describe(source) -> str:

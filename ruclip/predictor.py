@@ -1,5 +1,7 @@
 """Predictor: batched text and image latents and zero-shot labels, the original's API."""
-from typing import Iterable, Iterator, List, Optional, Sequence
+import functools
+import operator
+from typing import Callable, Iterable, Iterator, List, Optional
 
 import torch
 from tqdm.auto import tqdm
@@ -7,7 +9,7 @@ from tqdm.auto import tqdm
 from .allocator import keep_freed_memory
 from .model import CLIP
 from .pipeline import default_num_workers, image_batches
-from .processor import RuCLIPProcessor
+from .processor import RuCLIPProcessor, str_list
 
 DEFAULT_TEMPLATES = [
     '{}',
@@ -25,10 +27,21 @@ CUDA_BATCH_SIZE = 128  # images per forward pass on CUDA
 CUDA_TEXT_TOKENS = 65536  # text tokens per forward pass on CUDA
 
 
+def _ordinary_result(method):
+    """Run method under torch.inference_mode() and return a copy of its tensor made outside that mode:
+    an ordinary tensor, which autograd (a linear probe), in-place edits and nn.Parameter accept."""
+    inference = torch.inference_mode()(method)
+
+    @functools.wraps(method)
+    def ordinary(*args, **kwargs) -> torch.Tensor:
+        return inference(*args, **kwargs).clone()
+    return ordinary
+
+
 class Predictor:
     """Zero-shot classification and latents with a RuCLIP model, as ruclip 0.0.2's Predictor.
 
-    Results do not depend on how the work is batched; only speed and memory do.
+    Results do not depend on how the work is batched, up to float rounding; speed and memory do.
     bs: images per forward pass of the image tower. None (default; the original's was 8): picked
         for the device, on CPU the most that keep the widest activation under 28 MiB (32 images
         of base-patch32-384 in bf16, 16 in fp32), on CUDA 128. Texts are batched by length
@@ -47,13 +60,11 @@ class Predictor:
     """
 
     def __init__(self, clip_model: CLIP, clip_processor: RuCLIPProcessor, device='cpu',
-                 templates: Optional[Sequence[str]] = None, bs: Optional[int] = None, quiet: bool = False, *,
+                 templates: Optional[Iterable[str]] = None, bs: Optional[int] = None, quiet: bool = False, *,
                  num_workers: Optional[int] = None, jpeg_draft: bool = False, compile: bool = False,
                  tune_malloc: bool = True):
-        if bs is not None:
-            _check_count('bs', bs, minimum=1)
         if num_workers is not None:
-            _check_count('num_workers', num_workers, minimum=0)
+            num_workers = _count('num_workers', num_workers, minimum=0)
         for name, flag in (('jpeg_draft', jpeg_draft), ('compile', compile), ('tune_malloc', tune_malloc)):
             if not isinstance(flag, bool):
                 raise TypeError(f'{name} must be True or False, got {flag!r}')
@@ -66,17 +77,27 @@ class Predictor:
                              f'load both from the same checkpoint')
         self.bs = bs
         self.quiet = quiet
-        self.templates = list(templates or DEFAULT_TEMPLATES)
-        for template in self.templates:
-            if not isinstance(template, str) or '{}' not in template:
-                raise ValueError(f"every template must be a str with a '{{}}' for the label, got {template!r}")
-        self.batch_size = bs or self._device_batch_size()
+        self.templates = check_templates(templates)
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self.jpeg_draft = jpeg_draft
         self.compile = compile
-        self._compiled_visual = torch.compile(clip_model.visual, dynamic=False) if compile else None
+        self._compiled = {}  # the compiled image tower, built at first use; shared with copies (tasks)
         if tune_malloc and self.clip_model.device.type == 'cpu':
             keep_freed_memory()
+
+    @property
+    def bs(self) -> Optional[int]:
+        """Images per forward pass as asked for; None: picked for the device (see batch_size)."""
+        return self._bs
+
+    @bs.setter
+    def bs(self, value: Optional[int]) -> None:
+        self._bs = None if value is None else _count('bs', value, minimum=1)
+
+    @property
+    def batch_size(self) -> int:
+        """Images per forward pass of the image tower: bs, or when None the size picked for the device."""
+        return self._bs or self._device_batch_size()
 
     def _device_batch_size(self) -> int:
         if self.clip_model.device.type == 'cuda':
@@ -90,14 +111,14 @@ class Predictor:
             return CUDA_TEXT_TOKENS
         return CPU_ACTIVATION_BYTES // (4 * width * self.clip_model.dtype.itemsize)
 
-    @torch.inference_mode()
-    def get_text_latents(self, class_labels: Sequence[str]) -> torch.Tensor:
+    @_ordinary_result
+    def get_text_latents(self, class_labels: Iterable[str]) -> torch.Tensor:
         """[n_classes, embed_dim] float32: per-template latents averaged over templates, L2-normalised.
 
         All templates x classes go through the model together, in batches of texts of similar
         length, each cut to its longest text (attention is causal: the result is the same).
         """
-        labels = _check_labels(class_labels)
+        labels = str_list(class_labels, 'class_labels')
         texts = [template.format(label.lower().strip()) for template in self.templates for label in labels]
         tokens = [self.clip_processor.tokenize(text) for text in texts]
         order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]))
@@ -126,21 +147,35 @@ class Predictor:
             labels.extend(logits_per_text.argmax(0).tolist())
         return labels
 
-    @torch.inference_mode()
-    def get_image_latents(self, images: Iterable) -> torch.Tensor:
+    @_ordinary_result
+    def get_image_latents(self, images: Iterable, *, on_error: Optional[Callable] = None) -> torch.Tensor:
         """[n_images, embed_dim] float32 L2-normalised image latents; images may be any iterable
-        of PIL images, file paths or encoded bytes."""
-        return torch.cat(list(self._normalized_image_latents(images)))
+        of PIL images, file paths or encoded bytes.
 
-    def _normalized_image_latents(self, images: Iterable) -> Iterator[torch.Tensor]:
+        on_error: None (default): an image that cannot be read raises an error naming its position.
+            Otherwise on_error(index, image, error) is called for it, in input order, and it is left
+            out of the result.
+        """
+        return torch.cat(list(self._normalized_image_latents(images, on_error)))
+
+    def _normalized_image_latents(self, images: Iterable, on_error: Optional[Callable] = None
+                                  ) -> Iterator[torch.Tensor]:
         total = len(images) if hasattr(images, '__len__') else None
         if total == 0:
             raise ValueError('images is empty: give at least one image')
         on_cuda = self.clip_model.device.type == 'cuda'
-        batches = image_batches(images, self.clip_processor.image_transform, self.batch_size,
-                                num_workers=self.num_workers, pin_memory=on_cuda, draft=self.jpeg_draft)
-        seen = 0
-        with tqdm(total=total, disable=self.quiet) as progress:
+        with tqdm(total=total, unit='image', disable=self.quiet) as progress:
+            skipped = []
+
+            def skip(index: int, image, error: Exception) -> None:
+                skipped.append(index)
+                progress.update(1)
+                on_error(index, image, error)
+
+            batches = image_batches(images, self.clip_processor.image_transform, self.batch_size,
+                                    num_workers=self.num_workers, pin_memory=on_cuda, draft=self.jpeg_draft,
+                                    on_error=skip if on_error else None)
+            seen = 0
             for pixel_values in batches:
                 n = len(pixel_values)
                 pixel_values = pixel_values.to(self.clip_model.device, non_blocking=on_cuda)  # pinned on CUDA
@@ -149,16 +184,19 @@ class Predictor:
                 progress.update(n)
                 yield latents / latents.norm(dim=-1, keepdim=True)
         if seen == 0:
-            raise ValueError('images is empty: give at least one image')
+            raise ValueError(f'none of the {len(skipped)} images could be read' if skipped
+                             else 'images is empty: give at least one image')
 
     def _encode_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        if self._compiled_visual is None:
+        if not self.compile:
             return self.clip_model.encode_image(pixel_values)
-        n = len(pixel_values)
-        if n < self.batch_size:  # one shape for the compiled graph
-            padding = pixel_values.new_zeros((self.batch_size - n, *pixel_values.shape[1:]))
+        if 'visual' not in self._compiled:
+            self._compiled['visual'] = torch.compile(self.clip_model.visual, dynamic=False)
+        n, batch_size = len(pixel_values), self.batch_size
+        if n < batch_size:  # one shape for the compiled graph
+            padding = pixel_values.new_zeros((batch_size - n, *pixel_values.shape[1:]))
             pixel_values = torch.cat([pixel_values, padding])
-        return self._compiled_visual(pixel_values.to(self.clip_model.dtype))[:n]
+        return self._compiled['visual'](pixel_values.to(self.clip_model.dtype))[:n]
 
 
 def _length_batches(order: List[int], lengths: List[int], budget: int) -> Iterator[List[int]]:
@@ -173,18 +211,30 @@ def _length_batches(order: List[int], lengths: List[int], budget: int) -> Iterat
         yield batch
 
 
-def _check_count(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+def _count(name: str, value, minimum: int) -> int:
+    """value as an int (numpy integers too), or a ValueError naming `name`."""
+    try:
+        count = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        count = None
+    if count is None or count < minimum:
         kind = 'a positive integer' if minimum == 1 else f'an integer >= {minimum}'
         raise ValueError(f'{name} must be {kind}, got {value!r}')
+    return count
 
 
-def _check_labels(class_labels) -> List[str]:
-    if isinstance(class_labels, str) or not isinstance(class_labels, Sequence):
-        raise TypeError(f'class_labels must be a list of str, got {type(class_labels).__name__}')
-    if not class_labels:
-        raise ValueError('class_labels is empty: give at least one label')
-    for label in class_labels:
-        if not isinstance(label, str):
-            raise TypeError(f'every class label must be a str, got {type(label).__name__}: {label!r}')
-    return list(class_labels)
+def check_templates(templates: Optional[Iterable[str]]) -> List[str]:
+    """templates as a list (None or empty: DEFAULT_TEMPLATES, as the original's `templates or [...]`),
+    or a ValueError naming the first that str.format cannot fill with one label."""
+    if templates is None or isinstance(templates, (list, tuple)) and not templates:
+        return list(DEFAULT_TEMPLATES)
+    templates = str_list(templates, 'templates')
+    for template in templates:
+        try:
+            filled = template.format('x'), template.format('y')
+        except (IndexError, KeyError, ValueError) as error:
+            raise ValueError(f"template {template!r} cannot take a label: it needs one '{{}}' (or '{{0}}') for it, "
+                             f"and '{{{{' '}}}}' for literal braces ({type(error).__name__}: {error})") from None
+        if filled[0] == filled[1]:
+            raise ValueError(f'template {template!r} needs a {{}} for the label')
+    return templates

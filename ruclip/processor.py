@@ -11,6 +11,20 @@ from .tokenizer import BPETokenizer
 TOKEN_CACHE_SIZE = 100_000
 
 
+def str_list(values, name: str, expected: str = 'a list of str') -> List[str]:
+    """values, any iterable of str (list, tuple, ndarray, dict keys, generator...), as a non-empty
+    list; a lone str, a non-iterable or an item that is not a str is a TypeError naming `name`."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise TypeError(f'{name} must be {expected} (or any iterable of str), got {type(values).__name__}')
+    values = list(values)
+    if not values:
+        raise ValueError(f'{name} is empty: give at least one str')
+    for value in values:
+        if not isinstance(value, str):
+            raise TypeError(f'every item of {name} must be a str, got {type(value).__name__}: {value!r}')
+    return values
+
+
 class RuCLIPProcessor:
     eos_id = 3
     bos_id = 2
@@ -22,10 +36,9 @@ class RuCLIPProcessor:
         self.tokenizer = BPETokenizer.from_file(tokenizer_path)
         self.image_size = image_size
         self.text_seq_length = text_seq_length
-        self.mean = list(mean or OPENAI_MEAN)
-        self.std = list(std or OPENAI_STD)
-        self.image_transform = ImageTransform(image_size, self.mean, self.std)
-        self._token_cache = {}  # text -> token ids; zero-shot prompts come back again and again
+        self.image_transform = ImageTransform(image_size, mean or OPENAI_MEAN, std or OPENAI_STD)
+        self.mean, self.std = self.image_transform.mean, self.image_transform.std
+        self._token_cache = {}  # text -> all its ids, whatever text_seq_length; prompts come back often
 
     @classmethod
     def from_pretrained(cls, folder) -> 'RuCLIPProcessor':
@@ -37,14 +50,13 @@ class RuCLIPProcessor:
         """Lowercased BPE ids framed as [bos] + ids + [eos], at most text_seq_length of them."""
         if not isinstance(text, str):
             raise TypeError(f'text must be a str, got {type(text).__name__}')
-        tokens = self._token_cache.get(text)
-        if tokens is None:
-            ids = self.tokenizer.encode(text.lower())[:self.text_seq_length - 2]
-            tokens = (self.bos_id, *ids, self.eos_id)
+        ids = self._token_cache.get(text)
+        if ids is None:
+            ids = tuple(self.tokenizer.encode(text.lower()))
             if len(self._token_cache) >= TOKEN_CACHE_SIZE:
                 self._token_cache.clear()
-            self._token_cache[text] = tokens
-        return list(tokens)
+            self._token_cache[text] = ids
+        return [self.bos_id, *ids[:self.text_seq_length - 2], self.eos_id]
 
     def pad(self, token_lists: Sequence[Sequence[int]], length: Optional[int] = None) -> torch.Tensor:
         """[len(token_lists), length] long tensor of the rows zero-padded on the right.
@@ -70,10 +82,16 @@ class RuCLIPProcessor:
         return self.pad([tokens])[0]
 
     def decode_text(self, encoded) -> str:
-        ids = encoded.tolist() if isinstance(encoded, torch.Tensor) else list(encoded)
+        """The text of one row of ids ([T], or [1, T] as the original also took), specials left out."""
+        ids = encoded.tolist() if hasattr(encoded, 'tolist') else list(encoded)
+        if ids and isinstance(ids[0], (list, tuple)):
+            if len(ids) != 1:
+                raise ValueError(f'decode_text decodes one text, got {len(ids)} rows: '
+                                 f'[processor.decode_text(row) for row in input_ids]')
+            ids = ids[0]
         return self.tokenizer.decode(ids, ignore_ids=[self.eos_id, self.bos_id, self.unk_id, self.pad_id])
 
-    def __call__(self, text: Union[str, Sequence[str], None] = None, images: Optional[Iterable] = None,
+    def __call__(self, text: Union[str, Iterable[str], None] = None, images: Optional[Iterable] = None,
                  return_tensors: Optional[str] = 'pt', padding=True, **kwargs) -> dict:
         """texts -> {'input_ids': [N, text_seq_length] long}; images -> {'pixel_values': [N, 3, S, S]}.
 
@@ -84,14 +102,10 @@ class RuCLIPProcessor:
             raise ValueError(f"return_tensors must be 'pt', got {return_tensors!r}")
         inputs = {}
         if text is not None:
-            texts = [text] if isinstance(text, str) else text
-            if not isinstance(texts, (list, tuple)):
-                raise TypeError(f'text must be a str or a list of str, got {type(text).__name__}')
-            if not texts:
-                raise ValueError('text is an empty list: give at least one text')
+            texts = [text] if isinstance(text, str) else str_list(text, 'text', expected='a str or a list of str')
             inputs['input_ids'] = self.pad([self.tokenize(t) for t in texts])
         if images is not None:
-            if isinstance(images, (str, bytes)) or hasattr(images, 'mode'):
+            if isinstance(images, (str, bytes, bytearray, os.PathLike)) or hasattr(images, 'mode'):
                 images = [images]
             pixel_values = [self.image_transform(open_image(image)) for image in images]
             if not pixel_values:

@@ -5,18 +5,19 @@ bytes, or the [n_images, embed_dim] tensor that Predictor.get_image_latents retu
 so latents are computed once and reused.
 """
 import copy
+import logging
 import os
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
-from tqdm.auto import tqdm
 
-from .files import read_images
 from .predictor import Predictor
+from .processor import str_list
 from .scores import Ranking, TopK, probabilities, rank_latents, top_k
 
 Images = Union[Iterable, torch.Tensor]
+logger = logging.getLogger('ruclip')
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,9 @@ def rank(predictor: Predictor, images: Images, texts: Sequence[str], k: int = 5,
     return rank_latents(image_latents(predictor, images), text_latents, k, texts=list(texts), images=image_names)
 
 
-def encode_texts(predictor: Predictor, texts: Sequence[str]) -> torch.Tensor:
+def encode_texts(predictor: Predictor, texts: Iterable[str]) -> torch.Tensor:
     """[n_texts, embed_dim] L2-normalised latents of captions taken as they are, no templates."""
-    return _variant(predictor, templates=['{}'], quiet=True).get_text_latents(texts)
+    return _variant(predictor, templates=['{}'], quiet=True).get_text_latents(str_list(texts, 'texts'))
 
 
 def image_latents(predictor: Predictor, images: Images) -> torch.Tensor:
@@ -75,34 +76,31 @@ def image_latents(predictor: Predictor, images: Images) -> torch.Tensor:
     return predictor.get_image_latents(images)
 
 
-def embed_images(predictor: Predictor, files: Sequence[Union[str, os.PathLike]]) -> Embeddings:
-    """Latents of image files, read lazily a batch at a time; unreadable files are skipped with a
-    warning on the 'ruclip' logger. Shows a progress bar unless predictor.quiet.
+def embed_images(predictor: Predictor, files: Iterable[Union[str, os.PathLike]]) -> Embeddings:
+    """Latents of image files, decoded in the predictor's worker threads; unreadable files are
+    skipped with a warning on the 'ruclip' logger. Shows a progress bar unless predictor.quiet.
     Raises ValueError when no file could be read."""
+    if isinstance(files, (str, bytes, os.PathLike)):
+        raise TypeError(f'files must be a list of image file paths, got one {type(files).__name__} '
+                        f'(ruclip.find_images(folder) lists the images of a folder)')
     files = [os.fspath(path) for path in files]
     if not files:
         raise ValueError('files is empty: give at least one image file')
-    skipped = []
-    readable = []
+    skipped = {}
 
-    def images():
-        with tqdm(total=len(files), unit='image', disable=predictor.quiet) as progress:
-            def skip(path, reason):
-                skipped.append((path, reason))
-                progress.update(1)
-
-            for path, image in read_images(files, on_skip=skip):
-                readable.append(path)
-                progress.update(1)
-                yield image
+    def skip(index: int, path: str, error: Exception) -> None:
+        reason = str(error)
+        logger.warning('skipped: %s', reason if path in reason else f'{path}: {reason}')
+        skipped[index] = (path, reason)
 
     try:
-        latents = _variant(predictor, quiet=True).get_image_latents(images())
+        latents = predictor.get_image_latents(files, on_error=skip)
     except ValueError:
-        if not readable:
+        if len(skipped) == len(files):
             raise ValueError(f'none of the {len(files)} image files could be read') from None
         raise
-    return Embeddings(latents=latents, files=readable, skipped=skipped)
+    readable = [path for index, path in enumerate(files) if index not in skipped]
+    return Embeddings(latents=latents, files=readable, skipped=list(skipped.values()))
 
 
 def _variant(predictor: Predictor, **changes) -> Predictor:

@@ -19,7 +19,11 @@ _UNKNOWN = -1  # placeholder for a run of characters missing from the alphabet; 
 
 
 class BPETokenizer:
-    """Byte-pair-encoding tokenizer equivalent to ``youtokentome.BPE`` (no dropout)."""
+    """Byte-pair-encoding tokenizer equivalent to ``youtokentome.BPE`` (no dropout).
+
+    Its methods take youtokentome's calls (encode/decode of lists, bos/eos, vocab(), subword_to_id,
+    id_to_subword), except output_type=SUBWORD and ``vocab_size``: an int here, a method there.
+    """
 
     def __init__(self, char2id, merges, unk_id, pad_id=-1, bos_id=-1, eos_id=-1, cache_size=100_000):
         self.unk_id, self.pad_id, self.bos_id, self.eos_id = unk_id, pad_id, bos_id, eos_id
@@ -48,6 +52,7 @@ class BPETokenizer:
         # Later duplicates of a pair win, as in yttm's rule2id map.
         self._ranks = {(x, y): rank for rank, (x, y, _) in enumerate(self.merges)}
         self._space_id = self._char2id[SPACE]
+        self._ids_of_subwords = {t: i for i, t in enumerate(self._vocab)}
         self._cache: dict[str, tuple[int, ...]] = {}
         self._cache_size = cache_size
 
@@ -109,10 +114,27 @@ class BPETokenizer:
         except ValueError as e:
             raise fail(str(e)) from None
 
-    def encode(self, text: str) -> list[int]:
-        """Ids of ``text``, as ``bpe.encode([text], output_type=ID)[0]``."""
+    def encode(self, text, output_type="id", bos=False, eos=False, reverse=False, dropout_prob=0.0):
+        """Ids of a str ``text``, as ``bpe.encode([text], output_type=ID)[0]``.
+
+        Also takes youtokentome's own call: a list of texts gives a list of ids per text, with
+        bos/eos/reverse as there. Only output_type=ID: id_to_subword names the tokens.
+        """
+        if str(getattr(output_type, "name", output_type)).lower() != "id":
+            raise ValueError(f"output_type must be ID (yttm.OutputType.ID or 'id'), got {output_type!r}; "
+                             f"id_to_subword names the tokens")
+        if dropout_prob:
+            raise ValueError(f"BPE-dropout is not supported: dropout_prob must be 0, got {dropout_prob!r}")
+        if isinstance(text, (list, tuple)):
+            return [self.encode(t, output_type, bos, eos, reverse) for t in text]
         if not isinstance(text, str):
-            raise TypeError(f"encode() expects a str, got {type(text).__name__}")
+            raise TypeError(f"encode() expects a str (or a list of str), got {type(text).__name__}")
+        ids = [self.bos_id] * bool(bos) + self._ids(text) + [self.eos_id] * bool(eos)
+        if reverse:
+            ids.reverse()
+        return ids
+
+    def _ids(self, text: str) -> list[int]:
         cache, ids = self._cache, []
         for word in _WORD_RE.findall(text):
             word_ids = cache.get(word)
@@ -173,9 +195,11 @@ class BPETokenizer:
         return tuple(unk if t == _UNKNOWN else t for t in tokens)
 
     def decode(self, ids, ignore_ids=()) -> str:
-        """Text of ``ids`` (list, numpy array or 1-D tensor), as ``bpe.decode([ids], ignore_ids)[0]``."""
-        if hasattr(ids, "tolist"):
-            ids = ids.tolist()
+        """Text of ``ids`` (list, numpy array or 1-D tensor), as ``bpe.decode([ids], ignore_ids)[0]``;
+        a list of id lists (or a 2-D array) gives a list of texts, as ``bpe.decode``."""
+        ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+        if ids and isinstance(ids[0], (list, tuple)):  # youtokentome's call: a list of id lists
+            return [self.decode(row, ignore_ids) for row in ids]
         ignore = {int(i) for i in (ignore_ids.tolist() if hasattr(ignore_ids, "tolist") else ignore_ids or ())}
         pieces, n = self._pieces, self.vocab_size
         out = []
@@ -192,6 +216,10 @@ class BPETokenizer:
     def vocab(self) -> list[str]:
         """Token strings indexed by id, as ``bpe.vocab()`` (specials as '<PAD>', '<UNK>', ...)."""
         return list(self._vocab)
+
+    def subword_to_id(self, subword: str) -> int:
+        """The id of a token string, unk_id for one not in the vocabulary, as ``bpe.subword_to_id``."""
+        return self._ids_of_subwords.get(subword, self.unk_id)
 
     def id_to_subword(self, i: int) -> str:
         if not 0 <= i < self.vocab_size:

@@ -156,7 +156,8 @@ def test_embed_writes_get_image_latents_and_the_files(capsys, tmp_path, photos, 
         latents = np.load(out_file)
         files = (tmp_path / 'latents.files.txt').read_text(encoding='utf-8').splitlines()
     assert files == readable and latents.dtype == np.float32
-    np.testing.assert_array_equal(latents, predictor.get_image_latents(readable).numpy())
+    # up to float rounding: the skipped file leaves its batch one image short
+    np.testing.assert_allclose(latents, predictor.get_image_latents(readable).numpy(), atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize('argv, message', [

@@ -50,11 +50,11 @@ def test_progress_bar_unless_quiet(tiny_checkpoint, photos, capsys):
 
 
 def test_bad_inputs_are_explained(predictor, photos, tiny_checkpoint):
-    with pytest.raises(TypeError, match='class_labels must be a list of str, got str'):
+    with pytest.raises(TypeError, match=r'class_labels must be a list of str \(or any iterable of str\), got str'):
         predictor.get_text_latents('кошка')
     with pytest.raises(ValueError, match='class_labels is empty'):
         predictor.get_text_latents([])
-    with pytest.raises(TypeError, match='every class label must be a str, got int'):
+    with pytest.raises(TypeError, match='every item of class_labels must be a str, got int'):
         predictor.get_text_latents(['a', 1])
     with pytest.raises(ValueError, match='images is empty'):
         predictor.run([], predictor.get_text_latents(['a']))
@@ -65,7 +65,37 @@ def test_bad_inputs_are_explained(predictor, photos, tiny_checkpoint):
     with pytest.raises(ValueError, match=r'text_latents must be \[n_classes, 24\] for this model.*got shape \[2, 512\]'):
         predictor.run(photos, torch.zeros(2, 512))
     clip, processor = ruclip.load(str(tiny_checkpoint))
-    with pytest.raises(ValueError, match=r"every template must be a str with a '\{\}'"):
+    with pytest.raises(ValueError, match=r"template 'фото кошки' needs a \{\} for the label"):
         ruclip.Predictor(clip, processor, 'cpu', templates=['фото кошки'])
     with pytest.raises(ValueError, match='bs must be a positive integer'):
         ruclip.Predictor(clip, processor, 'cpu', bs=0)
+
+
+def test_latents_are_ordinary_tensors_for_training_and_editing(predictor, photos):
+    image_latents = predictor.get_image_latents(photos)
+    text_latents = predictor.get_text_latents(['кошка', 'собака'])
+    assert not image_latents.is_inference() and not text_latents.is_inference()
+    probe = torch.nn.Linear(image_latents.shape[1], 2)
+    torch.nn.functional.cross_entropy(probe(image_latents), torch.tensor([0, 1] * 3 + [0])).backward()
+    assert probe.weight.grad is not None
+    text_latents /= 2
+    head = torch.nn.Parameter(text_latents)
+    assert head.requires_grad
+
+
+def test_labels_may_be_any_iterable_of_str(predictor):
+    import numpy as np
+    expected = predictor.get_text_latents(['кошка', 'собака'])
+    for labels in (np.array(['кошка', 'собака']), {'кошка': 0, 'собака': 1}.keys(), ('кошка', 'собака'),
+                   (label for label in ['кошка', 'собака'])):
+        torch.testing.assert_close(predictor.get_text_latents(labels), expected, atol=0, rtol=0)
+    assert predictor.get_text_latents({'кошка'}).shape == (1, 24)
+    with pytest.raises(TypeError, match='class_labels must be a list of str .*got int'):
+        predictor.get_text_latents(5)
+
+
+def test_task_errors_name_their_own_parameters(predictor):
+    with pytest.raises(TypeError, match='texts must be a list of str .*got str'):
+        ruclip.rank(predictor, torch.zeros(1, 24), 'кошка')
+    with pytest.raises(TypeError, match='every item of texts must be a str'):
+        ruclip.encode_texts(predictor, ['кошка', None])

@@ -56,11 +56,11 @@ def test_both_inputs_in_one_call(processor):
 
 
 def test_bad_inputs_are_explained(processor, tmp_path):
-    with pytest.raises(ValueError, match='text is an empty list'):
+    with pytest.raises(ValueError, match='text is empty'):
         processor(text=[])
-    with pytest.raises(TypeError, match='text must be a str, got int'):
+    with pytest.raises(TypeError, match='every item of text must be a str, got int'):
         processor(text=['a', 5])
-    with pytest.raises(TypeError, match='text must be a str or a list of str, got int'):
+    with pytest.raises(TypeError, match=r'text must be a str or a list of str \(or any iterable of str\), got int'):
         processor(text=5)
     with pytest.raises(ValueError, match='images is empty'):
         processor(images=[])
@@ -84,3 +84,39 @@ def test_bad_inputs_are_explained(processor, tmp_path):
 def test_missing_tokenizer_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match='nothing.model'):
         ruclip.RuCLIPProcessor(tmp_path / 'nothing.model')
+
+
+def test_text_may_be_any_iterable_of_str(processor):
+    import numpy as np
+    expected = processor(text=['кот', 'дом'])['input_ids']
+    assert torch.equal(processor(text=np.array(['кот', 'дом']))['input_ids'], expected)
+    assert torch.equal(processor(text=(t for t in ['кот', 'дом']))['input_ids'], expected)
+
+
+def test_changing_text_seq_length_cuts_cached_texts_anew(processor, monkeypatch):
+    text = 'кот собака дом ' * 10
+    full = processor(text=text)['input_ids']
+    monkeypatch.setattr(processor, 'text_seq_length', 20)
+    short = processor(text=text)['input_ids']
+    assert short.shape == (1, 20) and short[0, -1] == processor.eos_id
+    assert torch.equal(short[0, :19], full[0, :19])
+
+
+def test_decode_text_takes_one_row_and_explains_a_batch(processor):
+    input_ids = processor(text=['кот дом', 'собака'])['input_ids']
+    assert processor.decode_text(input_ids[:1]) == processor.decode_text(input_ids[0]) == 'кот дом'
+    with pytest.raises(ValueError, match=r'got 2 rows: \[processor.decode_text\(row\) for row in input_ids\]'):
+        processor.decode_text(input_ids)
+
+
+def test_mean_and_std_must_be_three_numbers(bpe_model):
+    with pytest.raises(ValueError, match=r'mean must be 3 numbers, one per RGB channel, got \[0.1, 0.2\]'):
+        ruclip.RuCLIPProcessor(bpe_model, mean=[0.1, 0.2])
+    with pytest.raises(ValueError, match='std must be 3 numbers'):
+        ruclip.RuCLIPProcessor(bpe_model, std=0.5)
+
+
+def test_one_path_is_one_image(processor, tmp_path):
+    rgb_image(50, 40).save(tmp_path / 'a.png')
+    assert torch.equal(processor(images=tmp_path / 'a.png')['pixel_values'],
+                       processor(images=[str(tmp_path / 'a.png')])['pixel_values'])

@@ -239,7 +239,25 @@ def test_decode_out_of_range(ruclip_like):
         tok.id_to_subword(tok.vocab_size)
 
 
-@pytest.mark.parametrize("value", [b"bytes", None, 42, ["list"]])
+@pytest.mark.parametrize("value", [b"bytes", None, 42, {"set"}])
 def test_encode_requires_str(ruclip_like, value):
     with pytest.raises(TypeError, match=type(value).__name__):
         ruclip_like[0].encode(value)
+
+
+def test_youtokentome_calls_give_youtokentomes_results(ruclip_like):
+    tok, bpe = ruclip_like
+    texts = ["кошка сидит на окне", "", "дом 😀"]
+    for bos, eos, reverse in ((False, False, False), (True, True, False), (True, False, True)):
+        assert tok.encode(texts, output_type=yttm.OutputType.ID, bos=bos, eos=eos, reverse=reverse) == \
+            bpe.encode(texts, output_type=yttm.OutputType.ID, bos=bos, eos=eos, reverse=reverse)
+    rows = bpe.encode(texts, output_type=yttm.OutputType.ID, bos=True)
+    assert tok.decode(rows, ignore_ids=[tok.bos_id]) == bpe.decode(rows, ignore_ids=[tok.bos_id])
+    assert tok.decode(np.array(rows[:1])) == bpe.decode(rows[:1])
+    for subword in ("▁кот", "<BOS>", "no such token"):
+        assert tok.subword_to_id(subword) == bpe.subword_to_id(subword)
+    assert tok.vocab_size == bpe.vocab_size()
+    with pytest.raises(ValueError, match="dropout_prob must be 0"):
+        tok.encode(texts, dropout_prob=0.1)
+    with pytest.raises(ValueError, match="output_type must be ID"):
+        tok.encode(texts, output_type=yttm.OutputType.SUBWORD)
