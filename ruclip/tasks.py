@@ -40,6 +40,7 @@ def classify(predictor: Predictor, images: Images, labels: Sequence[str], k: int
     was trained; labels are wrapped in predictor.templates. The top label is Predictor.run's.
     text_latents: predictor.get_text_latents(labels), when already computed.
     """
+    labels = str_list(labels, 'labels')
     if text_latents is None:
         text_latents = predictor.get_text_latents(labels)
     elif text_latents.shape[0] != len(labels):
@@ -56,9 +57,10 @@ def rank(predictor: Predictor, images: Images, texts: Sequence[str], k: int = 5,
     similarities. image_names label the images in images_per_text (file paths, say).
     text_latents: encode_texts(predictor, texts), when already computed.
     """
+    texts = str_list(texts, 'texts')
     if text_latents is None:
         text_latents = encode_texts(predictor, texts)
-    return rank_latents(image_latents(predictor, images), text_latents, k, texts=list(texts), images=image_names)
+    return rank_latents(image_latents(predictor, images), text_latents, k, texts=texts, images=image_names)
 
 
 def encode_texts(predictor: Predictor, texts: Iterable[str]) -> torch.Tensor:

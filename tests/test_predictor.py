@@ -94,6 +94,15 @@ def test_labels_may_be_any_iterable_of_str(predictor):
         predictor.get_text_latents(5)
 
 
+def test_tasks_take_generators_of_labels_and_texts(predictor):
+    images = torch.nn.functional.normalize(torch.randn(3, 24), dim=-1)
+    labels = ['кошка', 'собака']
+    top = ruclip.classify(predictor, images, (label for label in labels), k=2)
+    assert top.labels == ruclip.classify(predictor, images, labels, k=2).labels
+    ranking = ruclip.rank(predictor, images, (text for text in labels), k=2)
+    assert sorted(ranking.texts_per_image.labels[0]) == labels
+
+
 def test_task_errors_name_their_own_parameters(predictor):
     with pytest.raises(TypeError, match='texts must be a list of str .*got str'):
         ruclip.rank(predictor, torch.zeros(1, 24), 'кошка')
