@@ -48,7 +48,7 @@ class Predictor:
         whatever bs is.
     num_workers: threads that decode and transform images while the model runs (0: none, in the
         calling thread); None: up to 8, one per CPU core.
-    jpeg_draft: decode JPEG files and bytes at a reduced scale (a power of two, never below the
+    jpeg_draft: decode JPEG files and bytes at half or a quarter of their size (never below the
         model's resolution). Faster on large photos, but the pixels, hence the latents, change a
         little (see benchmarks/RESULTS.md); off by default.
     compile: run the image tower through torch.compile (the first batch then takes a while to

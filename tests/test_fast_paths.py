@@ -223,6 +223,15 @@ def test_jpeg_draft_is_opt_in_and_close(loaded):
                                atol=0, rtol=0)  # PNG files and decoded images are untouched
 
 
+def test_jpeg_draft_scales_by_four_at_most():
+    from ruclip.image import open_image
+    jpeg = encoded(rgb_image(1800, 1800, seed=6), 'JPEG')
+    assert open_image(jpeg, draft_size=224).size == (450, 450)  # 1800 // 224 = 8 would allow 1/8
+    assert open_image(jpeg, draft_size=384).size == (450, 450)
+    assert open_image(jpeg, draft_size=600).size == (900, 900)
+    assert open_image(jpeg).size == (1800, 1800)
+
+
 def test_new_options_are_checked(loaded, tiny_checkpoint, checkpoint_factory):
     for options, error, message in [
         (dict(bs=0), ValueError, 'bs must be a positive integer, got 0'),
