@@ -65,9 +65,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             _silence_stdout()
             return EXIT_BROKEN_PIPE
         except UnicodeEncodeError as error:
+            hint = 'set PYTHONIOENCODING=utf-8' + ('' if getattr(args, 'json', False) else ' or use --json, which is always UTF-8')
             print(f'ruclip {args.command}: failed: stdout ({error.encoding}) cannot show the results: {error.reason} '
-                  f'{error.object[error.start:error.end]!r}; set PYTHONIOENCODING=utf-8 or use --json, '
-                  f'which is always UTF-8', file=sys.stderr)
+                  f'{error.object[error.start:error.end]!r}; {hint}', file=sys.stderr)
             return EXIT_FAILED
         except (commands.UsageError, FileNotFoundError, ValueError) as error:
             print(f'ruclip {args.command}: error: {error}', file=sys.stderr)

@@ -87,11 +87,16 @@ def _device(value: str) -> torch.device:
 
 
 def print_json(value):
-    """JSON on stdout in UTF-8, whatever the locale's encoding."""
+    """JSON on stdout in UTF-8 whatever the locale's encoding; file names that are not UTF-8 (their
+    bytes kept by Python as surrogate escapes) are written back as the bytes they were."""
     text = json.dumps(value, ensure_ascii=False, indent=2) + '\n'
+    binary = getattr(sys.stdout, 'buffer', None)
+    if binary is None:  # a text-only stream (io.StringIO, some notebook kernels): it takes str
+        sys.stdout.write(text)
+        return
     sys.stdout.flush()
-    sys.stdout.buffer.write(text.encode('utf-8'))
-    sys.stdout.buffer.flush()
+    binary.write(text.encode('utf-8', errors='surrogateescape'))
+    binary.flush()
 
 
 def print_table(header: List[str], rows: List[List[str]]):

@@ -242,6 +242,31 @@ def test_json_is_utf8_whatever_the_locale_and_an_unencodable_table_is_no_usage_e
     assert 'PYTHONIOENCODING=utf-8' in err.decode()
 
 
+def test_json_keeps_file_names_that_are_not_utf8(tmp_path, photos, tiny_checkpoint):
+    """A cp1251 file name (Windows archives) under the C.UTF-8 locale of containers: its bytes come back as they were."""
+    folder = tmp_path / 'cp1251'
+    folder.mkdir()
+    name = 'кот.png'.encode('cp1251')
+    with open(os.fsencode(folder) + b'/' + name, 'wb') as file:
+        file.write((photos / 'a.png').read_bytes())
+    environment = {k: v for k, v in os.environ.items() if k not in ('PYTHONIOENCODING', 'LC_ALL', 'LANG')}
+    process = subprocess.Popen([sys.executable, '-m', 'ruclip', 'classify', str(folder), '--labels', *LABELS,
+                                '--model', str(tiny_checkpoint), '-q', '--json'], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env={**environment, 'LC_ALL': 'C.UTF-8'})
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert os.fsencode(folder) + b'/' + name in out
+    assert json.loads(out.decode('utf-8', errors='surrogateescape'))['labels'] == LABELS
+
+
+def test_json_goes_to_a_text_only_stdout(monkeypatch, capsys):
+    import io
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, 'stdout', stream)
+    assert main(['models', '--json']) == 0
+    assert len(json.loads(stream.getvalue())) == len(ruclip.MODELS)
+
+
 def test_python_dash_m_ruclip_runs_the_command(tmp_path, photos, tiny_checkpoint):
     """The real entry point, in a fresh process: stdout is the JSON, warnings and the exit code as documented."""
     result = subprocess.run(
