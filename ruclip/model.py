@@ -207,7 +207,8 @@ def find_eos(input_ids: torch.Tensor, eos_id: int, context_length: int,
     if input_ids.shape[1] > context_length:
         raise ValueError(f'input_ids has {input_ids.shape[1]} positions, this model takes at most {context_length}')
     if vocab_size is not None:
-        outside = (input_ids < 0) | (input_ids >= vocab_size)
+        as_long = input_ids.long()  # compared in its own dtype, uint8 would wrap vocab_size modulo 256
+        outside = (as_long < 0) | (as_long >= vocab_size)
         if bool(outside.any()):
             row, position = (int(i) for i in outside.nonzero()[0])
             raise ValueError(f'input_ids row {row} holds id {int(input_ids[row, position])}, outside this model\'s '
