@@ -147,7 +147,6 @@ class Predictor:
             labels.extend(logits_per_text.argmax(0).tolist())
         return labels
 
-    @_ordinary_result
     def get_image_latents(self, images: Iterable, *, on_error: Optional[Callable] = None) -> torch.Tensor:
         """[n_images, embed_dim] float32 L2-normalised image latents; images may be any iterable
         of PIL images, file paths or encoded bytes.
@@ -156,7 +155,9 @@ class Predictor:
             Otherwise on_error(index, image, error) is called for it, in input order, and it is left
             out of the result.
         """
-        return torch.cat(list(self._normalized_image_latents(images, on_error)))
+        with torch.inference_mode():
+            batches = list(self._normalized_image_latents(images, on_error))
+        return torch.cat(batches)  # outside inference mode: an ordinary tensor, with no second copy
 
     def _normalized_image_latents(self, images: Iterable, on_error: Optional[Callable] = None
                                   ) -> Iterator[torch.Tensor]:
