@@ -46,7 +46,9 @@ def _decode(file, name: str, draft_size: Optional[int]) -> Image.Image:
     except Image.DecompressionBombError as error:
         raise ValueError(f'cannot read image {name}: {error} (PIL.Image.MAX_IMAGE_PIXELS sets the limit; '
                          f'None lifts it)') from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except UnidentifiedImageError:  # PIL's message names the file object, not the file
+        raise ValueError(f'cannot read image {name}: not an image file Pillow can read') from None
+    except (OSError, SyntaxError, ValueError) as error:
         raise ValueError(f'cannot read image {name}: {error}') from None
 
 

@@ -34,3 +34,12 @@ def test_files_are_closed_after_decoding_or_failing(tmp_path):
             open_image(truncated)
         gc.collect()
     assert [str(warning.message) for warning in caught if warning.category is ResourceWarning] == []
+
+
+def test_a_file_that_is_no_image_is_named_by_its_path(tmp_path):
+    path = tmp_path / 'notes.jpg'
+    path.write_text('not an image')
+    for source, name in ((str(path), str(path)), (path.read_bytes(), '<12 bytes>')):
+        with pytest.raises(ValueError) as error:
+            open_image(source)
+        assert str(error.value) == f'cannot read image {name}: not an image file Pillow can read'
