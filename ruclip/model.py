@@ -246,6 +246,10 @@ def resolve_device(device) -> torch.device:
     device = torch.device(device)
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f"device='{device}' but this torch sees no CUDA GPU (torch.cuda.is_available() is False)")
+    try:
+        torch.empty(0, device=device)  # 'mps' off a Mac, 'cuda:3' on a one-GPU machine, ...
+    except (RuntimeError, AssertionError) as error:
+        raise ValueError(f"device='{device}' cannot be used here: {str(error).splitlines()[0]}") from None
     return device
 
 

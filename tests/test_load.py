@@ -146,6 +146,13 @@ def test_cuda_without_a_gpu_is_named_before_anything_is_read(folder_copy, monkey
         ruclip.load(str(folder_copy), device='cuda:1')
 
 
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason='this machine has an mps device')
+def test_a_device_torch_knows_but_cannot_use_is_named_before_anything_is_read(folder_copy):
+    (folder_copy / 'pytorch_model.bin').write_bytes(b'')
+    with pytest.raises(ValueError, match=r"device='mps' cannot be used here: "):
+        ruclip.load(str(folder_copy), device='mps')
+
+
 @pytest.mark.parametrize('device', ['cuda', 'cpu'])
 def test_a_device_given_as_dtype_says_so(tiny_checkpoint, device):
     with pytest.raises(ValueError, match=rf"dtype='{device}' looks like a device: pass device='{device}'"):
