@@ -106,9 +106,9 @@ def _finished(start: int, chunk: list, batch: torch.Tensor, futures: list, on_er
         for offset, future in enumerate(futures):
             try:
                 future.result()
-            except MemoryError:
-                raise
             except Exception as error:
+                if not _is_unreadable(chunk[offset], error):
+                    raise
                 if on_error is None:
                     raise _with_position(start + offset, chunk[offset], error) from error
                 on_error(start + offset, chunk[offset], error)
@@ -127,6 +127,15 @@ def _finished(start: int, chunk: list, batch: torch.Tensor, futures: list, on_er
 def _cancel(futures) -> None:
     for future in futures:
         future.cancel()
+
+
+def _is_unreadable(source, error: Exception) -> bool:
+    """Whether `error` means the image cannot be read: any error from a PIL image's own (lazy)
+    decoder, whose plugins raise many kinds; for files and bytes, what open_image raises. Any other
+    error is a bug, and goes on as it is."""
+    if isinstance(error, MemoryError):
+        return False
+    return isinstance(source, Image.Image) or isinstance(error, (ValueError, TypeError, OSError))
 
 
 def _with_position(index: int, source, error: Exception) -> Exception:
