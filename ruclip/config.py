@@ -1,10 +1,10 @@
 """CLIPConfig: the fields of a checkpoint's config.json, read once and checked."""
 import json
-import numbers
-import operator
 import os
 from dataclasses import asdict, dataclass, fields
 from typing import Optional, Tuple
+
+from .checks import count, three_numbers
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -30,9 +30,9 @@ class CLIPConfig:
             value = getattr(self, field.name)
             if field.name in ('mean', 'std'):
                 if value is not None:
-                    object.__setattr__(self, field.name, _three_numbers(field.name, value))
+                    object.__setattr__(self, field.name, three_numbers(f'config {field.name}', value))
             else:
-                object.__setattr__(self, field.name, _positive_integer(field.name, value))
+                object.__setattr__(self, field.name, count(f'config {field.name}', value))
         if self.image_resolution % self.vision_patch_size:
             raise ValueError(f'config image_resolution ({self.image_resolution}) must be a multiple of '
                              f'vision_patch_size ({self.vision_patch_size})')
@@ -87,22 +87,3 @@ class CLIPConfig:
     def to_dict(self) -> dict:
         data = asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items() if v is not None}
-
-
-def _positive_integer(name: str, value) -> int:
-    """value as an int (numpy's integers too), if it is a positive integer."""
-    try:
-        number = operator.index(value)
-    except TypeError:
-        number = None
-    if isinstance(value, bool) or number is None or number <= 0:
-        raise ValueError(f'config {name} must be a positive integer, got {value!r}')
-    return number
-
-
-def _three_numbers(name: str, value) -> Tuple[float, float, float]:
-    """value as a tuple of 3 floats (one per RGB channel), if it is a list of 3 numbers."""
-    if (not isinstance(value, (list, tuple)) or len(value) != 3
-            or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)):
-        raise ValueError(f'config {name} must be a list of 3 numbers (one per RGB channel), got {value!r}')
-    return tuple(float(v) for v in value)

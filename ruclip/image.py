@@ -1,11 +1,13 @@
 """Reading images and turning them into the model's pixel_values, pixel-for-pixel as the original."""
 import io
 import os
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+
+from .checks import three_numbers
 
 
 MAX_DRAFT_REDUCTION = 4
@@ -68,7 +70,7 @@ class ImageTransform:
 
     def __init__(self, size: int, mean: Sequence[float], std: Sequence[float]):
         self.size = size
-        self.mean, self.std = _three_numbers('mean', mean), _three_numbers('std', std)
+        self.mean, self.std = list(three_numbers('mean', mean)), list(three_numbers('std', std))
         if min(self.std) <= 0:
             raise ValueError(f'std must be positive, got {std!r}')
         mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1)
@@ -110,14 +112,3 @@ class ImageTransform:
 
     def __call__(self, image: Image.Image, out: Optional[torch.Tensor] = None) -> torch.Tensor:
         return self.to_tensor(self.resize(image), out=out)
-
-
-def _three_numbers(name: str, values) -> List[float]:
-    """values as 3 floats (one per RGB channel), or a ValueError naming `name`."""
-    try:
-        numbers = [float(value) for value in values]
-    except (TypeError, ValueError):
-        numbers = []
-    if len(numbers) != 3:
-        raise ValueError(f'{name} must be 3 numbers, one per RGB channel, got {values!r}')
-    return numbers

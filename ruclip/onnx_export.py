@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import count
 from .extras import require
 from .model import CLIP, find_eos
 from .outputs import export_folder
@@ -113,10 +114,15 @@ def max_opset() -> int:
 
 
 def check_opset(opset) -> int:
-    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= max_opset():
+    """opset as an int if the installed exporter writes it, else a ValueError giving the range."""
+    try:
+        number = count('opset', opset, minimum=MIN_OPSET)
+    except ValueError:
+        number = None
+    if number is None or number > max_opset():
         raise ValueError(f'opset must be an integer from {MIN_OPSET} to {max_opset()} (the newest this torch '
                          f'{torch.__version__} exports), got {opset!r}')
-    return opset
+    return number
 
 
 def _export(tower: nn.Module, example: torch.Tensor, input_name: str, output_name: str, dynamic_axes: dict,

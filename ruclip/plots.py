@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .checks import count
 from .image import open_image
 from .scores import TopK
 
@@ -64,7 +65,7 @@ def probability_bars(images: Sequence, top: TopK, columns: int = 2, title: Optio
     """
     images = _items(images, 'images')
     _check_count(top, images, 'top')
-    rows = math.ceil(len(images) / _check_columns(columns))
+    rows = math.ceil(len(images) / count('columns', columns))
     low, high = _score_range(top.scores, score_name)
     figure = _figure(figsize=(6.5 * columns, 2.8 * rows))
     grid = figure.add_gridspec(rows, 2 * columns, width_ratios=[1, 1.25] * columns)
@@ -93,7 +94,7 @@ def label_grid(images: Sequence, labels: Sequence[str], columns: int = 4, title:
     """The images in a grid, each titled with its label (e.g. its predicted class)."""
     images = _items(images, 'images')
     _check_count(labels, images, 'labels')
-    rows = math.ceil(len(images) / _check_columns(columns))
+    rows = math.ceil(len(images) / count('columns', columns))
     figure = _figure(figsize=(3 * columns, 3.2 * rows))
     for i, (image, label) in enumerate(zip(images, labels)):
         ax = figure.add_subplot(rows, columns, i + 1)
@@ -141,17 +142,11 @@ def _matrix(similarity, n_images: int, n_texts: int) -> np.ndarray:
 def _items(values, name: str) -> list:
     """`values` as a list (a generator is taken too), refusing a lone str, path, bytes or image and an empty one."""
     if isinstance(values, (str, bytes, os.PathLike)) or hasattr(values, 'getpixel') or not hasattr(values, '__iter__'):
-        raise TypeError(f'{name} must be a list (or other iterable) of them, got a {type(values).__name__}')
+        raise TypeError(f'{name} must be a list (or any iterable), got one {type(values).__name__}')
     values = list(values)
     if not values:
         raise ValueError(f'{name} is empty: give at least one')
     return values
-
-
-def _check_columns(columns) -> int:
-    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
-        raise ValueError(f'columns must be a positive integer, got {columns!r}')
-    return columns
 
 
 def _score_range(scores, score_name: str):

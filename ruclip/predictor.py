@@ -1,15 +1,15 @@
 """Predictor: batched text and image latents and zero-shot labels, the original's API."""
 import functools
-import operator
 from typing import Callable, Iterable, Iterator, List, Optional
 
 import torch
 from tqdm.auto import tqdm
 
 from .allocator import keep_freed_memory
+from .checks import count, str_list
 from .model import CLIP
 from .pipeline import default_num_workers, image_batches
-from .processor import RuCLIPProcessor, str_list
+from .processor import RuCLIPProcessor
 
 DEFAULT_TEMPLATES = [
     '{}',
@@ -64,7 +64,7 @@ class Predictor:
                  num_workers: Optional[int] = None, jpeg_draft: bool = False, compile: bool = False,
                  tune_malloc: bool = True):
         if num_workers is not None:
-            num_workers = _count('num_workers', num_workers, minimum=0)
+            num_workers = count('num_workers', num_workers, minimum=0)
         for name, flag in (('jpeg_draft', jpeg_draft), ('compile', compile), ('tune_malloc', tune_malloc)):
             if not isinstance(flag, bool):
                 raise TypeError(f'{name} must be True or False, got {flag!r}')
@@ -92,7 +92,7 @@ class Predictor:
 
     @bs.setter
     def bs(self, value: Optional[int]) -> None:
-        self._bs = None if value is None else _count('bs', value, minimum=1)
+        self._bs = None if value is None else count('bs', value)
 
     @property
     def batch_size(self) -> int:
@@ -210,18 +210,6 @@ def _length_batches(order: List[int], lengths: List[int], budget: int) -> Iterat
         batch.append(index)
     if batch:
         yield batch
-
-
-def _count(name: str, value, minimum: int) -> int:
-    """value as an int (numpy integers too), or a ValueError naming `name`."""
-    try:
-        count = None if isinstance(value, bool) else operator.index(value)
-    except TypeError:
-        count = None
-    if count is None or count < minimum:
-        kind = 'a positive integer' if minimum == 1 else f'an integer >= {minimum}'
-        raise ValueError(f'{name} must be {kind}, got {value!r}')
-    return count
 
 
 def check_templates(templates: Optional[Iterable[str]]) -> List[str]:

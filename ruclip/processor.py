@@ -4,25 +4,12 @@ from typing import Iterable, List, Optional, Sequence, Union
 
 import torch
 
+from .checks import str_list
 from .config import OPENAI_MEAN, OPENAI_STD, CLIPConfig
 from .image import ImageTransform, open_image
 from .tokenizer import BPETokenizer
 
 TOKEN_CACHE_SIZE = 100_000
-
-
-def str_list(values, name: str, expected: str = 'a list of str') -> List[str]:
-    """values, any iterable of str (list, tuple, ndarray, dict keys, generator...), as a non-empty
-    list; a lone str, a non-iterable or an item that is not a str is a TypeError naming `name`."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-        raise TypeError(f'{name} must be {expected} (or any iterable of str), got {type(values).__name__}')
-    values = list(values)
-    if not values:
-        raise ValueError(f'{name} is empty: give at least one str')
-    for value in values:
-        if not isinstance(value, str):
-            raise TypeError(f'every item of {name} must be a str, got {type(value).__name__}: {value!r}')
-    return values
 
 
 class RuCLIPProcessor:
@@ -36,7 +23,7 @@ class RuCLIPProcessor:
         self.tokenizer = BPETokenizer.from_file(tokenizer_path)
         self.image_size = image_size
         self.text_seq_length = text_seq_length
-        self.image_transform = ImageTransform(image_size, mean or OPENAI_MEAN, std or OPENAI_STD)
+        self.image_transform = ImageTransform(image_size, OPENAI_MEAN if mean is None else mean, OPENAI_STD if std is None else std)
         self.mean, self.std = self.image_transform.mean, self.image_transform.std
         self._token_cache = {}  # text -> all its ids, whatever text_seq_length; prompts come back often
 

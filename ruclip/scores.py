@@ -10,6 +10,8 @@ from typing import List, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from .checks import count
+
 CHUNK_ELEMENTS = 1 << 24  # rank_latents() holds at most about this many similarities at once (64 MiB in fp32)
 
 
@@ -75,7 +77,7 @@ def top_k(scores: torch.Tensor, k: int, labels: Optional[Sequence[str]] = None) 
     """
     if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
         raise TypeError(f'scores must be a [rows, columns] tensor, got {_describe(scores)}')
-    k = _check_k(k)
+    k = count('k', k)
     if isinstance(labels, (str, bytes)):
         raise TypeError(f'labels must be a list of names, one per column, got a {type(labels).__name__}: {labels!r}')
     if labels is not None and len(labels) != scores.shape[1]:
@@ -92,7 +94,7 @@ def rank_latents(image_latents: torch.Tensor, text_latents: torch.Tensor, k: int
     only each row's top k. texts / images: names for the result's labels.
     """
     image_latents, text_latents = _check_latents(image_latents, text_latents)
-    k = _check_k(k)
+    k = count('k', k)
     for names, latents, what in ((texts, text_latents, 'texts'), (images, image_latents, 'images')):
         if names is not None and len(names) != latents.shape[0]:
             raise ValueError(f'got {len(names)} {what} names for {latents.shape[0]} {what} latents')
@@ -127,12 +129,6 @@ def _check_latents(image_latents, text_latents):
     device = image_latents.device
     return (F.normalize(image_latents.float(), dim=-1),
             F.normalize(text_latents.to(device).float(), dim=-1))
-
-
-def _check_k(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f'k must be a positive integer, got {k!r}')
-    return k
 
 
 def _describe(value) -> str:

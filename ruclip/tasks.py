@@ -13,7 +13,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Union
 import torch
 
 from .predictor import Predictor
-from .processor import str_list
+from .checks import str_list
 from .scores import Ranking, TopK, probabilities, rank_latents, top_k
 
 Images = Union[Iterable, torch.Tensor]

@@ -39,9 +39,9 @@ def test_vision_width_that_its_heads_do_not_divide_is_refused(architecture, widt
 
 
 @pytest.mark.parametrize('key, value, message', [
-    ('mean', 0.5, r'config mean must be a list of 3 numbers \(one per RGB channel\), got 0.5'),
-    ('std', [0.2, 0.2], r'config std must be a list of 3 numbers'),
-    ('std', ['a', 'b', 'c'], r'config std must be a list of 3 numbers'),
+    ('mean', 0.5, r'config mean must be 3 numbers \(one per RGB channel\), got 0.5'),
+    ('std', [0.2, 0.2], r'config std must be 3 numbers'),
+    ('std', ['a', 'b', 'c'], r'config std must be 3 numbers'),
     ('std', [0.25, 0, 0.27], r'config std must be positive \(pixels are divided by it\), got \[0.25, 0.0, 0.27\]'),
 ], ids=['mean-one-number', 'std-two-numbers', 'std-letters', 'std-zero'])
 def test_bad_mean_or_std_in_config_json_is_named(tmp_path, tiny_config, key, value, message):

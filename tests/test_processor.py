@@ -110,7 +110,7 @@ def test_decode_text_takes_one_row_and_explains_a_batch(processor):
 
 
 def test_mean_and_std_must_be_three_numbers(bpe_model):
-    with pytest.raises(ValueError, match=r'mean must be 3 numbers, one per RGB channel, got \[0.1, 0.2\]'):
+    with pytest.raises(ValueError, match=r'mean must be 3 numbers \(one per RGB channel\), got \[0.1, 0.2\]'):
         ruclip.RuCLIPProcessor(bpe_model, mean=[0.1, 0.2])
     with pytest.raises(ValueError, match='std must be 3 numbers'):
         ruclip.RuCLIPProcessor(bpe_model, std=0.5)
