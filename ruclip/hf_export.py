@@ -14,7 +14,7 @@ from .config import CLIPConfig
 from .extras import require
 from .hf_tokenizer import MIN_TOKENIZERS, build_tokenizer
 from .model import CLIP
-from .outputs import export_folder
+from .outputs import check_export_folder
 from .processor import RuCLIPProcessor
 
 BILINEAR = 2  # PIL.Image.BILINEAR, as RuCLIP's ImageTransform resizes
@@ -46,7 +46,8 @@ def export_hf(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.PathL
     Afterwards transformers.CLIPModel.from_pretrained(out_dir), CLIPProcessor.from_pretrained(out_dir) and
     pipeline('zero-shot-image-classification', model=out_dir) work without ruclip.
     """
-    out_dir = export_folder(out_dir, model, overwrite)
+    _require_transformers()
+    out_dir = check_export_folder(out_dir, model, overwrite)
     if isinstance(model, CLIP):
         if not isinstance(processor, RuCLIPProcessor):
             raise TypeError('export_hf(clip, out_dir, processor) needs the RuCLIPProcessor loaded with the model '
@@ -67,8 +68,7 @@ def export_hf(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.PathL
 
 def to_transformers(model: CLIP, processor: RuCLIPProcessor, *, lowercase: bool = True):
     """(transformers.CLIPModel, transformers.CLIPProcessor) computing what `model` and `processor` compute."""
-    transformers = require('transformers', 'hf', 'the transformers export')
-    require('tokenizers', 'hf', 'the transformers export', MIN_TOKENIZERS)
+    transformers = _require_transformers()
     if not isinstance(model, CLIP):
         raise TypeError(f'model must be a ruclip CLIP, got {type(model).__name__}')
     tokenizer = build_tokenizer(processor.tokenizer, context_length=processor.text_seq_length, lowercase=lowercase)
@@ -86,6 +86,13 @@ def to_transformers(model: CLIP, processor: RuCLIPProcessor, *, lowercase: bool 
         do_rescale=True, do_normalize=True, image_mean=list(processor.mean), image_std=list(processor.std),
         do_convert_rgb=True)
     return hf_model.eval(), transformers.CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
+
+
+def _require_transformers():
+    """The transformers module, after checking it and tokenizers are installed and new enough."""
+    transformers = require('transformers', 'hf', 'the transformers export')
+    require('tokenizers', 'hf', 'the transformers export', MIN_TOKENIZERS)
+    return transformers
 
 
 def hf_config(config: CLIPConfig, logit_scale: float, eos_id: int = 3):

@@ -17,7 +17,7 @@ from torch import nn
 from .checks import count
 from .extras import require
 from .model import CLIP, find_eos
-from .outputs import export_folder
+from .outputs import check_export_folder
 
 IMAGE_FILE = 'image.onnx'
 TEXT_FILE = 'text.onnx'
@@ -77,7 +77,7 @@ def export_onnx(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.Pat
     require('onnx', 'onnx', 'ONNX export')
     require('torch', 'onnx', 'ONNX export (the torch.export-based exporter)', MIN_TORCH)
     check_opset(opset)
-    out_dir = export_folder(out_dir, model, overwrite)
+    out_dir = check_export_folder(out_dir, model, overwrite)
     folder = None
     if not isinstance(model, CLIP):
         from .pretrained import checkpoint_folder
@@ -93,6 +93,7 @@ def export_onnx(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.Pat
     length = torch.export.Dim('length', max=model.context_length)
     example_ids = torch.zeros(2, model.context_length, dtype=torch.long, device=device)  # [2, context_length]
     example_ids[:, 1] = model.eos_id
+    os.makedirs(out_dir, exist_ok=True)
     paths = {}
     paths.update(_export(ImageTower(model), torch.zeros(2, 3, size, size, device=device), 'pixel_values',
                          'image_latents', {0: batch}, os.path.join(out_dir, IMAGE_FILE), opset, model, 'image'))

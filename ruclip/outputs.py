@@ -15,11 +15,12 @@ def check_writable_file(path: str, what: str) -> None:
         raise ValueError(f'{what}: {path} cannot be overwritten (permission denied)')
 
 
-def export_folder(out_dir, model, overwrite: bool = False) -> str:
-    """`out_dir` created if needed and checked writable, before `model` is loaded; return it as a str.
+def check_export_folder(out_dir, model, overwrite: bool = False) -> str:
+    """`out_dir` as a str once checked, before `model` is loaded; nothing is created, so a failed
+    export leaves no folder behind (the exporter creates it when it writes).
 
-    Refused: the checkpoint folder `model` itself (always), a file, and a folder that already holds
-    files unless `overwrite`, so an export never mixes with or replaces what is there by mistake.
+    Refused: the checkpoint folder `model` itself (always), a file, a folder that already holds
+    files unless `overwrite`, and a place this process cannot write into.
     """
     out_dir = os.fspath(out_dir)
     if (isinstance(model, (str, os.PathLike)) and os.path.isdir(model) and os.path.isdir(out_dir)
@@ -30,11 +31,12 @@ def export_folder(out_dir, model, overwrite: bool = False) -> str:
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
         raise ValueError(f'out_dir {out_dir} is not empty; choose a new or empty folder, or pass overwrite=True '
                          f'(--overwrite) to write over its files')
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as error:
-        raise ValueError(f'out_dir {out_dir} cannot be created: {error.strerror}') from None
-    _check_writable_folder(out_dir, 'out_dir')
+    existing = os.path.abspath(out_dir)
+    while not os.path.isdir(existing):  # the folder, or the nearest one above it that exists
+        if os.path.exists(existing):
+            raise ValueError(f'out_dir {out_dir} cannot be created: {existing} is a file')
+        existing = os.path.dirname(existing)
+    _check_writable_folder(existing, 'out_dir')
     return out_dir
 
 

@@ -76,3 +76,22 @@ def test_missing_extra_names_it(tiny_checkpoint, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(importlib, 'import_module', without_onnxscript)
     assert main(['export-onnx', '--model', str(tiny_checkpoint), '--out', str(tmp_path)]) == 3
     assert "pip install 'ruclip[onnx]'" in capsys.readouterr().err
+
+
+def test_a_failed_export_leaves_no_folder_and_checks_its_packages_before_loading(tmp_path, tiny_checkpoint,
+                                                                                  monkeypatch):
+    import ruclip
+    import ruclip.hf_export
+    for export in (ruclip.export_onnx, ruclip.export_hf):
+        out = tmp_path / export.__name__
+        with pytest.raises(ValueError, match='Unknown model'):
+            export('ruclip-vit-nope', out)
+        assert not out.exists()
+
+    def missing(*args, **kwargs):
+        raise ImportError('the transformers export needs transformers')
+    monkeypatch.setattr(ruclip.hf_export, 'require', missing)
+    monkeypatch.setattr(ruclip.CLIP, 'from_pretrained', lambda *args, **kwargs: pytest.fail('loaded first'))
+    with pytest.raises(ImportError, match='needs transformers'):
+        ruclip.export_hf(str(tiny_checkpoint), tmp_path / 'hf')
+    assert not (tmp_path / 'hf').exists()
