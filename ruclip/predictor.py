@@ -99,6 +99,10 @@ class Predictor:
         """Images per forward pass of the image tower: bs, or when None the size picked for the device."""
         return self._bs or self._device_batch_size()
 
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self.bs = value
+
     def _device_batch_size(self) -> int:
         if self.clip_model.device.type == 'cuda':
             return CUDA_BATCH_SIZE

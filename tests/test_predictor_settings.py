@@ -41,6 +41,8 @@ def test_counts_may_be_numpy_integers_and_bs_may_change(loaded):
     assert predictor.batch_size == 2
     with pytest.raises(ValueError, match='bs must be a positive integer, got 0'):
         predictor.bs = 0
+    predictor.batch_size = 3  # this package's earlier name for it
+    assert predictor.bs == predictor.batch_size == 3
 
 
 def test_compile_is_read_at_first_use_and_shared_with_copies(loaded, monkeypatch):
