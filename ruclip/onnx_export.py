@@ -16,7 +16,7 @@ from torch import nn
 
 from .checks import count
 from .extras import require
-from .model import CLIP, find_eos
+from .model import CLIP, find_eos, resolve_dtype
 from .outputs import check_export_folder
 
 IMAGE_FILE = 'image.onnx'
@@ -84,8 +84,8 @@ def export_onnx(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.Pat
         folder = checkpoint_folder(model, cache_dir=cache_dir, revision=revision, token=token,
                                    local_files_only=local_files_only)
         model = CLIP.from_pretrained(folder, dtype=dtype)
-    elif dtype is not None and dtype != model.dtype:
-        model = copy.deepcopy(model).to(dtype)
+    elif dtype is not None and resolve_dtype(dtype) != model.dtype:
+        model = copy.deepcopy(model).to(resolve_dtype(dtype))
     model = model.eval()
 
     size, device = model.config.image_resolution, model.device

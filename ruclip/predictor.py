@@ -5,9 +5,9 @@ from typing import Callable, Iterable, Iterator, List, Optional
 import torch
 from tqdm.auto import tqdm
 
-from .allocator import keep_freed_memory
+from .allocator import MMAP_THRESHOLD, keep_freed_memory
 from .checks import count, str_list
-from .model import CLIP
+from .model import CLIP, resolve_device
 from .pipeline import default_num_workers, image_batches
 from .processor import RuCLIPProcessor
 
@@ -20,9 +20,9 @@ DEFAULT_TEMPLATES = [
     'на фото видно {}',
 ]
 # On CPU a batch is as large as it can be while its widest activation, [tokens, 4 * width], stays
-# under 32 MiB: glibc's malloc gives larger blocks back to the OS on free, and faulting their pages
-# in again at every layer costs up to a third of the time. 28 MiB is still thousands of rows.
-CPU_ACTIVATION_BYTES = 28 * 2 ** 20
+# under glibc's largest mmap threshold, so that its blocks are reused from the heap (see allocator).
+# 28 MiB is still thousands of rows.
+CPU_ACTIVATION_BYTES = MMAP_THRESHOLD - 4 * 2 ** 20
 CUDA_BATCH_SIZE = 128  # images per forward pass on CUDA
 CUDA_TEXT_TOKENS = 65536  # text tokens per forward pass on CUDA
 
@@ -55,7 +55,7 @@ class Predictor:
         compile; the last batch is padded so that every batch has the same shape).
     tune_malloc: on CPU under Linux/glibc, fix malloc's mmap and trim thresholds for the process
         (ruclip.allocator) so that activation memory is reused rather than returned to the OS and
-        faulted in again at every layer: about a fifth faster. The process then keeps up to
+        faulted in again at every layer, which took a fifth of a zero-shot run's time here. The process then keeps up to
         512 MiB of freed memory for reuse. False leaves malloc alone.
     """
 
@@ -68,8 +68,8 @@ class Predictor:
         for name, flag in (('jpeg_draft', jpeg_draft), ('compile', compile), ('tune_malloc', tune_malloc)):
             if not isinstance(flag, bool):
                 raise TypeError(f'{name} must be True or False, got {flag!r}')
-        self.device = device
-        self.clip_model = clip_model.to(device).eval()
+        self.device = device  # as given, as the original kept it
+        self.clip_model = clip_model.to(resolve_device(device)).eval()
         self.clip_processor = clip_processor
         model_size, processor_size = clip_model.config.image_resolution, clip_processor.image_size
         if model_size != processor_size:

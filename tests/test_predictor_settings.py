@@ -53,3 +53,12 @@ def test_compile_is_read_at_first_use_and_shared_with_copies(loaded, monkeypatch
     predictor.get_image_latents([rgb_image(40, 30)])
     copy.copy(predictor).get_image_latents([rgb_image(40, 30)])  # as tasks' copies
     assert compiled == [predictor.clip_model.visual]
+
+
+def test_device_and_dtype_names_are_checked_as_load_checks_them(loaded, tmp_path):
+    with pytest.raises(ValueError, match="device='gpu' is not a device torch knows"):
+        ruclip.Predictor(*loaded, 'gpu')
+    assert ruclip.Predictor(*loaded, torch.device('cpu'), quiet=True).device == torch.device('cpu')
+    pytest.importorskip('onnxscript')
+    with pytest.raises(ValueError, match="Unknown dtype 'half-ish'"):
+        ruclip.export_onnx(loaded[0], tmp_path / 'onnx', dtype='half-ish')
