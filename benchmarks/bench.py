@@ -332,6 +332,9 @@ def bench_model(name: str, folder: Path, args, original) -> dict:
     return result
 
 
+DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
 def plain_matmul(dtype: str, device: str, n: int = 2048, count: int = 8):
     """(fn, flops): `count` plain n x n x n matmuls in `dtype`, the reference rate."""
     if device != 'cpu':
@@ -343,9 +346,6 @@ def plain_matmul(dtype: str, device: str, n: int = 2048, count: int = 8):
         for _ in range(count):
             a @ b
     return fn, 2 * n ** 3 * count
-
-
-DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def _dtype_of(name: str) -> str:
@@ -406,7 +406,7 @@ def report(results: list, rates: dict, args) -> str:
             t = r['tower']
             o = t['images_per_s']['original']
             lines.append(f'tower ({t["gflop_per_image"]:.1f} GFLOP/image, ours {t["gflop_per_image_ours"]:.1f}; '
-                         f'2048^3 matmul in the same rounds: '
+                         f'n^3 matmul, n = 2048 on CPU and 8192 on GPU, in the same rounds: '
                          + ', '.join(f'{k} {v:.0f}' for k, v in t['matmul_gflops'].items()) + ' GFLOP/s): ' + ', '.join(
                              f'{k} {v:.1f} img/s at batch {t["batch"][k]} ({v / o:.2f}x, '
                              f'{t["gflops"][k]:.0f} GFLOP/s = {t["gflops"][k] / t["matmul_gflops"][_dtype_of(k)]:.0%} '

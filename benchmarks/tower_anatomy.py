@@ -5,8 +5,9 @@
 
 One `encode_image` call is recorded op by op (a TorchDispatchMode). Its matmuls (mm, addmm, bmm)
 and its attention kernels are then replayed alone, on inputs of the same shapes, strides and dtypes,
-and timed beside the whole tower and a plain 2048^3 matmul, in interleaved rounds (best kept); the
-summary at the end refers every percentage to the best plain matmul seen in the whole run.
+and timed beside the whole tower and a plain n^3 matmul (n = 2048 on CPU, 8192 on GPU), in
+interleaved rounds (best kept); the summary at the end refers every percentage to the best plain
+matmul seen in the whole run.
 "The rest" is the tower's time minus the two: LayerNorm, bias and residual adds, the activation,
 copies, and the gaps between ops. The batch is the one `ruclip.Predictor` picks for the dtype.
 

@@ -1,7 +1,7 @@
 """CLIPConfig: the fields of a checkpoint's config.json, read once and checked."""
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Optional, Tuple
 
 from .checks import count, three_numbers
@@ -60,7 +60,7 @@ class CLIPConfig:
     @classmethod
     def from_dict(cls, data: dict, source: str = 'config') -> 'CLIPConfig':
         names = {f.name for f in fields(cls)}
-        required = {f.name for f in fields(cls) if f.default is not None}
+        required = {f.name for f in fields(cls) if f.default is MISSING}
         missing = sorted(required - data.keys())
         if missing:
             raise ValueError(f'{source} is missing keys {missing}; a RuCLIP config needs {sorted(required)}')

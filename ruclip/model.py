@@ -15,8 +15,7 @@ from torch import nn
 
 from .checkpoint import assign_state_dict, read_state_dict
 from .config import CLIPConfig
-from .transformer import (  # noqa: F401 (the original's ruclip.model names; the blocks are internal)
-    MLP, Attention, LayerNorm, QuickGELU, ResidualAttentionBlock, Transformer)
+from .transformer import LayerNorm, QuickGELU, ResidualAttentionBlock, Transformer  # noqa: F401 (the original's ruclip.model names)
 
 DTYPES = {
     'float32': torch.float32, 'fp32': torch.float32,
@@ -37,10 +36,7 @@ class VisionTransformer(nn.Module):
         self.ln_pre = LayerNorm(width)
         self.transformer = Transformer(width, layers, heads)
         self.ln_post = LayerNorm(width)
-        self.proj = nn.Parameter(torch.empty(width, output_dim))
-        if self.proj.device.type != 'meta':  # (on meta, any arithmetic loads torch's sympy-based kernels)
-            for parameter in (self.class_embedding, self.positional_embedding, self.proj):
-                nn.init.normal_(parameter, std=width ** -0.5)
+        self.proj = nn.Parameter(torch.empty(width, output_dim))  # these three: CLIP.initialize_parameters
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.embed_patches(x)  # [B, grid**2, width]
@@ -110,6 +106,8 @@ class CLIP(nn.Module):
         """
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         nn.init.normal_(self.positional_embedding, std=0.01)
+        for parameter in (self.visual.class_embedding, self.visual.positional_embedding, self.visual.proj):
+            nn.init.normal_(parameter, std=self.visual.transformer.width ** -0.5)
         for tower in (self.transformer, self.visual.transformer):
             proj_std = (tower.width ** -0.5) * ((2 * tower.layers) ** -0.5)
             for block in tower.resblocks:

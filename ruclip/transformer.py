@@ -47,7 +47,7 @@ class MLP(nn.Module):
     def __init__(self, width: int):
         super().__init__()
         self.c_fc = nn.Linear(width, width * 4)
-        self.gelu = QuickGELU()
+        self.gelu = QuickGELU()  # not called: forward fuses it into the matmuls; kept for the original's module tree
         self.c_proj = nn.Linear(width * 4, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
