@@ -13,8 +13,8 @@ from tqdm.auto import tqdm
 
 from . import commands, export_commands
 
-COMMANDS = [commands.MODELS, commands.CLASSIFY, commands.RANK, commands.EMBED,
-            export_commands.EXPORT_ONNX, export_commands.EXPORT_HF]
+COMMANDS = [commands.MODELS_COMMAND, commands.CLASSIFY_COMMAND, commands.RANK_COMMAND, commands.EMBED_COMMAND,
+            export_commands.EXPORT_ONNX_COMMAND, export_commands.EXPORT_HF_COMMAND]
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 2, 3, 130, 141
 
 

@@ -107,7 +107,7 @@ def _no_transformers_bars(quiet: bool) -> Iterator[None]:
             transformers_logging.enable_progress_bar()
 
 
-EXPORT_ONNX = Command('export-onnx', 'ONNX files of the image and text towers, for onnxruntime',
+EXPORT_ONNX_COMMAND = Command('export-onnx', 'ONNX files of the image and text towers, for onnxruntime',
                       _export_onnx_arguments, _run_export_onnx)
-EXPORT_HF = Command('export-hf', 'a transformers CLIPModel folder, for from_pretrained and pipelines',
+EXPORT_HF_COMMAND = Command('export-hf', 'a transformers CLIPModel folder, for from_pretrained and pipelines',
                     _export_hf_arguments, _run_export_hf)
