@@ -265,9 +265,11 @@ def _run_embed(args) -> int:
     return _finish(embeddings.skipped, len(files))
 
 
-MODELS_COMMAND = Command('models', 'the six models, their sizes, whether each is cached here', _models_arguments, _run_models)
-CLASSIFY_COMMAND = Command('classify', 'top-k labels with probabilities for each image', _classify_arguments, _run_classify,
-                   reads_images=True)
-RANK_COMMAND = Command('rank', 'captions ranked for each image and images for each caption', _rank_arguments, _run_rank,
-               reads_images=True)
-EMBED_COMMAND = Command('embed', 'image latents to a .npy or .npz file', _embed_arguments, _run_embed, reads_images=True)
+MODELS_COMMAND = Command('models', 'the six models, their sizes, whether each is cached here', _models_arguments,
+                         _run_models)
+CLASSIFY_COMMAND = Command('classify', 'top-k labels with probabilities for each image', _classify_arguments,
+                           _run_classify, reads_images=True)
+RANK_COMMAND = Command('rank', 'captions ranked for each image and images for each caption', _rank_arguments,
+                       _run_rank, reads_images=True)
+EMBED_COMMAND = Command('embed', 'image latents to a .npy or .npz file', _embed_arguments, _run_embed,
+                        reads_images=True)
