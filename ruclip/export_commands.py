@@ -108,6 +108,6 @@ def _no_transformers_bars(quiet: bool) -> Iterator[None]:
 
 
 EXPORT_ONNX_COMMAND = Command('export-onnx', 'ONNX files of the image and text towers, for onnxruntime',
-                      _export_onnx_arguments, _run_export_onnx)
+                              _export_onnx_arguments, _run_export_onnx)
 EXPORT_HF_COMMAND = Command('export-hf', 'a transformers CLIPModel folder, for from_pretrained and pipelines',
-                    _export_hf_arguments, _run_export_hf)
+                            _export_hf_arguments, _run_export_hf)
