@@ -40,7 +40,7 @@ def load(name: str, device: Union[str, torch.device] = 'cpu', cache_dir: Optiona
                                token=token if token is not None else use_auth_token,
                                local_files_only=local_files_only)
     clip = CLIP.from_pretrained(folder, dtype=dtype, device=device)
-    return clip, RuCLIPProcessor.from_pretrained(folder)
+    return clip, RuCLIPProcessor.from_config(clip.config, os.path.join(folder, 'bpe.model'))
 
 
 def checkpoint_folder(name: str, cache_dir=None, revision=None, token=None, local_files_only=False) -> str:

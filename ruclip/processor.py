@@ -23,15 +23,20 @@ class RuCLIPProcessor:
         self.tokenizer = BPETokenizer.from_file(tokenizer_path)
         self.image_size = image_size
         self.text_seq_length = text_seq_length
-        self.image_transform = ImageTransform(image_size, OPENAI_MEAN if mean is None else mean, OPENAI_STD if std is None else std)
+        self.image_transform = ImageTransform(image_size, OPENAI_MEAN if mean is None else mean,
+                                              OPENAI_STD if std is None else std)
         self.mean, self.std = self.image_transform.mean, self.image_transform.std
         self._token_cache = {}  # text -> all its ids, whatever text_seq_length; prompts come back often
 
     @classmethod
     def from_pretrained(cls, folder) -> 'RuCLIPProcessor':
         config = CLIPConfig.from_file(os.path.join(folder, 'config.json'))
-        return cls(os.path.join(folder, 'bpe.model'), image_size=config.image_resolution,
-                   text_seq_length=config.context_length, mean=config.mean, std=config.std)
+        return cls.from_config(config, os.path.join(folder, 'bpe.model'))
+
+    @classmethod
+    def from_config(cls, config: CLIPConfig, tokenizer_path) -> 'RuCLIPProcessor':
+        return cls(tokenizer_path, image_size=config.image_resolution, text_seq_length=config.context_length,
+                   mean=config.mean, std=config.std)
 
     def tokenize(self, text: str) -> List[int]:
         """Lowercased BPE ids framed as [bos] + ids + [eos], at most text_seq_length of them."""

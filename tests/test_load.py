@@ -130,6 +130,16 @@ def test_local_folder_and_device_and_dtype(tiny_checkpoint):
     assert clip32.dtype == torch.float32
 
 
+def test_load_reads_config_json_once(tiny_checkpoint, monkeypatch):
+    from ruclip.config import CLIPConfig
+    reads, from_file = [], CLIPConfig.from_file.__func__
+    monkeypatch.setattr(CLIPConfig, 'from_file',
+                        classmethod(lambda cls, path: reads.append(path) or from_file(cls, path)))
+    clip, processor = ruclip.load(str(tiny_checkpoint))
+    assert len(reads) == 1
+    assert (processor.image_size, processor.text_seq_length) == (224, clip.context_length)
+
+
 @pytest.mark.parametrize('device', ['CPU', 'gpu', 'cuda:x', 1.5])
 def test_unknown_device_is_named_before_anything_is_read(folder_copy, tmp_path, device):
     (folder_copy / 'pytorch_model.bin').write_bytes(b'')  # reading it would be another error
