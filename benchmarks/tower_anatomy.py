@@ -85,9 +85,10 @@ def replay(calls):
     return fn, sum(flops(op, args) for op, args, _ in calls)
 
 
-def anatomy(model, processor, device, repeats):
+def anatomy(model, processor, device, repeats, batch=None):
+    """batch: images per encode_image; None: the batch Predictor picks for the device."""
     dtype_name = DTYPE_NAMES[model.dtype]
-    batch = ruclip.Predictor(model, processor, device, quiet=True).batch_size
+    batch = batch or ruclip.Predictor(model, processor, device, quiet=True).batch_size
     size = model.config.image_resolution
     pixels = torch.randn(batch, 3, size, size, device=device, dtype=model.dtype)
     with torch.inference_mode():

@@ -19,8 +19,9 @@ def test_recorded_matmuls_and_attention_add_up_to_the_tower_flops(checkpoint_fac
     """tower_anatomy counts FLOPs from the ops one encode_image runs; bench.tower_flops from the
     architecture. Each must agree with the other, with the attention kernels found."""
     clip, processor = ruclip.load(str(checkpoint_factory(arch)), dtype=dtype)
-    result = tower_anatomy.anatomy(clip, processor, 'cpu', repeats=0)  # one (warm-up) round: only the counts matter here
+    result = tower_anatomy.anatomy(clip, processor, 'cpu', repeats=0, batch=3)  # one round: only the counts matter
     batch, flops = result['batch'], result['flops']
+    assert batch == 3
     assert flops['attention'] > 0 and flops['matmuls'] > 0
     assert flops['tower'] == bench.tower_flops(TINY_ARCHITECTURES[arch], batch, class_token_last=True)
     assert flops['tower'] < bench.tower_flops(TINY_ARCHITECTURES[arch], batch)  # the original's, last block whole
