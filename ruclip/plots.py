@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .checks import count
+from .extras import require
 from .image import open_image
 from .scores import TopK
 
@@ -106,11 +107,8 @@ def label_grid(images: Sequence, labels: Sequence[str], columns: int = 4, title:
 
 
 def _figure(figsize):
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ImportError("ruclip's plots need matplotlib: pip install 'ruclip[plot]'") from None
-    return Figure(figsize=figsize, layout='constrained')
+    figure = require('matplotlib.figure', 'plot', 'plotting')
+    return figure.Figure(figsize=figsize, layout='constrained')
 
 
 def _show(ax, image):

@@ -34,3 +34,15 @@ def test_old_package_names_the_minimum_version():
                                                ('1.0rc1', (1, 0)), ('dev', ())])
 def test_version_tuple(version, expected):
     assert extras._version_tuple(version) == expected
+
+
+def test_plots_without_matplotlib_name_the_extra(monkeypatch):
+    import sys
+
+    import torch
+
+    import ruclip
+    monkeypatch.setitem(sys.modules, 'matplotlib.figure', None)  # import fails with ModuleNotFoundError
+    top = ruclip.top_k(torch.tensor([[0.9, 0.1]]), 1, ['a', 'b'])
+    with pytest.raises(ImportError, match=r"plotting needs the 'matplotlib' package.*pip install 'ruclip\[plot\]'"):
+        ruclip.probability_bars([torch.zeros(3, 8, 8)], top)
