@@ -12,17 +12,17 @@ from typing import List, Optional
 from tqdm.auto import tqdm
 
 from . import commands, export_commands
+from .commands import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE
 
 COMMANDS = [commands.MODELS_COMMAND, commands.CLASSIFY_COMMAND, commands.RANK_COMMAND, commands.EMBED_COMMAND,
             export_commands.EXPORT_ONNX_COMMAND, export_commands.EXPORT_HF_COMMAND]
-EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 2, 3, 130, 141
 
 
 def exit_codes(reads_images: bool = True) -> str:
     """The --help epilog: the exit codes a command can return."""
-    codes = [(0, 'done')]
+    codes = [(EXIT_OK, 'done')]
     if reads_images:
-        codes.append((1, 'done, but some image files could not be read: each is named on stderr and left out'))
+        codes.append((EXIT_SKIPPED, 'done, but some image files could not be read: each is named on stderr and left out'))
     codes += [
         (EXIT_USAGE, 'bad usage or input: unknown option or model, missing file or checkpoint (or a model\n'
                      'neither cached nor downloadable), no image found or none readable, empty labels or\n'

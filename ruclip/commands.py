@@ -21,7 +21,13 @@ from .pretrained import load
 from .tasks import classify, embed_images, rank
 
 DEFAULT_MODEL = 'ruclip-vit-base-patch32-384'
-EXIT_OK, EXIT_SKIPPED = 0, 1
+# exit codes (cli.exit_codes explains them in --help)
+EXIT_OK = 0
+EXIT_SKIPPED = 1  # done, some image files left out
+EXIT_USAGE = 2
+EXIT_FAILED = 3
+EXIT_INTERRUPTED = 130  # Ctrl-C: what a shell reports for SIGINT
+EXIT_BROKEN_PIPE = 141  # stdout closed early: what a shell reports for SIGPIPE
 
 
 class UsageError(Exception):
