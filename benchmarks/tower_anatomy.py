@@ -109,19 +109,21 @@ def anatomy(model, processor, device, repeats, batch=None):
                 flops={'tower': total_flops, 'matmuls': parts['matmuls'][1], 'attention': parts['attention'][1]})
 
 
-def report(r, plain) -> str:
-    """r: an anatomy; plain: the matmul rate the percentages refer to."""
-    s, f = r['seconds'], r['flops']
-    tower_rate = f['tower'] / s['tower']
-    lines = [f'{r["model"]} {r["dtype"]}, batch {r["batch"]}: tower {s["tower"] * 1e3:.0f} ms, {tower_rate / 1e9:.0f} GFLOP/s '
-             f'= {tower_rate / plain:.0%} of a plain matmul ({plain / 1e9:.0f} GFLOP/s)']
+def report(result, plain) -> str:
+    """result: what anatomy() returns; plain: the matmul rate the percentages refer to."""
+    seconds, flops = result['seconds'], result['flops']
+    tower_rate = flops['tower'] / seconds['tower']
+    lines = [f'{result["model"]} {result["dtype"]}, batch {result["batch"]}: tower {seconds["tower"] * 1e3:.0f} ms, '
+             f'{tower_rate / 1e9:.0f} GFLOP/s = {tower_rate / plain:.0%} of a plain matmul ({plain / 1e9:.0f} GFLOP/s)']
     for part, what in (('matmuls', ''), ('attention', ''), ('rest', ' (LayerNorm, bias, residual, activation, copies)')):
-        rate = f' at {f[part] / s[part] / 1e9:.0f} GFLOP/s = {f[part] / s[part] / plain:.0%} of plain' if part in f else ''
-        lines.append(f'  {part:9s} {s[part] * 1e3:7.1f} ms ({s[part] / s["tower"]:4.0%} of the tower){rate}{what}')
-    budget = f['tower'] / (0.85 * plain) - s['matmuls']
+        rate = flops[part] / seconds[part] if part in flops else None
+        rate_text = f' at {rate / 1e9:.0f} GFLOP/s = {rate / plain:.0%} of plain' if rate else ''
+        lines.append(f'  {part:9s} {seconds[part] * 1e3:7.1f} ms ({seconds[part] / seconds["tower"]:4.0%} of the tower)'
+                     f'{rate_text}{what}')
+    budget = flops['tower'] / (0.85 * plain) - seconds['matmuls']
     lines.append(f'  ceiling: with attention and the rest free the tower would run at '
-                 f'{f["tower"] / s["matmuls"] / plain:.0%} of plain; at 85% they would have {budget * 1e3:.1f} ms '
-                 f'({budget / (s["attention"] + s["rest"]):.0%} of their time now)' if budget > 0 else
+                 f'{flops["tower"] / seconds["matmuls"] / plain:.0%} of plain; at 85% they would have {budget * 1e3:.1f} ms '
+                 f'({budget / (seconds["attention"] + seconds["rest"]):.0%} of their time now)' if budget > 0 else
                  '  ceiling: the matmuls alone already take longer than 85% of plain allows')
     return '\n'.join(lines)
 

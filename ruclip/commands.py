@@ -111,7 +111,7 @@ def print_table(header: List[str], rows: List[List[str]]):
         print('  '.join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
-def _finish(skipped, total: int) -> int:
+def _exit_code(skipped, total: int) -> int:
     """Exit code 1 and a count on stderr when files were skipped (each was named as it happened)."""
     if not skipped:
         return EXIT_OK
@@ -179,7 +179,7 @@ def _run_classify(args) -> int:
         print_table(['image'] + [f'top {i + 1}' for i in range(top.indices.shape[1])], [
             [file] + [f"{e['label']} {e['score']:.3f}" for e in entries]
             for file, entries in zip(embeddings.files, top.tolist())])
-    return _finish(embeddings.skipped, len(files))
+    return _exit_code(embeddings.skipped, len(files))
 
 
 # ---- rank ------------------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ def _run_rank(args) -> int:
                 for place, entry in enumerate(block['top'], 1):
                     print(f"  {place:>2}. {entry['score']:+.3f}  {entry[item]}")
             print()
-    return _finish(embeddings.skipped, len(files))
+    return _exit_code(embeddings.skipped, len(files))
 
 
 def _read_texts(path: str) -> List[str]:
@@ -268,7 +268,7 @@ def _run_embed(args) -> int:
             file.writelines(f'{path}\n' for path in embeddings.files)
         written = f'{out} and {listing}'
     print(f'wrote {latents.shape[0]} image latents of {latents.shape[1]} dimensions to {written}')
-    return _finish(embeddings.skipped, len(files))
+    return _exit_code(embeddings.skipped, len(files))
 
 
 MODELS_COMMAND = Command('models', 'the six models, their sizes, whether each is cached here', _models_arguments,

@@ -126,11 +126,11 @@ def check_opset(opset) -> int:
     return number
 
 
-def _export(tower: nn.Module, example: torch.Tensor, input_name: str, output_name: str, dynamic_axes: dict,
+def _export(tower: nn.Module, example: torch.Tensor, input_name: str, output_name: str, dynamic_dims: dict,
             path: str, opset: int, model: CLIP, key: str) -> Dict[str, str]:
     weight_bytes = sum(p.numel() * p.element_size() for p in tower.parameters())
     program = torch.onnx.export(tower.eval(), (example,), input_names=[input_name], output_names=[output_name],
-                                dynamic_shapes={input_name: dynamic_axes}, opset_version=opset, dynamo=True,
+                                dynamic_shapes={input_name: dynamic_dims}, opset_version=opset, dynamo=True,
                                 verbose=False)
     if program.model.opset_imports.get('') != opset:
         raise RuntimeError(f'torch {torch.__version__} could not convert the {key} graph to opset {opset} '

@@ -26,3 +26,5 @@ def test_recorded_matmuls_and_attention_add_up_to_the_tower_flops(checkpoint_fac
     assert flops['tower'] == bench.tower_flops(TINY_ARCHITECTURES[arch], batch, class_token_last=True)
     assert flops['tower'] < bench.tower_flops(TINY_ARCHITECTURES[arch], batch)  # the original's, last block whole
     assert all(seconds >= 0 for seconds in result['seconds'].values())
+    text = tower_anatomy.report(dict(result, model=arch), result['plain_rate'])
+    assert text.startswith(f'{arch} {result["dtype"]}, batch 3: tower') and 'ceiling' in text
