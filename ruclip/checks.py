@@ -31,9 +31,13 @@ def str_list(values, name: str, expected: str = 'a list of str') -> List[str]:
     return values
 
 
-def three_numbers(name: str, values) -> Tuple[float, float, float]:
-    """values as 3 floats, one per RGB channel (an image mean or std), else a ValueError naming `name`."""
+def three_numbers(name: str, values, positive: bool = False) -> Tuple[float, float, float]:
+    """values as 3 floats, one per RGB channel (an image mean or std, which must be `positive`),
+    else a ValueError naming `name`."""
     items = list(values) if isinstance(values, Iterable) and not isinstance(values, (str, bytes)) else []
     if len(items) != 3 or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in items):
         raise ValueError(f'{name} must be 3 numbers (one per RGB channel), got {values!r}')
-    return tuple(float(v) for v in items)
+    floats = tuple(float(v) for v in items)
+    if positive and min(floats) <= 0:
+        raise ValueError(f'{name} must be positive (pixels are divided by it), got {list(floats)}')
+    return floats

@@ -30,7 +30,8 @@ class CLIPConfig:
             value = getattr(self, field.name)
             if field.name in ('mean', 'std'):
                 if value is not None:
-                    object.__setattr__(self, field.name, three_numbers(f'config {field.name}', value))
+                    numbers = three_numbers(f'config {field.name}', value, positive=field.name == 'std')
+                    object.__setattr__(self, field.name, numbers)
             else:
                 object.__setattr__(self, field.name, count(f'config {field.name}', value))
         if self.image_resolution % self.vision_patch_size:
@@ -42,8 +43,6 @@ class CLIPConfig:
         if self.transformer_width % self.transformer_heads:
             raise ValueError(f'config transformer_width ({self.transformer_width}) must be divisible by '
                              f'transformer_heads ({self.transformer_heads})')
-        if self.std is not None and min(self.std) <= 0:
-            raise ValueError(f'config std must be positive (pixels are divided by it), got {list(self.std)}')
 
     @property
     def vision_heads(self) -> int:

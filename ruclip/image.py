@@ -70,9 +70,7 @@ class ImageTransform:
 
     def __init__(self, size: int, mean: Sequence[float], std: Sequence[float]):
         self.size = size
-        self.mean, self.std = list(three_numbers('mean', mean)), list(three_numbers('std', std))
-        if min(self.std) <= 0:
-            raise ValueError(f'std must be positive, got {std!r}')
+        self.mean, self.std = list(three_numbers('mean', mean)), list(three_numbers('std', std, positive=True))
         mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1)
         std = torch.tensor(self.std, dtype=torch.float32).view(3, 1)
         values = torch.arange(256, dtype=torch.uint8).view(1, 256).float()
