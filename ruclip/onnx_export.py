@@ -77,6 +77,7 @@ def export_onnx(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.Pat
     require('onnx', 'onnx', 'ONNX export')
     require('torch', 'onnx', 'ONNX export (the torch.export-based exporter)', MIN_TORCH)
     check_opset(opset)
+    dtype = None if dtype is None else resolve_dtype(dtype)
     out_dir = check_export_folder(out_dir, model, overwrite)
     folder = None
     if not isinstance(model, CLIP):
@@ -84,8 +85,8 @@ def export_onnx(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.Pat
         folder = checkpoint_folder(model, cache_dir=cache_dir, revision=revision, token=token,
                                    local_files_only=local_files_only)
         model = CLIP.from_pretrained(folder, dtype=dtype)
-    elif dtype is not None and resolve_dtype(dtype) != model.dtype:
-        model = copy.deepcopy(model).to(resolve_dtype(dtype))
+    elif dtype is not None and dtype != model.dtype:
+        model = copy.deepcopy(model).to(dtype)
     model = model.eval()
 
     size, device = model.config.image_resolution, model.device
