@@ -24,7 +24,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import ARCHITECTURES, DTYPES, build_checkpoint, interleaved, machine, plain_matmul, train_tokenizer  # noqa: E402
+from bench import (  # noqa: E402
+    ARCHITECTURES, DTYPES, build_checkpoint, interleaved, machine, plain_matmul, train_tokenizer)
 
 import ruclip  # noqa: E402
 
@@ -115,14 +116,16 @@ def report(result, plain) -> str:
     tower_rate = flops['tower'] / seconds['tower']
     lines = [f'{result["model"]} {result["dtype"]}, batch {result["batch"]}: tower {seconds["tower"] * 1e3:.0f} ms, '
              f'{tower_rate / 1e9:.0f} GFLOP/s = {tower_rate / plain:.0%} of a plain matmul ({plain / 1e9:.0f} GFLOP/s)']
-    for part, what in (('matmuls', ''), ('attention', ''), ('rest', ' (LayerNorm, bias, residual, activation, copies)')):
+    parts = (('matmuls', ''), ('attention', ''), ('rest', ' (LayerNorm, bias, residual, activation, copies)'))
+    for part, what in parts:
         rate = flops[part] / seconds[part] if part in flops else None
         rate_text = f' at {rate / 1e9:.0f} GFLOP/s = {rate / plain:.0%} of plain' if rate else ''
         lines.append(f'  {part:9s} {seconds[part] * 1e3:7.1f} ms ({seconds[part] / seconds["tower"]:4.0%} of the tower)'
                      f'{rate_text}{what}')
     budget = flops['tower'] / (0.85 * plain) - seconds['matmuls']
     lines.append(f'  ceiling: with attention and the rest free the tower would run at '
-                 f'{flops["tower"] / seconds["matmuls"] / plain:.0%} of plain; at 85% they would have {budget * 1e3:.1f} ms '
+                 f'{flops["tower"] / seconds["matmuls"] / plain:.0%} of plain; '
+                 f'at 85% they would have {budget * 1e3:.1f} ms '
                  f'({budget / (seconds["attention"] + seconds["rest"]):.0%} of their time now)' if budget > 0 else
                  '  ceiling: the matmuls alone already take longer than 85% of plain allows')
     return '\n'.join(lines)

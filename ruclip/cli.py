@@ -22,7 +22,8 @@ def exit_codes(reads_images: bool = True) -> str:
     """The --help epilog: the exit codes a command can return."""
     codes = [(EXIT_OK, 'done')]
     if reads_images:
-        codes.append((EXIT_SKIPPED, 'done, but some image files could not be read: each is named on stderr and left out'))
+        codes.append((EXIT_SKIPPED, 'done, but some image files could not be read: each is named on stderr and\n'
+                                    'left out'))
     codes += [
         (EXIT_USAGE, 'bad usage or input: unknown option or model, missing file or checkpoint (or a model\n'
                      'neither cached nor downloadable), no image found or none readable, empty labels or\n'
@@ -44,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     for command in COMMANDS:
         subparser = subparsers.add_parser(command.name, help=command.help, description=command.help,
-                                          epilog=exit_codes(command.reads_images), formatter_class=argparse.RawDescriptionHelpFormatter)
+                                          epilog=exit_codes(command.reads_images),
+                                          formatter_class=argparse.RawDescriptionHelpFormatter)
         command.arguments(subparser)
         subparser.set_defaults(run=command.run)
     return parser
@@ -65,7 +67,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             _silence_stdout()
             return EXIT_BROKEN_PIPE
         except UnicodeEncodeError as error:
-            hint = 'set PYTHONIOENCODING=utf-8' + ('' if getattr(args, 'json', False) else ' or use --json, which is always UTF-8')
+            hint = 'set PYTHONIOENCODING=utf-8'
+            if not getattr(args, 'json', False):
+                hint += ' or use --json, which is always UTF-8'
             print(f'ruclip {args.command}: failed: stdout ({error.encoding}) cannot show the results: {error.reason} '
                   f'{error.object[error.start:error.end]!r}; {hint}', file=sys.stderr)
             return EXIT_FAILED

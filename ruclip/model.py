@@ -15,7 +15,8 @@ from torch import nn
 
 from .checkpoint import assign_state_dict, read_state_dict
 from .config import CLIPConfig
-from .transformer import LayerNorm, QuickGELU, ResidualAttentionBlock, Transformer  # noqa: F401 (the original's ruclip.model names)
+# the original's ruclip.model names, re-exported
+from .transformer import LayerNorm, QuickGELU, ResidualAttentionBlock, Transformer  # noqa: F401
 
 DTYPES = {
     'float32': torch.float32, 'fp32': torch.float32,

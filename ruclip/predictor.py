@@ -55,8 +55,8 @@ class Predictor:
         compile; the last batch is padded so that every batch has the same shape).
     tune_malloc: on CPU under Linux/glibc, fix malloc's mmap and trim thresholds for the process
         (ruclip.allocator) so that activation memory is reused rather than returned to the OS and
-        faulted in again at every layer, which took a fifth of a zero-shot run's time here. The process then keeps up to
-        512 MiB of freed memory for reuse. False leaves malloc alone.
+        faulted in again at every layer, which took a fifth of a zero-shot run's time here. The
+        process then keeps up to 512 MiB of freed memory for reuse. False leaves malloc alone.
     """
 
     def __init__(self, clip_model: CLIP, clip_processor: RuCLIPProcessor, device='cpu',

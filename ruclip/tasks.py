@@ -12,8 +12,8 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from .predictor import Predictor
 from .checks import str_list
+from .predictor import Predictor
 from .scores import Ranking, TopK, probabilities, rank_latents, top_k
 
 Images = Union[Iterable, torch.Tensor]
