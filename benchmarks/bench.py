@@ -361,7 +361,7 @@ def measure_draft(model_and_processor, args) -> dict:
         buffer = io.BytesIO()
         photo.save(buffer, format='JPEG', quality=90)
         blobs.append(buffer.getvalue())
-    from ruclip.pipeline import image_batches
+    from ruclip._batches import image_batches
     out = {}
     for draft in (False, True):
         def prepare():

@@ -1,20 +1,45 @@
-"""RuCLIP: Russian CLIP image and text encoders."""
-from . import model, predictor, processor
-from .catalog import describe_models
-from .files import find_images
-from .hf_export import export_hf, to_transformers
-from .model import CLIP
-from .onnx_export import OnnxCLIP, export_onnx
-from .plots import label_grid, probability_bars, similarity_heatmap
-from .predictor import Predictor
-from .pretrained import MODELS, load
-from .processor import RuCLIPProcessor
-from .scores import Ranking, TopK, probabilities, rank_latents, similarity, top_k
-from .tasks import Embeddings, classify, embed_images, encode_texts, rank
+"""RuCLIP: Russian CLIP image and text encoders.
 
-__all__ = ['processor', 'model', 'predictor', 'CLIP', 'RuCLIPProcessor', 'Predictor', 'MODELS', 'load',
-           'classify', 'rank', 'encode_texts', 'embed_images', 'Embeddings',
-           'similarity', 'probabilities', 'top_k', 'rank_latents', 'TopK', 'Ranking',
-           'similarity_heatmap', 'probability_bars', 'label_grid', 'find_images', 'describe_models',
-           'export_onnx', 'OnnxCLIP', 'export_hf', 'to_transformers']
-__version__ = '0.1.0'
+The table of contents: each public name and the module that defines it. Modules are imported when
+a name is first used, so `import ruclip` (and the `ruclip` command's --help) costs no torch import.
+"""
+import importlib
+
+__version__ = '0.2.0'
+
+_WHERE = {
+    # the original ruclip 0.0.2's API
+    'load': 'pretrained', 'MODELS': 'pretrained', 'CLIP': 'model', 'RuCLIPProcessor': 'processor',
+    'Predictor': 'predictor',
+    # models
+    'describe_models': 'pretrained',
+    # images
+    'find_images': 'image',
+    # zero-shot labels and retrieval
+    'classify': 'zero_shot',
+    'rank': 'retrieval', 'encode_texts': 'retrieval', 'embed_images': 'retrieval', 'Embeddings': 'retrieval',
+    # scores from latents, no model needed
+    'similarity': 'scores', 'probabilities': 'scores', 'top_k': 'scores', 'rank_latents': 'scores',
+    'TopK': 'scores', 'Ranking': 'scores',
+    # pictures [plot]
+    'similarity_heatmap': 'plots', 'probability_bars': 'plots', 'label_grid': 'plots',
+    # exports [onnx] [hf]
+    'export_onnx': 'export', 'OnnxCLIP': 'export', 'export_hf': 'export', 'to_transformers': 'export',
+}
+_MODULES = ['model', 'processor', 'predictor']  # the original exported these modules by name
+
+__all__ = _MODULES + list(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _MODULES:
+        return importlib.import_module(f'{__name__}.{name}')
+    if name not in _WHERE:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    value = getattr(importlib.import_module(f'{__name__}.{_WHERE[name]}'), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

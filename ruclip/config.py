@@ -4,7 +4,7 @@ import os
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Optional, Tuple
 
-from .checks import count, three_numbers
+from ._checks import count, three_numbers
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)

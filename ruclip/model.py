@@ -13,17 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import assign_state_dict, read_state_dict
+from ._device import resolve_device, resolve_dtype
+from ._weights import assign_state_dict, read_state_dict
 from .config import CLIPConfig
 # the original's ruclip.model names, re-exported
 from .transformer import LayerNorm, QuickGELU, ResidualAttentionBlock, Transformer  # noqa: F401
-
-DTYPES = {
-    'float32': torch.float32, 'fp32': torch.float32,
-    'bfloat16': torch.bfloat16, 'bf16': torch.bfloat16,
-    'float16': torch.float16, 'fp16': torch.float16, 'half': torch.float16,
-}
-
 
 class VisionTransformer(nn.Module):
     def __init__(self, input_resolution: int, patch_size: int, width: int, layers: int, heads: int,
@@ -219,42 +213,3 @@ def find_eos(input_ids: torch.Tensor, eos_id: int, context_length: int,
         row = int((~has_eos).nonzero()[0])
         raise ValueError(f'input_ids row {row} has no eos token (id {eos_id}); build input_ids with RuCLIPProcessor')
     return is_eos.int().argmax(dim=1)
-
-
-def resolve_dtype(dtype) -> torch.dtype:
-    """None -> torch.float32; a floating torch.dtype or its name -> that dtype."""
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, str) and dtype.lower().removeprefix('torch.') in DTYPES:
-        return DTYPES[dtype.lower().removeprefix('torch.')]
-    if dtype in (torch.float32, torch.bfloat16, torch.float16):
-        return dtype
-    if isinstance(dtype, str) and _is_device(dtype):
-        raise ValueError(f'dtype={dtype!r} looks like a device: pass device={dtype!r}')
-    raise ValueError(f'Unknown dtype {dtype!r}; choose one of torch.float32, torch.bfloat16, torch.float16 '
-                     f'or their names {sorted(DTYPES)}')
-
-
-def resolve_device(device) -> torch.device:
-    """None -> cpu; a torch.device, or a name torch knows ('cpu', 'cuda', 'cuda:1', 'mps'), that is here."""
-    if device is None:
-        return torch.device('cpu')
-    if not _is_device(device):
-        raise ValueError(f"device={device!r} is not a device torch knows; pass 'cpu', 'cuda', 'cuda:1', 'mps' "
-                         f"or a torch.device")
-    device = torch.device(device)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f"device='{device}' but this torch sees no CUDA GPU (torch.cuda.is_available() is False)")
-    try:
-        torch.empty(0, device=device)  # 'mps' off a Mac, 'cuda:3' on a one-GPU machine, ...
-    except (RuntimeError, AssertionError) as error:
-        raise ValueError(f"device='{device}' cannot be used here: {str(error).splitlines()[0]}") from None
-    return device
-
-
-def _is_device(name) -> bool:
-    try:
-        torch.device(name)
-    except (RuntimeError, TypeError):
-        return False
-    return True

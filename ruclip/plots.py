@@ -11,8 +11,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .checks import count
-from .extras import require
+from ._checks import count
+from ._optional import require
 from .image import open_image
 from .scores import TopK
 

@@ -1,14 +1,15 @@
 """Predictor: batched text and image latents and zero-shot labels, the original's API."""
-import functools
+import threading
 from typing import Callable, Iterable, Iterator, List, Optional
 
 import torch
 from tqdm.auto import tqdm
 
-from .allocator import MMAP_THRESHOLD, keep_freed_memory
-from .checks import count, str_list
-from .model import CLIP, resolve_device
-from .pipeline import default_num_workers, image_batches
+from ._batches import default_num_workers, image_batches
+from ._checks import count, str_list
+from ._device import resolve_device
+from ._malloc import keep_freed_memory
+from .model import CLIP
 from .processor import RuCLIPProcessor
 
 DEFAULT_TEMPLATES = [
@@ -19,156 +20,150 @@ DEFAULT_TEMPLATES = [
     'фото с {}',
     'на фото видно {}',
 ]
-# On CPU a batch is as large as it can be while its widest activation, [tokens, 4 * width], stays
-# under glibc's largest mmap threshold, so that its blocks are reused from the heap (see allocator).
-# 28 MiB is still thousands of rows.
-CPU_ACTIVATION_BYTES = MMAP_THRESHOLD - 4 * 2 ** 20
+CPU_ACTIVATION_BYTES = 28 * 2 ** 20  # on CPU, a batch's widest activation, [tokens, 4 * width], stays under this
 CUDA_BATCH_SIZE = 128  # images per forward pass on CUDA
 CUDA_TEXT_TOKENS = 65536  # text tokens per forward pass on CUDA
-
-
-def _ordinary_result(method):
-    """Run method under torch.inference_mode() and return a copy of its tensor made outside that mode:
-    an ordinary tensor, which autograd (a linear probe), in-place edits and nn.Parameter accept."""
-    inference = torch.inference_mode()(method)
-
-    @functools.wraps(method)
-    def ordinary(*args, **kwargs) -> torch.Tensor:
-        return inference(*args, **kwargs).clone()
-    return ordinary
 
 
 class Predictor:
     """Zero-shot classification and latents with a RuCLIP model, as ruclip 0.0.2's Predictor.
 
     Results do not depend on how the work is batched, up to float rounding; speed and memory do.
-    bs: images per forward pass of the image tower. None (default; the original's was 8): picked
-        for the device, on CPU the most that keep the widest activation under 28 MiB (32 images
-        of base-patch32-384 in bf16, 16 in fp32), on CUDA 128. Texts are batched by length
-        whatever bs is.
+    Every result is an ordinary tensor (autograd, in-place edits and nn.Parameter take it), computed
+    under torch.inference_mode(). A Predictor may be used from several threads at once; each call
+    gives what it gives alone.
+
+    batch_size (or bs, the original's name; positional as there): images per forward pass of the
+        image tower. None (default; the original's was 8): picked for the device, on CPU the most
+        that keep the widest activation under CPU_ACTIVATION_BYTES, on CUDA 128. Texts are batched
+        by length whatever it is.
     num_workers: threads that decode and transform images while the model runs (0: none, in the
-        calling thread); None: up to 8, one per CPU core.
+        calling thread); None: one per CPU core this process may use, up to 8.
     jpeg_draft: decode JPEG files and bytes at half or a quarter of their size (never below the
         model's resolution). Faster on large photos, but the pixels, hence the latents, change a
-        little (see benchmarks/RESULTS.md); off by default.
+        little; off by default.
     compile: run the image tower through torch.compile (the first batch then takes a while to
         compile; the last batch is padded so that every batch has the same shape).
-    tune_malloc: on CPU under Linux/glibc, fix malloc's mmap and trim thresholds for the process
-        (ruclip.allocator) so that activation memory is reused rather than returned to the OS and
-        faulted in again at every layer, which took a fifth of a zero-shot run's time here. The
-        process then keeps up to 512 MiB of freed memory for reuse. False leaves malloc alone.
+    tune_malloc: on CPU under Linux/glibc, fix malloc's mmap and trim thresholds for the whole
+        process (ruclip._malloc) so that activation memory is reused rather than returned to the OS
+        and faulted in again at every layer; the process then keeps up to 512 MiB of freed memory.
+        Off by default: it changes the host process's allocator. benchmarks/RESULTS.md has its gain.
     """
 
     def __init__(self, clip_model: CLIP, clip_processor: RuCLIPProcessor, device='cpu',
                  templates: Optional[Iterable[str]] = None, bs: Optional[int] = None, quiet: bool = False, *,
                  num_workers: Optional[int] = None, jpeg_draft: bool = False, compile: bool = False,
-                 tune_malloc: bool = True):
+                 tune_malloc: bool = False):
         if num_workers is not None:
             num_workers = count('num_workers', num_workers, minimum=0)
         for name, flag in (('jpeg_draft', jpeg_draft), ('compile', compile), ('tune_malloc', tune_malloc)):
             if not isinstance(flag, bool):
                 raise TypeError(f'{name} must be True or False, got {flag!r}')
-        self.device = device  # as given, as the original kept it
-        self.clip_model = clip_model.to(resolve_device(device)).eval()
+        self.device = resolve_device(device)
+        self.clip_model = clip_model.to(self.device).eval()
         self.clip_processor = clip_processor
         model_size, processor_size = clip_model.config.image_resolution, clip_processor.image_size
         if model_size != processor_size:
             raise ValueError(f'the processor makes {processor_size} px images but the model takes {model_size} px: '
                              f'load both from the same checkpoint')
-        self.bs = bs
+        self.batch_size = bs
         self.quiet = quiet
         self.templates = check_templates(templates)
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self.jpeg_draft = jpeg_draft
         self.compile = compile
-        self._compiled = {}  # the compiled image tower, built at first use; shared with copies (tasks)
-        if tune_malloc and self.clip_model.device.type == 'cpu':
+        self._compiled_visual = None  # built at first use
+        self._compile_lock = threading.Lock()
+        if tune_malloc and self.device.type == 'cpu':
             keep_freed_memory()
 
     @property
-    def bs(self) -> Optional[int]:
-        """Images per forward pass as asked for; None: picked for the device (see batch_size)."""
-        return self._bs
-
-    @bs.setter
-    def bs(self, value: Optional[int]) -> None:
-        self._bs = None if value is None else count('bs', value)
-
-    @property
     def batch_size(self) -> int:
-        """Images per forward pass of the image tower: bs, or when None the size picked for the device."""
-        return self._bs or self._device_batch_size()
+        """Images per forward pass of the image tower: as set, or when set to None, picked for the device."""
+        return self._batch_size or self._device_batch_size()
 
     @batch_size.setter
-    def batch_size(self, value: int) -> None:
-        self.bs = value
+    def batch_size(self, value: Optional[int]) -> None:
+        self._batch_size = None if value is None else count('batch_size (bs)', value)
+
+    bs = batch_size  # the original's name
 
     def _device_batch_size(self) -> int:
-        if self.clip_model.device.type == 'cuda':
+        if self.device.type == 'cuda':
             return CUDA_BATCH_SIZE
         config = self.clip_model.config
         tokens = (config.image_resolution // config.vision_patch_size) ** 2 + 1
         return max(1, self._tokens_per_batch(config.vision_width) // tokens)
 
     def _tokens_per_batch(self, width: int) -> int:
-        if self.clip_model.device.type == 'cuda':
+        if self.device.type == 'cuda':
             return CUDA_TEXT_TOKENS
         return CPU_ACTIVATION_BYTES // (4 * width * self.clip_model.dtype.itemsize)
 
-    @_ordinary_result
     def get_text_latents(self, class_labels: Iterable[str]) -> torch.Tensor:
-        """[n_classes, embed_dim] float32: per-template latents averaged over templates, L2-normalised.
-
-        All templates x classes go through the model together, in batches of texts of similar
-        length, each cut to its longest text (attention is causal: the result is the same).
-        """
+        """[n_classes, embed_dim] float32, L2-normalised: each label (lowercased) in every one of
+        self.templates, the templates' latents averaged, as the original."""
         labels = str_list(class_labels, 'class_labels')
         texts = [template.format(label.lower().strip()) for template in self.templates for label in labels]
-        tokens = [self.clip_processor.tokenize(text) for text in texts]
-        order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]))
-        latents = torch.empty(len(texts), self.clip_model.config.embed_dim, dtype=torch.float32)
-        budget = self._tokens_per_batch(self.clip_model.config.transformer_width)
-        for indices in _length_batches(order, [len(t) for t in tokens], budget):
-            rows = [tokens[i] for i in indices]
-            input_ids = self.clip_processor.pad(rows, length=len(rows[-1]))  # sorted: the last is longest
-            latents[indices] = self.clip_model.encode_text(input_ids.to(self.device)).float().cpu()
-        latents = latents.view(len(self.templates), len(labels), -1).mean(0)
+        latents = self._encode_texts(texts).view(len(self.templates), len(labels), -1).mean(0)
         return (latents / latents.norm(dim=-1, keepdim=True)).to(self.device)
 
-    @torch.inference_mode()
+    def get_caption_latents(self, captions: Iterable[str]) -> torch.Tensor:
+        """[n_captions, embed_dim] float32, L2-normalised: each text as it is, no template."""
+        latents = self._encode_texts(str_list(captions, 'captions'))
+        return (latents / latents.norm(dim=-1, keepdim=True)).to(self.device)
+
+    def _encode_texts(self, texts: List[str]) -> torch.Tensor:
+        """[len(texts), embed_dim] float32 raw text latents on the CPU. All texts go through the model
+        together, in batches of texts of similar length, each cut to its longest text (attention is
+        causal and the latent is read at eos: the result is the same)."""
+        tokens = [self.clip_processor.tokenize(text) for text in texts]
+        order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]))
+        budget = self._tokens_per_batch(self.clip_model.config.transformer_width)
+        batches = []
+        with torch.inference_mode():
+            for indices in _length_batches(order, [len(t) for t in tokens], budget):
+                rows = [tokens[i] for i in indices]
+                input_ids = self.clip_processor.pad(rows, length=len(rows[-1]))  # sorted: the last is longest
+                batches.append(self.clip_model.encode_text(input_ids.to(self.device)).float().cpu())
+        inverse = torch.empty(len(order), dtype=torch.long)
+        inverse[torch.tensor(order)] = torch.arange(len(order))
+        return torch.cat(batches)[inverse]  # outside inference mode: an ordinary tensor, in input order
+
     def run(self, images: Iterable, text_latents: torch.Tensor) -> List[int]:
-        """The index of the best-matching class for each image."""
+        """The index of the best-matching class for each image ([] for no images, as the original)."""
         if not isinstance(text_latents, torch.Tensor) or text_latents.dim() != 2:
             raise TypeError('text_latents must be the [n_classes, embed_dim] tensor from get_text_latents')
         embed_dim = self.clip_model.config.embed_dim
         if text_latents.shape[1] != embed_dim or text_latents.shape[0] == 0:
             raise ValueError(f'text_latents must be [n_classes, {embed_dim}] for this model (from its '
                              f'get_text_latents), got shape {list(text_latents.shape)}')
-        text_latents = text_latents.to(self.device, torch.float32)
+        text_latents = text_latents.detach().to(self.device, torch.float32)
         labels = []
-        for image_latents in self._normalized_image_latents(images):
-            logits_per_text = text_latents @ image_latents.t()  # [n_classes, B]
-            labels.extend(logits_per_text.argmax(0).tolist())
+        with torch.inference_mode():
+            for image_latents in self._normalized_image_latents(images, allow_empty=True):
+                logits_per_text = text_latents @ image_latents.t()  # [n_classes, B]
+                labels.extend(logits_per_text.argmax(0).tolist())
         return labels
 
     def get_image_latents(self, images: Iterable, *, on_error: Optional[Callable] = None) -> torch.Tensor:
-        """[n_images, embed_dim] float32 L2-normalised image latents; images may be any iterable
-        of PIL images, file paths or encoded bytes.
+        """[n_images, embed_dim] float32 L2-normalised image latents ([0, embed_dim] for no images);
+        images may be any iterable of PIL images, file paths or encoded bytes.
 
         on_error: None (default): an image that cannot be read raises an error naming its position.
             Otherwise on_error(index, image, error) is called for it, in input order, and it is left
             out of the result.
         """
         with torch.inference_mode():
-            batches = list(self._normalized_image_latents(images, on_error))
+            batches = list(self._normalized_image_latents(images, on_error, allow_empty=True))
+        if not batches:
+            return torch.empty(0, self.clip_model.config.embed_dim, device=self.device)
         return torch.cat(batches)  # outside inference mode: an ordinary tensor, with no second copy
 
-    def _normalized_image_latents(self, images: Iterable, on_error: Optional[Callable] = None
-                                  ) -> Iterator[torch.Tensor]:
+    def _normalized_image_latents(self, images: Iterable, on_error: Optional[Callable] = None,
+                                  allow_empty: bool = False) -> Iterator[torch.Tensor]:
         total = len(images) if hasattr(images, '__len__') else None
-        if total == 0:
-            raise ValueError('images is empty: give at least one image')
-        on_cuda = self.clip_model.device.type == 'cuda'
+        on_cuda = self.device.type == 'cuda'
         with tqdm(total=total, unit='image', disable=self.quiet) as progress:
             skipped = []
 
@@ -183,25 +178,27 @@ class Predictor:
             seen = 0
             for pixel_values in batches:
                 n = len(pixel_values)
-                pixel_values = pixel_values.to(self.clip_model.device, non_blocking=on_cuda)  # pinned on CUDA
+                pixel_values = pixel_values.to(self.device, non_blocking=on_cuda)  # pinned on CUDA
                 latents = self._encode_image(pixel_values).float()
                 seen += n
                 progress.update(n)
                 yield latents / latents.norm(dim=-1, keepdim=True)
-        if seen == 0:
-            raise ValueError(f'none of the {len(skipped)} images could be read' if skipped
-                             else 'images is empty: give at least one image')
+        if seen == 0 and skipped:
+            raise ValueError(f'none of the {len(skipped)} images could be read')
+        if seen == 0 and not allow_empty:
+            raise ValueError('images is empty: give at least one image')
 
     def _encode_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
         if not self.compile:
             return self.clip_model.encode_image(pixel_values)
-        if 'visual' not in self._compiled:
-            self._compiled['visual'] = torch.compile(self.clip_model.visual, dynamic=False)
+        with self._compile_lock:
+            if self._compiled_visual is None:
+                self._compiled_visual = torch.compile(self.clip_model.visual, dynamic=False)
         n, batch_size = len(pixel_values), self.batch_size
         if n < batch_size:  # one shape for the compiled graph
             padding = pixel_values.new_zeros((batch_size - n, *pixel_values.shape[1:]))
             pixel_values = torch.cat([pixel_values, padding])
-        return self._compiled['visual'](pixel_values.to(self.clip_model.dtype))[:n]
+        return self._compiled_visual(pixel_values.to(self.clip_model.dtype))[:n]
 
 
 def _length_batches(order: List[int], lengths: List[int], budget: int) -> Iterator[List[int]]:

@@ -1,24 +1,48 @@
-"""MODELS and load(): the six RuCLIP checkpoints from the Hugging Face Hub, its cache, or a folder."""
+"""The six published RuCLIP checkpoints (MODELS), load() from the Hub, its cache or a folder, and
+describe_models(): what each model is and whether it is here, without touching the network."""
 import os
-from typing import Optional, Tuple, Union
+from dataclasses import asdict, dataclass
+from typing import List, Optional, Tuple, Union
 
 import torch
 
-from .model import CLIP, resolve_device, resolve_dtype
+from ._device import resolve_device, resolve_dtype
+from ._weights import WEIGHT_FILES
+from .config import CLIPConfig
+from .model import CLIP
 from .processor import RuCLIPProcessor
 
 CHECKPOINT_FILES = ['bpe.model', 'config.json', 'pytorch_model.bin']
-MODELS = {
-    name: dict(repo_id=f'ai-forever/{name}', filenames=list(CHECKPOINT_FILES))
-    for name in [
-        'ruclip-vit-base-patch32-224',
-        'ruclip-vit-base-patch16-224',
-        'ruclip-vit-large-patch14-224',
-        'ruclip-vit-large-patch14-336',
-        'ruclip-vit-base-patch32-384',
-        'ruclip-vit-base-patch16-384',
-    ]
-}
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """One published checkpoint: its Hub repo and its vision tower (config.json holds the rest)."""
+    name: str
+    vit_size: str  # 'B' (width 768) or 'L' (width 1024)
+    patch_size: int
+    image_size: int
+
+    @property
+    def repo_id(self) -> str:
+        return f'ai-forever/{self.name}'
+
+    @property
+    def vit(self) -> str:
+        return f'ViT-{self.vit_size}/{self.patch_size}'
+
+
+PRETRAINED = {model.name: model for model in [
+    Pretrained('ruclip-vit-base-patch32-224', 'B', 32, 224),
+    Pretrained('ruclip-vit-base-patch16-224', 'B', 16, 224),
+    Pretrained('ruclip-vit-large-patch14-224', 'L', 14, 224),
+    Pretrained('ruclip-vit-large-patch14-336', 'L', 14, 336),
+    Pretrained('ruclip-vit-base-patch32-384', 'B', 32, 384),
+    Pretrained('ruclip-vit-base-patch16-384', 'B', 16, 384),
+]}
+# the original's form of the registry: name -> dict(repo_id, filenames)
+MODELS = {name: dict(repo_id=model.repo_id, filenames=list(CHECKPOINT_FILES)) for name, model in PRETRAINED.items()}
+VIT_SIZE_BY_WIDTH = {768: 'B', 1024: 'L'}
 
 
 def load(name: str, device: Union[str, torch.device] = 'cpu', cache_dir: Optional[str] = None,
@@ -80,3 +104,52 @@ def _download(repo_id, cache_dir, revision, token, local_files_only) -> str:
                 f'{repo_id}/{filename} is not in {where} and downloading is off (local_files_only=True or '
                 f'HF_HUB_OFFLINE=1) or the Hub cannot be reached; load it once online first') from None
     return os.path.dirname(paths[0])
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """name: a key of MODELS or a folder; vit: e.g. 'ViT-B/32'; size_bytes: on disk, None if absent."""
+    name: str
+    vit: str
+    patch_size: int
+    image_size: int
+    cached: bool
+    size_bytes: Optional[int]
+    folder: Optional[str]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def describe_models(cache_dir: Optional[str] = None) -> List[ModelInfo]:
+    """The six models, in MODELS' order, with their state in the Hugging Face cache."""
+    return [describe(name, cache_dir) for name in MODELS]
+
+
+def describe(name: str, cache_dir: Optional[str] = None) -> ModelInfo:
+    """One model of MODELS (looked up in the cache at `cache_dir`, the standard one by default) or a
+    checkpoint folder (read from its config.json; not cached unless it holds weights)."""
+    if name in PRETRAINED:
+        model = PRETRAINED[name]
+        patch, resolution, vit = model.patch_size, model.image_size, model.vit
+        files = _cached_files(model.repo_id, cache_dir)
+    else:
+        folder = checkpoint_folder(name)  # not a key of MODELS: a folder, checked, never downloaded
+        config = CLIPConfig.from_file(os.path.join(folder, 'config.json'))
+        patch, resolution, width = config.vision_patch_size, config.image_resolution, config.vision_width
+        vit = f'ViT-{VIT_SIZE_BY_WIDTH[width]}/{patch}' if width in VIT_SIZE_BY_WIDTH else f'ViT/{patch}, width {width}'
+        has_weights = any(os.path.isfile(os.path.join(folder, weights)) for weights in WEIGHT_FILES)
+        files = [path for path in (os.path.join(folder, entry) for entry in sorted(os.listdir(folder)))
+                 if os.path.isfile(path)] if has_weights else []
+    cached = bool(files)
+    return ModelInfo(name=name, vit=vit, patch_size=patch, image_size=resolution, cached=cached,
+                     size_bytes=sum(os.path.getsize(path) for path in files) if cached else None,
+                     folder=os.path.dirname(files[0]) if cached else None)
+
+
+def _cached_files(repo_id: str, cache_dir: Optional[str]) -> List[str]:
+    """The paths of all CHECKPOINT_FILES in the cache, or [] unless every one is there."""
+    from huggingface_hub import try_to_load_from_cache
+
+    paths = [try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir) for filename in CHECKPOINT_FILES]
+    return paths if all(isinstance(path, str) for path in paths) else []

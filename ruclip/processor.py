@@ -4,7 +4,7 @@ from typing import Iterable, List, Optional, Sequence, Union
 
 import torch
 
-from .checks import str_list
+from ._checks import str_list
 from .config import OPENAI_MEAN, OPENAI_STD, CLIPConfig
 from .image import ImageTransform, open_image
 from .tokenizer import BPETokenizer

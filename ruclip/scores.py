@@ -10,7 +10,7 @@ from typing import List, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from .checks import count
+from ._checks import count
 
 CHUNK_ELEMENTS = 1 << 24  # rank_latents() holds at most about this many similarities at once (64 MiB in fp32)
 

@@ -5,9 +5,9 @@ import shutil
 import pytest
 import torch
 
-from checkpoints import TINY_ARCHITECTURES, write_checkpoint
-from fake_hub import FakeHub, point_hub_client_at
-from texts import train_bpe
+from helpers.checkpoints import TINY_ARCHITECTURES, write_checkpoint
+from helpers.fake_hub import FakeHub, point_hub_client_at
+from helpers.texts import train_bpe
 
 
 @pytest.fixture(scope='session')

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import ruclip
-from checkpoints import TINY_ARCHITECTURES
+from helpers.checkpoints import TINY_ARCHITECTURES
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'benchmarks'))
 import bench  # noqa: E402

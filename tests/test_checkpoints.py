@@ -1,7 +1,7 @@
 """The tests' tiny checkpoints: their weights depend on the seed alone, not on the model code's initialisation."""
 import torch
 
-from checkpoints import TINY_ARCHITECTURES, write_checkpoint
+from helpers.checkpoints import TINY_ARCHITECTURES, write_checkpoint
 
 
 def weights(folder):

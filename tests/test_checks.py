@@ -5,7 +5,7 @@ import torch
 
 import ruclip
 from ruclip.config import CLIPConfig
-from ruclip.onnx_export import MIN_OPSET, check_opset
+from ruclip.export.onnx import MIN_OPSET, check_opset
 
 
 def test_counts_take_numpy_integers_everywhere():

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import ruclip
-from checkpoints import TINY_ARCHITECTURES, write_checkpoint
-from fake_hub import FakeHub, point_hub_client_at
+from helpers.checkpoints import TINY_ARCHITECTURES, write_checkpoint
+from helpers.fake_hub import FakeHub, point_hub_client_at
 
 REPO = 'ai-forever/ruclip-vit-base-patch32-224'
 NAME = 'ruclip-vit-base-patch32-224'
@@ -318,7 +318,7 @@ def test_reduced_precision_load_equals_fp32_load_then_cast(checkpoint_factory, w
 
 @pytest.mark.parametrize('zipped', [True, False], ids=['mapped', 'legacy-unmapped'])
 def test_conversion_keeps_tensors_that_share_storage(tmp_path, zipped):
-    from ruclip.checkpoint import converted, read_state_dict
+    from ruclip._weights import converted, read_state_dict
     big = torch.randn(1024, 1024)
     torch.save({'a': big, 'tied': big, 'half': big[512:], 'steps': torch.arange(5)}, tmp_path / 'pytorch_model.bin',
                _use_new_zipfile_serialization=zipped)
@@ -330,7 +330,7 @@ def test_conversion_keeps_tensors_that_share_storage(tmp_path, zipped):
 
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='reads /proc/self/maps')
 def test_conversion_copies_mapped_tensors_only(tmp_path):
-    from ruclip.checkpoint import converted, read_state_dict
+    from ruclip._weights import converted, read_state_dict
     in_heap = torch.randn(64, 64)
     assert converted({'w': in_heap}, torch.float32, 'cpu')['w'] is in_heap
     torch.save({'w': in_heap}, tmp_path / 'pytorch_model.bin')

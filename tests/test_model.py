@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import ruclip
-from checkpoints import TINY_ARCHITECTURES
+from helpers.checkpoints import TINY_ARCHITECTURES
 
 
 @pytest.fixture(scope='module')

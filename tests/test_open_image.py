@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 import ruclip
-from images import rgb_image
+from helpers.images import rgb_image
 from ruclip.image import open_image
 
 

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 import ruclip
-from images import rgb_image, varied_images
-from original import load_original
-from texts import varied_texts
+from helpers.images import rgb_image, varied_images
+from helpers.original import load_original
+from helpers.texts import varied_texts
 
 PARITY_ARCHITECTURES = ['ruclip-vit-base-patch32-224', 'ruclip-vit-base-patch16-384', 'ruclip-vit-large-patch14-336']
 ATOL = 1e-5

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import ruclip
-from images import rgb_image
+from helpers.images import rgb_image
 from ruclip.cli import main
 
 
@@ -39,7 +39,7 @@ def test_counts_may_be_numpy_integers_and_bs_may_change(loaded):
     assert predictor.bs == 4 and type(predictor.bs) is int and predictor.num_workers == 1
     predictor.bs = 2
     assert predictor.batch_size == 2
-    with pytest.raises(ValueError, match='bs must be a positive integer, got 0'):
+    with pytest.raises(ValueError, match=r'batch_size \(bs\) must be a positive integer, got 0'):
         predictor.bs = 0
     predictor.batch_size = 3  # this package's earlier name for it
     assert predictor.bs == predictor.batch_size == 3

@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 import ruclip
-from images import encoded, rgb_image
+from helpers.images import encoded, rgb_image
 
 
 @pytest.fixture(scope='module')

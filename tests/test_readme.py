@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from images import encoded, rgb_image
+from helpers.images import encoded, rgb_image
 
 README = Path(__file__).resolve().parents[1] / 'README.md'
 

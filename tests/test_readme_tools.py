@@ -5,7 +5,7 @@ import shlex
 import pytest
 import torch
 
-from images import rgb_image
+from helpers.images import rgb_image
 from test_readme import README, readme_python_blocks
 
 pytest.importorskip('matplotlib')

@@ -4,7 +4,7 @@ import shlex
 
 import pytest
 
-from images import rgb_image
+from helpers.images import rgb_image
 from ruclip.cli import build_parser
 from test_readme import README, readme_python_blocks
 

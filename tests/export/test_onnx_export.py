@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from ruclip import RuCLIPProcessor, load
-from ruclip.onnx_export import IMAGE_FILE, TEXT_FILE, OnnxCLIP, export_onnx
-from images import SIZES, rgb_image
-from texts import varied_texts
+from ruclip.export.onnx import IMAGE_FILE, TEXT_FILE, OnnxCLIP, export_onnx
+from helpers.images import SIZES, rgb_image
+from helpers.texts import varied_texts
 
 onnx = pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')

@@ -1,10 +1,59 @@
-"""Where results are written: checked before any work, so a bad path fails fast and nothing is damaged."""
+"""Where and how results are written.
+
+Paths are checked before any work, so a bad one fails fast; every file is written to a temporary
+name in its target folder, flushed to disk and renamed into place, so after any failure (an
+exception, a full disk, Ctrl-C, SIGKILL) it is either complete or absent, never half written.
+"""
 import os
 import tempfile
+from contextlib import contextmanager
+from typing import IO, Iterable, Iterator
+
+PARTIAL = '.partial'  # in the names of temporary files, which a crash may leave behind: never a result
 
 
-def check_writable_file(path: str, what: str) -> None:
-    """Raise ValueError unless `path` can be created or overwritten as a file."""
+@contextmanager
+def replacing(path) -> Iterator[str]:
+    """A temporary path beside `path` (same extension) to write the file to; once the block ends
+    without error it is synced and renamed to `path`, else removed."""
+    path = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    extension = os.path.splitext(name)[1]
+    handle, temporary = tempfile.mkstemp(prefix=f'.{name}.', suffix=PARTIAL + extension, dir=folder)
+    os.close(handle)
+    try:
+        yield temporary
+        _fsync(temporary)
+        os.replace(temporary, path)
+        _fsync(folder)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+@contextmanager
+def atomic_open(path, mode: str = 'wb', **options) -> Iterator[IO]:
+    """open() for writing, through replacing(path): the file appears whole, or not at all."""
+    with replacing(path) as temporary, open(temporary, mode, **options) as file:
+        yield file
+
+
+def _fsync(path: str) -> None:
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    except OSError:  # some file systems cannot sync a folder
+        pass
+    finally:
+        os.close(handle)
+
+
+def check_writable_file(path: str, what: str, inputs: Iterable = ()) -> None:
+    """Raise ValueError unless `path` can be created or overwritten as a file and is none of `inputs`
+    (paths compared once symlinks are resolved)."""
     if os.path.isdir(path):
         raise ValueError(f'{what}: {path} is a folder, expected a file name')
     folder = os.path.dirname(os.path.abspath(path))
@@ -13,6 +62,10 @@ def check_writable_file(path: str, what: str) -> None:
     _check_writable_folder(folder, what)
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise ValueError(f'{what}: {path} cannot be overwritten (permission denied)')
+    target = os.path.realpath(path)
+    for source in inputs:
+        if os.path.realpath(source) == target:
+            raise ValueError(f'{what}: {path} is one of the inputs; choose another file name')
 
 
 def check_export_folder(out_dir, model, overwrite: bool = False) -> str:

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from ruclip.catalog import describe
+from ruclip.pretrained import describe
 
 
 @pytest.fixture

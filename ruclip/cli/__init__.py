@@ -1,60 +1,74 @@
 """The `ruclip` command line (also `python -m ruclip`).
 
-To add a subcommand, write a commands.Command (its options and its run) and list it in COMMANDS.
+COMMANDS is the one table of subcommands: each row names the module of ruclip.cli that defines it
+(in its own COMMANDS dict: options, run, exit codes) and is imported only when that command runs,
+so `ruclip --help` and `ruclip --version` start without importing torch. Exit codes are defined and
+explained in _common.EXIT_CODES.
 """
 import argparse
+import importlib
 import logging
 import os
 import sys
+import textwrap
 from contextlib import contextmanager
-from typing import List, Optional
 
 from tqdm.auto import tqdm
+from typing import List, Optional
 
-from . import commands, export_commands
-from .commands import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE
+from ._common import (EXIT_BROKEN_PIPE, EXIT_CODES, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED,
+                      EXIT_USAGE, Command, UsageError)
 
-COMMANDS = [commands.MODELS_COMMAND, commands.CLASSIFY_COMMAND, commands.RANK_COMMAND, commands.EMBED_COMMAND,
-            export_commands.EXPORT_ONNX_COMMAND, export_commands.EXPORT_HF_COMMAND]
+# name, module, one-line help
+COMMANDS = [
+    ('models', 'models', 'the six models, their sizes, whether each is cached here'),
+    ('classify', 'predict', 'top-k labels with probabilities for each image'),
+    ('rank', 'predict', 'captions ranked for each image and images for each caption'),
+    ('embed', 'embed', 'image latents to a .npy or .npz file'),
+    ('export-onnx', 'export', 'ONNX files of the image and text towers, for onnxruntime'),
+    ('export-hf', 'export', 'a transformers CLIPModel folder, for from_pretrained and pipelines'),
+]
+
+
+def command(name: str) -> Command:
+    """The Command called `name`, its module imported now."""
+    module = next(module for command_name, module, _ in COMMANDS if command_name == name)
+    return importlib.import_module(f'{__name__}.{module}').COMMANDS[name]
 
 
 def exit_codes(reads_images: bool = True) -> str:
     """The --help epilog: the exit codes a command can return."""
-    codes = [(EXIT_OK, 'done')]
-    if reads_images:
-        codes.append((EXIT_SKIPPED, 'done, but some image files could not be read: each is named on stderr and\n'
-                                    'left out'))
-    codes += [
-        (EXIT_USAGE, 'bad usage or input: unknown option or model, missing file or checkpoint (or a model\n'
-                     'neither cached nor downloadable), no image found or none readable, empty labels or\n'
-                     'captions, bad --out'),
-        (EXIT_FAILED, 'any other failure: an error from the Hub, out of memory, a stdout that cannot\n'
-                      'encode the results, ...'),
-        (EXIT_BROKEN_PIPE, 'stdout closed early (e.g. piped into head): the rest of the output is dropped'),
-    ]
-    return 'exit codes:\n' + '\n'.join(f'  {code:<3}  ' + text.replace('\n', '\n' + ' ' * 7) for code, text in codes)
+    codes = [code for code in EXIT_CODES if reads_images or code != EXIT_SKIPPED]
+    return 'exit codes:\n' + '\n'.join(textwrap.fill(EXIT_CODES[code], 100, initial_indent=f'  {code:<3}  ',
+                                                       subsequent_indent=' ' * 7) for code in codes)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
+    """The parser; given argv, only the subcommand it names gets its options (and its module imported)."""
+    from .. import __version__
 
     parser = argparse.ArgumentParser(
         prog='ruclip', description='RuCLIP: Russian CLIP from the command line.', epilog=exit_codes(),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--version', action='version', version=f'ruclip {__version__}')
     subparsers = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
-    for command in COMMANDS:
-        subparser = subparsers.add_parser(command.name, help=command.help, description=command.help,
-                                          epilog=exit_codes(command.reads_images),
+    chosen = None if argv is None else next((arg for arg in argv if not arg.startswith('-')), None)
+    for name, _, help in COMMANDS:
+        if argv is not None and name != chosen:
+            subparsers.add_parser(name, help=help)
+            continue
+        spec = command(name)
+        subparser = subparsers.add_parser(name, help=help, description=help, epilog=exit_codes(spec.reads_images),
                                           formatter_class=argparse.RawDescriptionHelpFormatter)
-        command.arguments(subparser)
-        subparser.set_defaults(run=command.run)
+        spec.arguments(subparser)
+        subparser.set_defaults(run=spec.run)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run `ruclip ARGV...` and return its exit code (argparse exits with 2 on bad usage itself)."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     with _log_to_stderr():
         try:
             code = args.run(args)
@@ -73,7 +87,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f'ruclip {args.command}: failed: stdout ({error.encoding}) cannot show the results: {error.reason} '
                   f'{error.object[error.start:error.end]!r}; {hint}', file=sys.stderr)
             return EXIT_FAILED
-        except (commands.UsageError, FileNotFoundError, ValueError) as error:
+        except (UsageError, FileNotFoundError, ValueError) as error:
             print(f'ruclip {args.command}: error: {error}', file=sys.stderr)
             return EXIT_USAGE
         except Exception as error:  # noqa: BLE001 - a command line reports, it does not dump a traceback

@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 
 import ruclip
-from images import rgb_image
+from helpers.images import rgb_image
 from ruclip.image import ImageTransform
-from ruclip.pipeline import image_batches
+from ruclip._batches import image_batches
 
 
 @pytest.fixture(scope='module')
@@ -46,7 +46,7 @@ def test_any_error_from_a_pil_image_names_its_position(predictor, jpeg):
 def test_an_error_that_is_a_bug_is_not_taken_for_an_unreadable_file(predictor, jpeg, monkeypatch):
     def broken_open_image(source, draft_size=None):
         raise RuntimeError('a bug')
-    monkeypatch.setattr(ruclip.pipeline, 'open_image', broken_open_image)
+    monkeypatch.setattr(ruclip._batches, 'open_image', broken_open_image)
     for on_error in (None, lambda *args: pytest.fail('a bug was skipped as an unreadable file')):
         with pytest.raises(RuntimeError, match='^a bug$'):
             predictor.get_image_latents([jpeg], on_error=on_error)
@@ -67,12 +67,12 @@ class CountingTransform(ImageTransform):
 @pytest.mark.parametrize('num_workers', [0, 1])
 def test_an_error_stops_the_batch_without_loading_the_rest(tmp_path, num_workers, monkeypatch):
     cancelled = threading.Event()  # the worker holds each image until the failing batch is cancelled
-    cancel = ruclip.pipeline._cancel
+    cancel = ruclip._batches._cancel
 
     def cancel_and_release(futures):
         cancel(futures)
         cancelled.set()
-    monkeypatch.setattr(ruclip.pipeline, '_cancel', cancel_and_release)
+    monkeypatch.setattr(ruclip._batches, '_cancel', cancel_and_release)
     transform = CountingTransform(gate=cancelled)
     images = [str(tmp_path / 'missing.jpg')] + [rgb_image(40, 40)] * 200
     with pytest.raises(FileNotFoundError, match='image #0: image file not found'):

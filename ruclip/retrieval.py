@@ -1,10 +1,9 @@
-"""One call per task, on top of a Predictor: classify, rank, encode captions, embed image files.
+"""Retrieval on top of a Predictor: rank captions and images, encode captions, embed image files.
 
 Wherever `images` is taken, it may be a list (or any iterable) of PIL images, file paths or
 bytes, or the [n_images, embed_dim] tensor that Predictor.get_image_latents returned for them,
 so latents are computed once and reused.
 """
-import copy
 import logging
 import os
 from dataclasses import dataclass
@@ -12,9 +11,9 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from .checks import str_list
+from ._checks import str_list
 from .predictor import Predictor
-from .scores import Ranking, TopK, probabilities, rank_latents, top_k
+from .scores import Ranking, rank_latents
 
 Images = Union[Iterable, torch.Tensor]
 logger = logging.getLogger('ruclip')
@@ -32,23 +31,6 @@ class Embeddings:
     skipped: List[Tuple[str, str]]
 
 
-def classify(predictor: Predictor, images: Images, labels: Sequence[str], k: int = 3,
-             text_latents: Optional[torch.Tensor] = None) -> TopK:
-    """The k most probable labels for each image, with their probabilities, best first.
-
-    Probabilities are the softmax over `labels` of logit_scale * cosine similarity, as the model
-    was trained; labels are wrapped in predictor.templates. The top label is Predictor.run's.
-    text_latents: predictor.get_text_latents(labels), when already computed.
-    """
-    labels = str_list(labels, 'labels')
-    if text_latents is None:
-        text_latents = predictor.get_text_latents(labels)
-    elif text_latents.shape[0] != len(labels):
-        raise ValueError(f'text_latents has {text_latents.shape[0]} rows for {len(labels)} labels')
-    scale = predictor.clip_model.logit_scale.detach().exp()
-    return top_k(probabilities(image_latents(predictor, images), text_latents, scale), k, labels)
-
-
 def rank(predictor: Predictor, images: Images, texts: Sequence[str], k: int = 5,
          image_names: Optional[Sequence[str]] = None, text_latents: Optional[torch.Tensor] = None) -> Ranking:
     """The k most similar texts for each image and the k most similar images for each text.
@@ -64,8 +46,9 @@ def rank(predictor: Predictor, images: Images, texts: Sequence[str], k: int = 5,
 
 
 def encode_texts(predictor: Predictor, texts: Iterable[str]) -> torch.Tensor:
-    """[n_texts, embed_dim] L2-normalised latents of captions taken as they are, no templates."""
-    return _variant(predictor, templates=['{}'], quiet=True).get_text_latents(str_list(texts, 'texts'))
+    """[n_texts, embed_dim] L2-normalised latents of captions taken as they are, no templates
+    (predictor.get_caption_latents)."""
+    return predictor.get_caption_latents(str_list(texts, 'texts'))
 
 
 def image_latents(predictor: Predictor, images: Images) -> torch.Tensor:
@@ -103,11 +86,3 @@ def embed_images(predictor: Predictor, files: Iterable[Union[str, os.PathLike]])
         raise
     readable = [path for index, path in enumerate(files) if index not in skipped]
     return Embeddings(latents=latents, files=readable, skipped=list(skipped.values()))
-
-
-def _variant(predictor: Predictor, **changes) -> Predictor:
-    """predictor with some attributes changed, sharing its model, processor, settings and compiled tower."""
-    variant = copy.copy(predictor)
-    for name, value in changes.items():
-        setattr(variant, name, value)
-    return variant

@@ -8,8 +8,8 @@ import functools
 import os
 from typing import Dict, List, Tuple, Union
 
-from .extras import require
-from .tokenizer import SPACE, BPETokenizer
+from .._optional import require
+from ..tokenizer import SPACE, BPETokenizer
 
 SEPARATORS = '[\t\n\v\f\r \u2581]+'  # yttm's word separators: C isspace() in ASCII, and '▁'
 PROCESSOR_IDS = {'pad': 0, 'bos': 2, 'eos': 3}  # as RuCLIPProcessor frames and pads every text

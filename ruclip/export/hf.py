@@ -10,12 +10,12 @@ from typing import Dict, Optional, Union
 
 import torch
 
-from .config import CLIPConfig
-from .extras import require
+from .._optional import require
+from .._outputs import check_export_folder
+from ..config import CLIPConfig
+from ..model import CLIP
+from ..processor import RuCLIPProcessor
 from .hf_tokenizer import MIN_TOKENIZERS, build_tokenizer
-from .model import CLIP
-from .outputs import check_export_folder
-from .processor import RuCLIPProcessor
 
 BILINEAR = 2  # PIL.Image.BILINEAR, as RuCLIP's ImageTransform resizes
 
@@ -53,7 +53,7 @@ def export_hf(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.PathL
             raise TypeError('export_hf(clip, out_dir, processor) needs the RuCLIPProcessor loaded with the model '
                             f'(its bpe.model and image settings), got processor={type(processor).__name__}')
     elif isinstance(model, (str, os.PathLike)):
-        from .pretrained import checkpoint_folder
+        from ..pretrained import checkpoint_folder
         folder = checkpoint_folder(model, cache_dir=cache_dir, revision=revision, token=token,
                                    local_files_only=local_files_only)
         model, processor = CLIP.from_pretrained(folder), RuCLIPProcessor.from_pretrained(folder)

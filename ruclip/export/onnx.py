@@ -14,10 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import count
-from .extras import require
-from .model import CLIP, find_eos, resolve_dtype
-from .outputs import check_export_folder
+from .._checks import count
+from .._device import resolve_dtype
+from .._optional import require
+from .._outputs import check_export_folder
+from ..model import CLIP, find_eos
 
 IMAGE_FILE = 'image.onnx'
 TEXT_FILE = 'text.onnx'
@@ -81,7 +82,7 @@ def export_onnx(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.Pat
     out_dir = check_export_folder(out_dir, model, overwrite)
     folder = None
     if not isinstance(model, CLIP):
-        from .pretrained import checkpoint_folder
+        from ..pretrained import checkpoint_folder
         folder = checkpoint_folder(model, cache_dir=cache_dir, revision=revision, token=token,
                                    local_files_only=local_files_only)
         model = CLIP.from_pretrained(folder, dtype=dtype)

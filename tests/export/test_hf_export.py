@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from ruclip import load
-from ruclip.hf_export import export_hf, to_transformers
-from ruclip.hf_tokenizer import build_tokenizer
-from images import SIZES, rgb_image
-from texts import varied_texts
+from ruclip.export.hf import export_hf, to_transformers
+from ruclip.export.hf_tokenizer import build_tokenizer
+from helpers.images import SIZES, rgb_image
+from helpers.texts import varied_texts
 
 transformers = pytest.importorskip('transformers')
 pytest.importorskip('tokenizers')
@@ -169,7 +169,7 @@ def test_lowercase_normalizer_refuses_characters_it_lowercases_unlike_python(tmp
     # U+A7CB is a capital letter newer than Python 3.11's Unicode tables; tokenizers lowercases it to 'ɤ'
     chars = {'▁': 4, 'a': 5, '\u0264': 6}
     path = write_bpe_model(tmp_path / 'bpe.model', chars, [])
-    from ruclip.hf_tokenizer import _lowercase_differences
+    from ruclip.export.hf_tokenizer import _lowercase_differences
     if '\ua7cb' not in _lowercase_differences():
         pytest.skip('this Python and tokenizers lowercase U+A7CB alike')
     with pytest.raises(ValueError, match='U\\+A7CB.*lowercase=False'):

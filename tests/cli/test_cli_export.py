@@ -81,7 +81,7 @@ def test_missing_extra_names_it(tiny_checkpoint, tmp_path, capsys, monkeypatch):
 def test_a_failed_export_leaves_no_folder_and_checks_its_packages_before_loading(tmp_path, tiny_checkpoint,
                                                                                   monkeypatch):
     import ruclip
-    import ruclip.hf_export
+    import ruclip.export.hf
     for export in (ruclip.export_onnx, ruclip.export_hf):
         out = tmp_path / export.__name__
         with pytest.raises(ValueError, match='Unknown model'):
@@ -90,7 +90,7 @@ def test_a_failed_export_leaves_no_folder_and_checks_its_packages_before_loading
 
     def missing(*args, **kwargs):
         raise ImportError('the transformers export needs transformers')
-    monkeypatch.setattr(ruclip.hf_export, 'require', missing)
+    monkeypatch.setattr(ruclip.export.hf, 'require', missing)
     monkeypatch.setattr(ruclip.CLIP, 'from_pretrained', lambda *args, **kwargs: pytest.fail('loaded first'))
     with pytest.raises(ImportError, match='needs transformers'):
         ruclip.export_hf(str(tiny_checkpoint), tmp_path / 'hf')

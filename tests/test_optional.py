@@ -3,7 +3,7 @@ import importlib
 
 import pytest
 
-from ruclip import extras
+from ruclip import _optional as extras
 
 
 def test_missing_package_names_the_extra(monkeypatch):

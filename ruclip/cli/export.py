@@ -1,4 +1,4 @@
-"""The `ruclip export-onnx` and `ruclip export-hf` subcommands, listed in cli.COMMANDS.
+"""`ruclip export-onnx` and `ruclip export-hf`: the model for onnxruntime and for transformers.
 
 Each run prints the files it wrote, one a line, and returns exit code 0.
 """
@@ -6,14 +6,14 @@ import argparse
 import logging
 import os
 from contextlib import contextmanager
-from typing import Dict, Iterator
+from typing import Iterator
 
 import torch
 
-from .commands import EXIT_OK, Command, add_checkpoint_options, add_quiet_option
-from .extras import require
-from .hf_export import export_hf
-from .onnx_export import DEFAULT_OPSET, MIN_OPSET, check_opset, export_onnx, max_opset
+from .._optional import require
+from ..export.hf import export_hf
+from ..export.onnx import DEFAULT_OPSET, MIN_OPSET, check_opset, export_onnx, max_opset
+from ._common import EXIT_OK, Command, add_checkpoint_options, add_quiet_option
 
 
 def _export_onnx_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,9 +26,11 @@ def _export_onnx_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_export_onnx(args: argparse.Namespace) -> int:
-    with _written_files(args.out), _quiet_loggers(args.quiet, 'torch.onnx', 'onnxscript'):
-        export_onnx(args.model, args.out, opset=args.opset, dtype=torch.float16 if args.fp16 else None,
-                    overwrite=args.overwrite, cache_dir=args.cache_dir)
+    with _quiet_loggers(args.quiet, 'torch.onnx', 'onnxscript'):
+        paths = export_onnx(args.model, args.out, opset=args.opset, dtype=torch.float16 if args.fp16 else None,
+                            overwrite=args.overwrite, cache_dir=args.cache_dir)
+    for path in sorted(paths.values()):
+        print(path)
     return EXIT_OK
 
 
@@ -40,8 +42,11 @@ def _export_hf_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_export_hf(args: argparse.Namespace) -> int:
-    with _written_files(args.out), _quiet_loggers(args.quiet, 'transformers'), _no_transformers_bars(args.quiet):
-        export_hf(args.model, args.out, lowercase=args.lowercase, overwrite=args.overwrite, cache_dir=args.cache_dir)
+    with _quiet_loggers(args.quiet, 'transformers'), _no_transformers_bars(args.quiet):
+        out = export_hf(args.model, args.out, lowercase=args.lowercase, overwrite=args.overwrite,
+                        cache_dir=args.cache_dir)
+    for name in sorted(os.listdir(out)):
+        print(os.path.join(out, name))
     return EXIT_OK
 
 
@@ -58,23 +63,6 @@ def _opset(value: str) -> int:
         return check_opset(int(value) if value.isascii() and value.isdigit() else value)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-
-
-@contextmanager
-def _written_files(out: str) -> Iterator[None]:
-    """Print the files of `out` that the block created or rewrote, one a line."""
-    before = _stamps(out)
-    yield
-    after = _stamps(out)
-    for name in sorted(name for name, stamp in after.items() if before.get(name) != stamp):
-        print(os.path.join(out, name))
-
-
-def _stamps(folder: str) -> Dict[str, tuple]:
-    if not os.path.isdir(folder):
-        return {}
-    return {entry.name: (entry.stat().st_mtime_ns, entry.stat().st_size)
-            for entry in os.scandir(folder) if entry.is_file()}
 
 
 @contextmanager
@@ -107,7 +95,7 @@ def _no_transformers_bars(quiet: bool) -> Iterator[None]:
             transformers_logging.enable_progress_bar()
 
 
-EXPORT_ONNX_COMMAND = Command('export-onnx', 'ONNX files of the image and text towers, for onnxruntime',
-                              _export_onnx_arguments, _run_export_onnx)
-EXPORT_HF_COMMAND = Command('export-hf', 'a transformers CLIPModel folder, for from_pretrained and pipelines',
-                            _export_hf_arguments, _run_export_hf)
+COMMANDS = {
+    'export-onnx': Command(_export_onnx_arguments, _run_export_onnx),
+    'export-hf': Command(_export_hf_arguments, _run_export_hf),
+}

@@ -1,0 +1,1 @@
+"""Shared test helpers: tiny checkpoints, a stand-in Hub, images, texts, the original ruclip."""
