@@ -23,7 +23,11 @@ setup(
         'plot': ['matplotlib>=3.6'],
         'onnx': ONNX,
         'hf': HF,
-        'test': ['pytest', 'torchvision', 'youtokentome', 'more-itertools', 'matplotlib>=3.6'] + ONNX + HF,
+        # the suite's tools; none needs a compiler
+        'test': ['pytest', 'pytest-timeout', 'torchvision', 'matplotlib>=3.6'] + ONNX + HF,
+        # tests/parity/: against youtokentome and the original ruclip 0.0.2 (fetched by the tests from PyPI);
+        # youtokentome has no wheels: install it with --no-build-isolation, Cython and wheel present
+        'parity': ['youtokentome', 'more-itertools'],
     },
     entry_points={'console_scripts': ['ruclip = ruclip.cli:main']},
 )

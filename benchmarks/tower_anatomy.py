@@ -86,8 +86,9 @@ def replay(calls):
     return fn, sum(flops(op, args) for op, args, _ in calls)
 
 
-def anatomy(model, processor, device, repeats, batch=None):
-    """batch: images per encode_image; None: the batch Predictor picks for the device."""
+def anatomy(model, processor, device, repeats, batch=None, plain_size=None):
+    """batch: images per encode_image; None: the batch Predictor picks for the device.
+    plain_size: n of the reference n^3 matmul; None: plain_matmul's (2048 on CPU, 8192 on GPU)."""
     dtype_name = DTYPE_NAMES[model.dtype]
     batch = batch or ruclip.Predictor(model, processor, device, quiet=True).batch_size
     size = model.config.image_resolution
@@ -99,7 +100,7 @@ def anatomy(model, processor, device, repeats, batch=None):
         matmul_calls = [c for c in recorder.calls if c[0] in MATMULS]
         attention_calls = [c for c in recorder.calls if c[0] in ATTENTION]
         parts = {'tower': (lambda: model.encode_image(pixels), None), 'matmuls': replay(matmul_calls),
-                 'attention': replay(attention_calls), 'plain': plain_matmul(dtype_name, device)}
+                 'attention': replay(attention_calls), 'plain': plain_matmul(dtype_name, device, **({'n': plain_size, 'count': 1} if plain_size else {}))}
         runs = interleaved({name: fn for name, (fn, _) in parts.items()}, repeats + 1)  # round one warms up
     best = {name: seconds for name, (seconds, _) in runs.items()}
     plain_rate = parts['plain'][1] / best['plain']

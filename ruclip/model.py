@@ -178,7 +178,8 @@ class CLIP(nn.Module):
         dtype: None or torch.float32 (default), torch.bfloat16 or torch.float16, or one of their
             names ('bf16', 'fp16', ...). LayerNorm runs in fp32 whatever the weights' dtype.
         """
-        dtype, device = resolve_dtype(dtype), resolve_device(device)
+        device = resolve_device(device)
+        dtype = resolve_dtype(dtype, device)
         config = CLIPConfig.from_file(os.path.join(folder, 'config.json'))
         with torch.device('meta'):
             model = cls.from_config(config)

@@ -56,10 +56,14 @@ def load(name: str, device: Union[str, torch.device] = 'cpu', cache_dir: Optiona
         model.safetensors.
     local_files_only: never touch the network, use the cache only (as does HF_HUB_OFFLINE=1).
     token: a Hub token for private copies; `use_auth_token` is its old name.
-    dtype: torch.float32 (default), torch.float16 or torch.bfloat16.
+    dtype: torch.float32 (None, the default: the original's numbers), torch.bfloat16, torch.float16
+        or their names, or 'auto': bf16 where the device computes it natively (CUDA GPUs that support
+        it, CPUs with AMX or AVX512-BF16), else float32. A bf16 or fp16 asked for on a CPU that only
+        emulates it is used, with a RuntimeWarning (once): it runs 30-40x slower than float32 there.
     Returns (clip, processor), the model in eval mode on `device`.
     """
-    dtype, device = resolve_dtype(dtype), resolve_device(device)  # before any download
+    device = resolve_device(device)  # before any download
+    dtype = resolve_dtype(dtype, device)
     folder = checkpoint_folder(name, cache_dir=cache_dir, revision=revision,
                                token=token if token is not None else use_auth_token,
                                local_files_only=local_files_only)

@@ -1,19 +1,23 @@
 """Tiny RuCLIP checkpoints written in the exact Hub layout, shared by all tests."""
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
 from helpers.checkpoints import TINY_ARCHITECTURES, write_checkpoint
 from helpers.fake_hub import FakeHub, point_hub_client_at
-from helpers.texts import train_bpe
+
+
+BPE_MODEL = Path(__file__).resolve().parent / 'data' / 'bpe_600.model'
 
 
 @pytest.fixture(scope='session')
-def bpe_model(tmp_path_factory):
-    """A bpe.model trained by youtokentome on the tests' Russian corpus (ids pad 0, unk 1, bos 2, eos 3)."""
-    return train_bpe(tmp_path_factory.mktemp('bpe'), vocab_size=600)
+def bpe_model():
+    """A bpe.model made by youtokentome on the tests' Russian corpus (ids pad 0, unk 1, bos 2, eos 3),
+    shipped in tests/data (see make_bpe.py there)."""
+    return str(BPE_MODEL)
 
 
 @pytest.fixture(scope='session')

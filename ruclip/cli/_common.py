@@ -48,6 +48,8 @@ def add_model_options(parser: argparse.ArgumentParser):
     """--model, --device, --batch-size, --cache-dir and --quiet: the options of a command that runs the model."""
     group = add_checkpoint_options(parser)
     group.add_argument('--device', type=_device, help='cpu, cuda, cuda:1, ... (default: cuda if available)')
+    group.add_argument('--dtype', choices=['fp32', 'bf16', 'fp16', 'auto'], default='fp32',
+                       help="fp32 (default), bf16, fp16, or auto: bf16 where the device computes it natively")
     group.add_argument('--batch-size', type=positive_int, default=None, metavar='N',
                        help='images per forward pass (default: chosen for the device)')
     add_quiet_option(group)
@@ -80,7 +82,7 @@ def load_predictor(args: argparse.Namespace, templates: Optional[Sequence[str]] 
     device = args.device or torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise UsageError(f'--device {device}: CUDA is not available on this machine; use --device cpu')
-    clip, processor = load(args.model, device=device, cache_dir=args.cache_dir)
+    clip, processor = load(args.model, device=device, cache_dir=args.cache_dir, dtype=args.dtype)
     return Predictor(clip, processor, device, templates=templates, bs=args.batch_size, quiet=args.quiet)
 
 

@@ -8,10 +8,7 @@ import youtokentome as yttm
 
 from ruclip.tokenizer import BPETokenizer
 
-try:
-    from tests.texts import EDGE_CASES, NON_SEPARATORS, SEPARATORS, train_bpe, varied_texts
-except ImportError:  # tests/ itself on sys.path (pytest rootdir-less import)
-    from helpers.texts import EDGE_CASES, NON_SEPARATORS, SEPARATORS, train_bpe, varied_texts
+from helpers.texts import EDGE_CASES, NON_SEPARATORS, SEPARATORS, train_bpe, varied_texts
 
 RUCLIP_IGNORE_IDS = [3, 2, 1, 0]
 # name -> (vocab_size, train kwargs, number of varied texts to compare)
