@@ -442,8 +442,11 @@ def machine() -> str:
             model = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
     except (OSError, StopIteration):
         pass
+    from ruclip._device import cpu_class
+
     memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2 ** 30
-    return f'{model}, {os.cpu_count()} cores, {memory:.0f} GiB, {platform.system()} {platform.release()}'
+    return (f'{model} (CPU class {cpu_class()}, torch capability {torch.backends.cpu.get_cpu_capability()}), '
+            f'{os.cpu_count()} cores, {memory:.0f} GiB, {platform.system()} {platform.release()}')
 
 
 def main(argv=None):

@@ -129,5 +129,6 @@ def test_readme_speed_example_runs(hub_with_all_models, tmp_path, monkeypatch):
     (block,) = readme_python_blocks('Speed')
     namespace = {}
     exec(block, namespace)
-    assert namespace['clip'].dtype == torch.bfloat16
+    from ruclip._device import auto_dtype
+    assert namespace['clip'].dtype == auto_dtype(torch.device('cpu'))  # dtype='auto'
     assert len(namespace['labels']) == 3 and set(namespace['labels']) <= {0, 1}
