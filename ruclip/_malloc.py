@@ -1,9 +1,10 @@
-"""Keeping glibc's malloc from returning the model's activation blocks to the OS between layers.
+"""Keeping glibc's malloc from returning the model's activation blocks to the OS between layers;
+opt-in, through Predictor(tune_malloc=True).
 
 On CPU, torch takes every activation from malloc. glibc serves blocks above a threshold with fresh
 mmaps and trims the top of its heap once more than a threshold lies free, so a forward pass keeps
-giving its tens of megabytes back to the kernel and faulting them in again, zeroed: measured here,
-200k page faults and a fifth of the time of a zero-shot run. Fixed thresholds (those the
+giving its tens of megabytes back to the kernel and faulting them in again, zeroed (the cost is in
+benchmarks/RESULTS.md). Fixed thresholds (those the
 MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ environment variables would set) keep the blocks
 in the process for the next batch. jemalloc or tcmalloc (LD_PRELOAD) do the same job.
 """
