@@ -18,11 +18,30 @@ from PIL import Image
 from .image import ImageTransform, open_image
 
 MAX_DEFAULT_WORKERS = 8
+CGROUP_CPU_MAX = '/sys/fs/cgroup/cpu.max'  # cgroup v2: '<quota> <period>' in microseconds, or 'max <period>'
 PIL_LOCKS = 64
 
 
 def default_num_workers() -> int:
-    return min(MAX_DEFAULT_WORKERS, os.cpu_count() or 1)
+    """One decoding thread per core this process may use, up to MAX_DEFAULT_WORKERS."""
+    return min(MAX_DEFAULT_WORKERS, usable_cores())
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (taskset, cpusets), capped by a cgroup v2
+    CPU quota (a container's --cpus), rounded up; os.cpu_count() where neither can be read."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        with open(CGROUP_CPU_MAX, encoding='ascii') as file:
+            quota, period = file.read().split()[:2]
+        if quota != 'max':
+            cores = min(cores, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
 
 
 def image_batches(images: Iterable, transform: ImageTransform, batch_size: int, num_workers: int = 0,

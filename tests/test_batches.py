@@ -116,3 +116,18 @@ def test_files_are_decoded_in_worker_threads(predictor, files, monkeypatch):
 def test_a_lone_path_is_refused(predictor, files):
     with pytest.raises(TypeError, match='files must be a list of image file paths, got one str.*find_images'):
         ruclip.embed_images(predictor, files[0])
+
+
+def test_decode_threads_follow_the_cores_this_process_gets(monkeypatch, tmp_path):
+    from ruclip import _batches
+
+    monkeypatch.setattr(_batches.os, 'sched_getaffinity', lambda pid: {0, 1, 2, 3, 4, 5}, raising=False)
+    quota = tmp_path / 'cpu.max'
+    monkeypatch.setattr(_batches, 'CGROUP_CPU_MAX', str(quota))
+    assert _batches.usable_cores() == 6  # no cgroup file: the affinity
+    for text, cores in (('max 100000\n', 6), ('150000 100000\n', 2), ('50000 100000\n', 1), ('900000 100000', 6)):
+        quota.write_text(text)
+        assert _batches.usable_cores() == cores, text
+    monkeypatch.setattr(_batches.os, 'sched_getaffinity', lambda pid: set(range(32)), raising=False)
+    quota.write_text('max 100000')
+    assert _batches.default_num_workers() == _batches.MAX_DEFAULT_WORKERS
