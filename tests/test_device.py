@@ -25,6 +25,7 @@ def machine(monkeypatch):
         monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability', lambda: capability)
         monkeypatch.setattr(_device, '_cpu_flags', lambda: frozenset(flags))
         monkeypatch.setattr(_device, '_warned', set())
+        monkeypatch.delenv('ONEDNN_MAX_CPU_ISA', raising=False)
     return become
 
 

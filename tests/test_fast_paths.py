@@ -61,7 +61,7 @@ def test_dtype_names_and_bad_dtypes(tiny_checkpoint):
                         (None, torch.float32)]:
         assert ruclip.load(str(tiny_checkpoint), dtype=name)[0].dtype == dtype
     for bad in ['int8', torch.int64, torch.float64, 16]:
-        with pytest.raises(ValueError, match=r"Unknown dtype .*choose one of torch.float32, torch.bfloat16"):
+        with pytest.raises(ValueError, match=r"Unknown dtype .*choose 'auto', one of torch.float32, torch.bfloat16"):
             ruclip.load(str(tiny_checkpoint), dtype=bad)
 
 

@@ -1,5 +1,4 @@
 """Predictor settings: templates (checked once for the Predictor and the CLI), bs and compile."""
-import copy
 
 import numpy as np
 import pytest
@@ -45,13 +44,13 @@ def test_counts_may_be_numpy_integers_and_bs_may_change(loaded):
     assert predictor.bs == predictor.batch_size == 3
 
 
-def test_compile_is_read_at_first_use_and_shared_with_copies(loaded, monkeypatch):
+def test_compile_is_read_at_first_use_and_done_once(loaded, monkeypatch):
     compiled = []
     monkeypatch.setattr(torch, 'compile', lambda module, **options: compiled.append(module) or module)
     predictor = ruclip.Predictor(*loaded, 'cpu', quiet=True)
     predictor.compile = True
     predictor.get_image_latents([rgb_image(40, 30)])
-    copy.copy(predictor).get_image_latents([rgb_image(40, 30)])  # as tasks' copies
+    predictor.get_image_latents([rgb_image(40, 30)])
     assert compiled == [predictor.clip_model.visual]
 
 
