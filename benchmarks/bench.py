@@ -72,7 +72,7 @@ def train_tokenizer(workdir: Path) -> Path:
     path = workdir / 'bpe.model'
     if not path.is_file():
         import youtokentome as yttm
-        from texts import training_corpus
+        from helpers.texts import training_corpus
         rng = np.random.default_rng(0)
         lines = [template.format(label) for template in TEMPLATES for label in CLASSES for _ in range(20)]
         rng.shuffle(lines)
@@ -179,7 +179,7 @@ def peak_mb():  # this process's high-water RSS (ru_maxrss would include the par
 
 which, folder, dtype = sys.argv[2], sys.argv[3], sys.argv[4]
 if which == 'original':
-    from original import load_original
+    from helpers.original import load_original
     original = load_original()
 else:
     import ruclip
@@ -478,7 +478,7 @@ def main(argv=None):
     workdir = Path(args.workdir).expanduser()
     workdir.mkdir(parents=True, exist_ok=True)
 
-    from original import load_original
+    from helpers.original import load_original
     original = load_original()
     bpe = train_tokenizer(workdir)
     rates = {'fp32': matmul_rate(torch.float32, device=args.device),

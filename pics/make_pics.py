@@ -23,12 +23,11 @@ RANDOM = 'tiny random checkpoint'
 
 
 def tiny_random_checkpoint(folder: Path, seed: int = 0) -> Path:
-    """The tests' tiny random ViT-B/32-224 checkpoint and BPE (needs youtokentome: the test extra)."""
+    """The tests' tiny random ViT-B/32-224 checkpoint, with their shipped bpe.model."""
     sys.path.insert(0, str(REPO / 'tests'))
-    from checkpoints import TINY_ARCHITECTURES, write_checkpoint
-    from texts import train_bpe
+    from helpers.checkpoints import TINY_ARCHITECTURES, write_checkpoint
 
-    bpe = train_bpe(folder / 'bpe', vocab_size=600)
+    bpe = REPO / 'tests' / 'data' / 'bpe_600.model'
     return write_checkpoint(folder / 'checkpoint', TINY_ARCHITECTURES['ruclip-vit-base-patch32-224'], bpe, seed=seed)
 
 
