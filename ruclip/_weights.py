@@ -106,15 +106,15 @@ def assign_state_dict(model: nn.Module, state_dict: Dict[str, torch.Tensor], dty
 def check_finite(tensors: Dict[str, torch.Tensor]) -> None:
     """A ValueError naming the floating-point tensors that hold NaN or +-infinity.
 
-    One sum per tensor, accumulated in float32 at least, and one device synchronisation in all: a
-    NaN or an infinity makes the sum non-finite. Only then, or when finite values overflow the sum
-    (never with real weights), is each element looked at, to tell which is which.
+    One sum per tensor, in its own dtype (torch accumulates half types in float32; asking for a
+    float32 result would copy each tensor, and the copies stay in the heap), and one device
+    synchronisation in all: a NaN or an infinity makes the sum non-finite. Only then, or when finite
+    values overflow the sum (a float16 one may), is each element looked at, to tell which is which.
     """
     names = [name for name, tensor in tensors.items() if tensor.is_floating_point()]
     if not names:
         return
-    sums = torch.stack([tensors[name].sum(dtype=torch.float64 if tensors[name].dtype == torch.float64
-                                          else torch.float32).double() for name in names])
+    sums = torch.stack([tensors[name].sum().double() for name in names])
     suspects = [name for name, ok in zip(names, torch.isfinite(sums).tolist()) if not ok]
     bad = []
     for name in suspects:
