@@ -53,8 +53,11 @@ def _fsync(path: str) -> None:
 
 
 def check_writable_file(path: str, what: str, inputs: Iterable = ()) -> None:
-    """Raise ValueError unless `path` can be created or overwritten as a file and is none of `inputs`
-    (paths compared once symlinks are resolved)."""
+    """Raise ValueError unless `path` can be created or overwritten as a file, is none of `inputs`
+    (paths compared once symlinks are resolved) and lies outside any Hugging Face cache."""
+    cache = _hub_cache_repo(path)
+    if cache:
+        raise ValueError(f'{what}: {path} is inside the Hugging Face cache ({cache}); choose a file outside it')
     if os.path.isdir(path):
         raise ValueError(f'{what}: {path} is a folder, expected a file name')
     folder = os.path.dirname(os.path.abspath(path))
