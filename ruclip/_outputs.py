@@ -26,7 +26,7 @@ def replacing(path) -> Iterator[str]:
         yield temporary
         _fsync(temporary)
         os.replace(temporary, path)
-        _fsync(folder)
+        _fsync_folder(folder)
     except BaseException:
         try:
             os.unlink(temporary)
@@ -43,13 +43,20 @@ def atomic_open(path, mode: str = 'wb', **options) -> Iterator[IO]:
 
 
 def _fsync(path: str) -> None:
+    """Flush a file to disk: an error (a full disk, EIO) means the data may not be there, and raises."""
     handle = os.open(path, os.O_RDONLY)
     try:
         os.fsync(handle)
-    except OSError:  # some file systems cannot sync a folder
-        pass
     finally:
         os.close(handle)
+
+
+def _fsync_folder(folder: str) -> None:
+    """Flush a folder's entries (the rename) to disk, where the file system can."""
+    try:
+        _fsync(folder)
+    except OSError:  # some file systems cannot sync a folder; the file itself is synced by then
+        pass
 
 
 def check_writable_file(path: str, what: str, inputs: Iterable = ()) -> None:
@@ -153,7 +160,7 @@ def replacing_folder(out_dir) -> Iterator[str]:
         else:
             _move_into(temporary, out_dir)
             shutil.rmtree(temporary)
-        _fsync(parent)
+        _fsync_folder(parent)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         for folder in reversed(created):
