@@ -44,7 +44,7 @@ def main(argv=None):
     for dtype in (torch.float32, torch.bfloat16):
         clip = ruclip.CLIP.from_pretrained(folder, dtype=dtype)  # warm the page cache
         tensors = dict(clip.state_dict())
-        alone = best_of(args.repeats, lambda: check(tensors))
+        alone = best_of(args.repeats, lambda: check(tensors))  # noqa: F821 - bound above, in this loop
         with_check = best_of(args.repeats, lambda: ruclip.CLIP.from_pretrained(folder, dtype=dtype))
         weights.check_finite = lambda tensors: None
         try:

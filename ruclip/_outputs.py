@@ -22,6 +22,7 @@ def replacing(path) -> Iterator[str]:
     extension = os.path.splitext(name)[1]
     handle, temporary = tempfile.mkstemp(prefix=f'.{name}.', suffix=PARTIAL + extension, dir=folder)
     os.close(handle)
+    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would make the result private
     try:
         yield temporary
         _fsync(temporary)
@@ -149,6 +150,7 @@ def replacing_folder(out_dir) -> Iterator[str]:
     parent = os.path.dirname(out_dir)
     created = _make_folders(parent)
     temporary = tempfile.mkdtemp(prefix=f'.{os.path.basename(out_dir)}.', suffix=PARTIAL, dir=parent)
+    os.chmod(temporary, 0o777 & ~_umask())  # mkdtemp's 0700 would make the export private
     try:
         yield temporary
         for path in _files(temporary):
@@ -169,6 +171,20 @@ def replacing_folder(out_dir) -> Iterator[str]:
             except OSError:
                 break
         raise
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (os.umask sets it to read it)."""
+    try:
+        with open('/proc/self/status') as status:
+            for line in status:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
 
 
 def _make_folders(folder: str) -> List[str]:

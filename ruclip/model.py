@@ -175,9 +175,10 @@ class CLIP(nn.Module):
 
         config.json's values, then the weights' names, shapes and dtypes against it, are checked before
         anything is built, and the weights' values (finite) as they are copied: each problem is a
-        ValueError naming what was wrong. The network is built on the meta device and takes the checkpoint's tensors, so no random
-        initialisation runs; they are copied (and converted) one tensor at a time from the mapped
-        file, so the model owns its memory and the process holds about one copy of the weights.
+        ValueError naming what was wrong. The network is built on the meta device and takes the
+        checkpoint's tensors, so no random initialisation runs; they are copied (and converted) one
+        tensor at a time from the mapped file, so the model owns its memory and the process holds
+        about one copy of the weights.
         dtype: None or torch.float32 (default), torch.bfloat16 or torch.float16, or one of their
             names ('bf16', 'fp16', ...). LayerNorm runs in fp32 whatever the weights' dtype.
         """

@@ -64,7 +64,8 @@ def image_latents(predictor: Predictor, images: Images) -> torch.Tensor:
 
 def embed_images(predictor: Predictor, files: Iterable[Union[str, os.PathLike]]) -> Embeddings:
     """Latents of image files, decoded in the predictor's worker threads; unreadable files (images
-    over PIL.Image.MAX_IMAGE_PIXELS too) are skipped with a warning on the 'ruclip' logger. Shows a progress bar unless predictor.quiet.
+    over PIL.Image.MAX_IMAGE_PIXELS too) are skipped with a warning on the 'ruclip' logger. Shows a
+    progress bar unless predictor.quiet.
     Raises ValueError when no file could be read."""
     if isinstance(files, (str, bytes, os.PathLike)):
         raise TypeError(f'files must be a list of image file paths, got one {type(files).__name__} '

@@ -387,3 +387,17 @@ def test_help_and_version_do_not_import_torch(argv):
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == 'False False'
+
+
+def test_outputs_get_the_permissions_of_any_new_file(capsys, tmp_path, photos, tiny_checkpoint):
+    """Written through a temporary file, a result is still readable as the umask allows (mkstemp's are 0600)."""
+    mask = os.umask(0o022)
+    try:
+        code, _, _ = run(capsys, 'embed', photos, '--out', tmp_path / 'x.npz', '--model', tiny_checkpoint, '-q')
+        with ruclip._outputs.replacing_folder(tmp_path / 'export') as folder:
+            Path(folder, 'config.json').write_text('{}')
+    finally:
+        os.umask(mask)
+    assert code == 0
+    assert (tmp_path / 'x.npz').stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / 'export').stat().st_mode & 0o777 == 0o755

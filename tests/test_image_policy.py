@@ -50,8 +50,9 @@ def test_every_path_that_reads_files_embeds_the_upright_photo(predictor, loaded,
     torch.testing.assert_close(ruclip.embed_images(predictor, [sideways]).latents, expected, atol=1e-6, rtol=0)
     processor = loaded[1]
     assert torch.equal(processor(images=[str(sideways)])['pixel_values'], processor(images=[upright])['pixel_values'])
-    top = ruclip.classify(predictor, [str(sideways)], ['кошка', 'собака'], k=2)
-    assert top.scores.tolist() == ruclip.classify(predictor, expected, ['кошка', 'собака'], k=2).scores.tolist()
+    labels = ['кошка', 'собака']
+    top = ruclip.classify(predictor, [str(sideways)], labels, k=2)
+    assert top.scores.tolist() == ruclip.classify(predictor, expected, labels, k=2).scores.tolist()
 
 
 def test_a_pil_image_is_taken_as_given_as_the_original_takes_it(loaded, sideways):
