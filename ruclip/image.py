@@ -207,7 +207,8 @@ def find_images(paths: Union[PathLike, Iterable[PathLike]], recursive: bool = Tr
         else:
             raise FileNotFoundError(f'no such image file or folder: {path}')
     if not found:
-        unreadable = f'; {len(found.unreadable)} folders could not be read' if found.unreadable else ''
+        count = len(found.unreadable)
+        unreadable = f'; {count} folder{"s" if count > 1 else ""} could not be read' if count else ''
         raise ValueError(f'no image files in {", ".join(paths) or "an empty list of paths"} '
                          f'(looked for the extensions Pillow opens, e.g. .jpg, .png, .webp){unreadable}')
     return found
