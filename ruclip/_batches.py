@@ -20,6 +20,10 @@ from .image import ImageTransform, open_image
 MAX_DEFAULT_WORKERS = 8
 CGROUP_CPU_MAX = '/sys/fs/cgroup/cpu.max'  # cgroup v2: '<quota> <period>' in microseconds, or 'max <period>'
 PIL_LOCKS = 64
+# A lazily opened PIL image must not be decoded by two threads at once (they would share its file
+# pointer), whether it is listed twice in one call or given to calls running at once in several
+# threads: so one table for the process, a fixed set of locks picked by id() (memory stays bounded).
+_pil_locks = [threading.Lock() for _ in range(PIL_LOCKS)]
 
 
 def default_num_workers() -> int:
@@ -60,13 +64,10 @@ def image_batches(images: Iterable, transform: ImageTransform, batch_size: int, 
     """
     size = transform.size
     draft_size = size if draft else None
-    # A lazily opened PIL image listed twice must not be decoded by two threads at once (they would
-    # share its file pointer); a fixed set of locks, picked by id(), keeps memory bounded.
-    pil_locks = [threading.Lock() for _ in range(PIL_LOCKS)]
 
     def load(source, out: torch.Tensor) -> None:
         if isinstance(source, Image.Image):
-            with pil_locks[(id(source) >> 4) % PIL_LOCKS]:  # ids are 16-byte aligned
+            with _pil_locks[(id(source) >> 4) % PIL_LOCKS]:  # ids are 16-byte aligned
                 transform(source, out=out)
         else:
             transform(open_image(source, draft_size=draft_size), out=out)
@@ -160,8 +161,18 @@ def _is_unreadable(source, error: Exception) -> bool:
 def _with_position(index: int, source, error: Exception) -> Exception:
     """error, with the image's position (and what it was, unless open_image named its file)."""
     named = isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview))
-    message = f'image #{index}: {error}' if named else f'image #{index} ({_describe(source)}): {error}'
+    reason = _reason(source, error)
+    message = f'image #{index}: {reason}' if named else f'image #{index} ({_describe(source)}): {reason}'
     return type(error)(message) if type(error) in (ValueError, TypeError, FileNotFoundError) else ValueError(message)
+
+
+def _reason(source, error: Exception) -> str:
+    """str(error), never empty, with what to do when a PIL image's file was closed before it was decoded."""
+    reason = str(error) or type(error).__name__
+    if isinstance(source, Image.Image) and 'closed' in reason:
+        reason += (' (the PIL image was opened lazily and its file closed before it was decoded: call '
+                   'image.load() before closing the file, or give the file path instead)')
+    return reason
 
 
 def _describe(source) -> str:

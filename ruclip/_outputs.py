@@ -5,9 +5,10 @@ name in its target folder, flushed to disk and renamed into place, so after any 
 exception, a full disk, Ctrl-C, SIGKILL) it is either complete or absent, never half written.
 """
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
-from typing import IO, Iterable, Iterator
+from typing import IO, Iterable, Iterator, List, Optional
 
 PARTIAL = '.partial'  # in the names of temporary files, which a crash may leave behind: never a result
 
@@ -21,11 +22,12 @@ def replacing(path) -> Iterator[str]:
     extension = os.path.splitext(name)[1]
     handle, temporary = tempfile.mkstemp(prefix=f'.{name}.', suffix=PARTIAL + extension, dir=folder)
     os.close(handle)
+    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would make the result private
     try:
         yield temporary
         _fsync(temporary)
         os.replace(temporary, path)
-        _fsync(folder)
+        _fsync_folder(folder)
     except BaseException:
         try:
             os.unlink(temporary)
@@ -42,18 +44,28 @@ def atomic_open(path, mode: str = 'wb', **options) -> Iterator[IO]:
 
 
 def _fsync(path: str) -> None:
+    """Flush a file to disk: an error (a full disk, EIO) means the data may not be there, and raises."""
     handle = os.open(path, os.O_RDONLY)
     try:
         os.fsync(handle)
-    except OSError:  # some file systems cannot sync a folder
-        pass
     finally:
         os.close(handle)
 
 
+def _fsync_folder(folder: str) -> None:
+    """Flush a folder's entries (the rename) to disk, where the file system can."""
+    try:
+        _fsync(folder)
+    except OSError:  # some file systems cannot sync a folder; the file itself is synced by then
+        pass
+
+
 def check_writable_file(path: str, what: str, inputs: Iterable = ()) -> None:
-    """Raise ValueError unless `path` can be created or overwritten as a file and is none of `inputs`
-    (paths compared once symlinks are resolved)."""
+    """Raise ValueError unless `path` can be created or overwritten as a file, is none of `inputs`
+    (paths compared once symlinks are resolved) and lies outside any Hugging Face cache."""
+    cache = _hub_cache_repo(path)
+    if cache:
+        raise ValueError(f'{what}: {path} is inside the Hugging Face cache ({cache}); choose a file outside it')
     if os.path.isdir(path):
         raise ValueError(f'{what}: {path} is a folder, expected a file name')
     folder = os.path.dirname(os.path.abspath(path))
@@ -70,15 +82,21 @@ def check_writable_file(path: str, what: str, inputs: Iterable = ()) -> None:
 
 def check_export_folder(out_dir, model, overwrite: bool = False) -> str:
     """`out_dir` as a str once checked, before `model` is loaded; nothing is created, so a failed
-    export leaves no folder behind (the exporter creates it when it writes).
+    export leaves no folder behind (see replacing_folder).
 
-    Refused: the checkpoint folder `model` itself (always), a file, a folder that already holds
-    files unless `overwrite`, and a place this process cannot write into.
+    Refused (always): the checkpoint folder `model` or a folder inside it, and any folder inside a
+    Hugging Face cache's model folder (models--*/snapshots, blobs...), whether given by its path or
+    through symlinks; then a file, a folder that already holds files unless `overwrite`, and a
+    place this process cannot write into. Once a model name is resolved to its folder, the exporter
+    calls check_outside(out_dir, folder) again.
     """
     out_dir = os.fspath(out_dir)
-    if (isinstance(model, (str, os.PathLike)) and os.path.isdir(model) and os.path.isdir(out_dir)
-            and os.path.samefile(out_dir, model)):
-        raise ValueError(f'out_dir {out_dir} is the checkpoint folder being exported; choose another folder')
+    if isinstance(model, (str, os.PathLike)) and os.path.isdir(model):
+        check_outside(out_dir, model)
+    cache = _hub_cache_repo(out_dir)
+    if cache:
+        raise ValueError(f'out_dir {out_dir} is inside the Hugging Face cache ({cache}); writing there would '
+                         f'change cached checkpoints: choose a folder outside the cache')
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f'out_dir {out_dir} is a file, expected a folder')
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
@@ -91,6 +109,108 @@ def check_export_folder(out_dir, model, overwrite: bool = False) -> str:
         existing = os.path.dirname(existing)
     _check_writable_folder(existing, 'out_dir')
     return out_dir
+
+
+def check_outside(out_dir, folder) -> None:
+    """A ValueError if out_dir is the checkpoint `folder` or inside it (real paths compared)."""
+    target, checkpoint = os.path.realpath(out_dir), os.path.realpath(folder)
+    if target == checkpoint:
+        raise ValueError(f'out_dir {out_dir} is the checkpoint folder being exported; choose another folder')
+    if target.startswith(checkpoint.rstrip(os.sep) + os.sep):
+        raise ValueError(f'out_dir {out_dir} is inside the checkpoint folder being exported ({folder}); '
+                         f'choose a folder outside it')
+
+
+def _hub_cache_repo(path: str) -> Optional[str]:
+    """The Hugging Face cache folder (models--owner--name, holding snapshots/ or blobs/) that path
+    (or, once symlinks are resolved, its real path) lies in, or None."""
+    for candidate in {os.path.abspath(path), os.path.realpath(path)}:
+        folder = candidate
+        while True:
+            name = os.path.basename(folder)
+            if (name.startswith(('models--', 'datasets--', 'spaces--'))
+                    and any(os.path.isdir(os.path.join(folder, sub)) for sub in ('snapshots', 'blobs'))):
+                return folder
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                break
+            folder = parent
+    return None
+
+
+@contextmanager
+def replacing_folder(out_dir) -> Iterator[str]:
+    """A new temporary folder beside `out_dir` to write an export into. Once the block ends without
+    error its files are synced and take their places: the folder is renamed to `out_dir` when that
+    is new or empty, else each file replaces its namesake in `out_dir` by a rename (a symlink there
+    is replaced, never written through). On any error the temporary folder is removed, with the
+    folders above `out_dir` that were created for it.
+    """
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    parent = os.path.dirname(out_dir)
+    created = _make_folders(parent)
+    temporary = tempfile.mkdtemp(prefix=f'.{os.path.basename(out_dir)}.', suffix=PARTIAL, dir=parent)
+    os.chmod(temporary, 0o777 & ~_umask())  # mkdtemp's 0700 would make the export private
+    try:
+        yield temporary
+        for path in _files(temporary):
+            _fsync(path)
+        if os.path.isdir(out_dir) and not os.listdir(out_dir):
+            os.rmdir(out_dir)
+        if not os.path.exists(out_dir):
+            os.rename(temporary, out_dir)
+        else:
+            _move_into(temporary, out_dir)
+            shutil.rmtree(temporary)
+        _fsync_folder(parent)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        for folder in reversed(created):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+        raise
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (os.umask sets it to read it)."""
+    try:
+        with open('/proc/self/status') as status:
+            for line in status:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
+
+def _make_folders(folder: str) -> List[str]:
+    """os.makedirs(folder), returning the folders it created, outermost first."""
+    missing = []
+    while not os.path.isdir(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    for path in reversed(missing):
+        os.mkdir(path)
+    return list(reversed(missing))
+
+
+def _files(folder: str) -> List[str]:
+    return [os.path.join(root, name) for root, _, names in os.walk(folder) for name in names]
+
+
+def _move_into(source: str, target: str) -> None:
+    for name in sorted(os.listdir(source)):
+        src, dst = os.path.join(source, name), os.path.join(target, name)
+        if os.path.isdir(src) and os.path.isdir(dst) and not os.path.islink(dst):
+            _move_into(src, dst)
+        else:
+            if os.path.isdir(dst) and not os.path.islink(dst):
+                shutil.rmtree(dst)
+            os.replace(src, dst)
 
 
 def _check_writable_folder(folder: str, what: str) -> None:

@@ -94,23 +94,38 @@ def _is_text(head: bytes) -> bool:
 
 def assign_state_dict(model: nn.Module, state_dict: Dict[str, torch.Tensor], dtype: Optional[torch.dtype] = None,
                       device=None) -> None:
-    """Load with strict key and shape checks, the tensors converted to `dtype` (floating ones) and
-    `device`, each in memory of its own (see `converted`)."""
-    expected = model.state_dict()
-    missing = sorted(expected.keys() - state_dict.keys())
-    unexpected = sorted(state_dict.keys() - expected.keys())
-    wrong_shape = [f'{k}: checkpoint {list(state_dict[k].shape)}, model {list(v.shape)}'
-                   for k, v in expected.items() if k in state_dict and state_dict[k].shape != v.shape]
-    if missing or unexpected or wrong_shape:
-        problems = []
-        if missing:
-            problems.append(f'missing keys {_shorten(missing)}')
-        if unexpected:
-            problems.append(f'unexpected keys {_shorten(unexpected)}')
-        if wrong_shape:
-            problems.append(f'shape mismatches {_shorten(wrong_shape)}')
-        raise ValueError('checkpoint does not match config.json: ' + '; '.join(problems))
-    model.load_state_dict(converted(state_dict, dtype, device), strict=True, assign=True)
+    """Put the tensors, already checked against the model's config (ruclip._layout.check_state_dict),
+    into `model`, converted to `dtype` (floating ones) and `device`, each in memory of its own (see
+    `converted`); a ValueError names the tensors holding NaN or infinity (after the conversion, so a
+    float32 value beyond float16's range counts too)."""
+    tensors = converted(state_dict, dtype, device)
+    check_finite(tensors)
+    model.load_state_dict(tensors, strict=True, assign=True)
+
+
+def check_finite(tensors: Dict[str, torch.Tensor]) -> None:
+    """A ValueError naming the floating-point tensors that hold NaN or +-infinity.
+
+    One sum per tensor, in its own dtype (torch accumulates half types in float32; asking for a
+    float32 result would copy each tensor, and the copies stay in the heap), and one device
+    synchronisation in all: a NaN or an infinity makes the sum non-finite. Only then, or when finite
+    values overflow the sum (a float16 one may), is each element looked at, to tell which is which.
+    """
+    names = [name for name, tensor in tensors.items() if tensor.is_floating_point()]
+    if not names:
+        return
+    sums = torch.stack([tensors[name].sum().double() for name in names])
+    suspects = [name for name, ok in zip(names, torch.isfinite(sums).tolist()) if not ok]
+    bad = []
+    for name in suspects:
+        tensor = tensors[name]
+        nan, inf = int(torch.isnan(tensor).sum()), int(torch.isinf(tensor).sum())
+        if nan or inf:
+            bad.append(f'{name} ({nan} NaN, {inf} infinite of {tensor.numel()}'
+                       f'{", in " + str(tensor.dtype).replace("torch.", "") if inf else ""})')
+    if bad:
+        raise ValueError(f'checkpoint weights must be finite numbers: {_shorten(bad)}; the file is corrupt '
+                         f'(or, if it loads in float32, its values do not fit the dtype asked for)')
 
 
 def converted(state_dict: Dict[str, torch.Tensor], dtype: Optional[torch.dtype] = None,

@@ -8,6 +8,13 @@ from ._checks import count, three_numbers
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+# Upper bounds on config.json's sizes, far above any CLIP (RuCLIP's largest: 24 layers of width 1024,
+# 336 px, 77 positions, a vocabulary of 49408), checked before anything is allocated: a typo's
+# 100000 layers or a width of 2**40 is named at once instead of hanging or overflowing inside torch.
+LIMITS = dict(embed_dim=16384, image_resolution=4096, vision_layers=256, vision_width=16384,
+              vision_patch_size=4096, context_length=8192, vocab_size=1 << 21, transformer_width=16384,
+              transformer_heads=16384, transformer_layers=256)
+MAX_IMAGE_TOKENS = 1 << 16  # (image_resolution // vision_patch_size) ** 2 patches
 
 
 @dataclass(frozen=True)
@@ -33,14 +40,22 @@ class CLIPConfig:
                     numbers = three_numbers(f'config {field.name}', value, positive=field.name == 'std')
                     object.__setattr__(self, field.name, numbers)
             else:
-                object.__setattr__(self, field.name, count(f'config {field.name}', value))
+                number = count(f'config {field.name}', value, maximum=LIMITS[field.name])
+                object.__setattr__(self, field.name, number)
+        if self.vision_patch_size > self.image_resolution:
+            raise ValueError(f'config vision_patch_size ({self.vision_patch_size}) must be at most '
+                             f'image_resolution ({self.image_resolution})')
         if self.image_resolution % self.vision_patch_size:
             raise ValueError(f'config image_resolution ({self.image_resolution}) must be a multiple of '
                              f'vision_patch_size ({self.vision_patch_size})')
+        patches = (self.image_resolution // self.vision_patch_size) ** 2
+        if patches > MAX_IMAGE_TOKENS:
+            raise ValueError(f'config image_resolution ({self.image_resolution}) over vision_patch_size '
+                             f'({self.vision_patch_size}) gives {patches} patches, more than {MAX_IMAGE_TOKENS}')
         if self.vision_heads < 1 or self.vision_width % self.vision_heads:
             raise ValueError(f'config vision_width ({self.vision_width}) must be at least 64 and divisible by '
                              f'its number of heads, width // 64')
-        if self.transformer_width % self.transformer_heads:
+        if self.transformer_heads > self.transformer_width or self.transformer_width % self.transformer_heads:
             raise ValueError(f'config transformer_width ({self.transformer_width}) must be divisible by '
                              f'transformer_heads ({self.transformer_heads})')
 

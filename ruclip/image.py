@@ -1,25 +1,42 @@
 """Images: finding them in folders, reading them, and turning them into the model's pixel_values,
-pixel-for-pixel as the original."""
+pixel-for-pixel as the original.
+
+The policy, wherever ruclip reads an image (Predictor, RuCLIPProcessor, embed_images, classify,
+rank, plots, the command line):
+- A file or bytes is read by open_image: it is turned the way its EXIF Orientation tag says (phone
+  photos come out the right way up), and refused, before it is decoded, when it has more pixels
+  than PIL.Image.MAX_IMAGE_PIXELS (where PIL itself only warns up to twice the limit), so it is
+  skipped with a warning where files are skipped. A PIL image given as such is taken as it is, as
+  the original takes it: its orientation is the caller's (PIL.ImageOps.exif_transpose turns it).
+- 16-bit and wider modes are scaled to 8 bits, never clipped to white (see to_8bit).
+"""
 import io
+import logging
 import os
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ._checks import three_numbers
 
 MAX_DRAFT_REDUCTION = 4
+EXIF_ORIENTATION = 0x0112
 PathLike = Union[str, os.PathLike]
+logger = logging.getLogger('ruclip')
 
 
-def open_image(source, draft_size: Optional[int] = None) -> Image.Image:
-    """A PIL image from a PIL image, a file path or encoded bytes, decoded now (a file is closed
-    once read).
+def open_image(source, draft_size: Optional[int] = None, *, exif_transpose: bool = True) -> Image.Image:
+    """A PIL image from a PIL image (returned as it is), a file path or encoded bytes, decoded now
+    (a file is closed once read).
 
     draft_size: let the JPEG decoder scale down by 2 or 4 while keeping both sides at least this
         long (PIL's draft mode). Faster on large photos but not the same pixels: off by default.
+    exif_transpose: turn a file or bytes the way its EXIF Orientation tag says (default); False
+        keeps the stored pixels.
+    Raises FileNotFoundError for a missing file, ValueError for one that cannot be read, is not an
+    image, or has more pixels than PIL.Image.MAX_IMAGE_PIXELS.
     """
     if isinstance(source, Image.Image):
         return source
@@ -29,22 +46,28 @@ def open_image(source, draft_size: Optional[int] = None) -> Image.Image:
             raise FileNotFoundError(f'image file not found: {name}')
         try:
             with open(name, 'rb') as file:
-                return _decode(file, name, draft_size)
+                return _decode(file, name, draft_size, exif_transpose)
         except OSError as error:  # open() itself: permissions, I/O
-            raise ValueError(f'cannot read image {name}: {error}') from None
+            raise ValueError(f'cannot read image {name}: {error.strerror or error}') from None
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _decode(io.BytesIO(source), f'<{len(source)} bytes>', draft_size)
+        return _decode(io.BytesIO(source), f'<{len(source)} bytes>', draft_size, exif_transpose)
     raise TypeError(f'an image must be a PIL.Image, a file path or bytes, got {type(source).__name__}')
 
 
-def _decode(file, name: str, draft_size: Optional[int]) -> Image.Image:
+def _decode(file, name: str, draft_size: Optional[int], exif_transpose: bool) -> Image.Image:
     try:
         image = Image.open(file)
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit and image.size[0] * image.size[1] > limit:  # PIL only warns below twice the limit
+            raise Image.DecompressionBombError(f'Image size ({image.size[0] * image.size[1]} pixels) exceeds '
+                                               f'limit of {limit} pixels')
         if draft_size is not None and image.format == 'JPEG':
             # never 1/8: libjpeg decodes that from each block's mean alone, 10x further from the exact pixels
             width, height = (max(draft_size, side // MAX_DRAFT_REDUCTION) for side in image.size)
             image.draft('RGB', (width, height))
         image.load()
+        if exif_transpose and image.getexif().get(EXIF_ORIENTATION, 1) != 1:
+            image = ImageOps.exif_transpose(image)
         return image
     except Image.DecompressionBombError as error:
         raise ValueError(f'cannot read image {name}: {error} (PIL.Image.MAX_IMAGE_PIXELS sets the limit; '
@@ -78,12 +101,12 @@ class ImageTransform:
         self.table = values.div(255).sub(mean).div(std).numpy()  # [3, 256]: channel, 8-bit value
 
     def resize(self, image: Image.Image) -> Image.Image:
-        """RGB, largest centred square, bilinear resize to size x size."""
+        """RGB (through to_8bit), largest centred square, bilinear resize to size x size."""
         if not isinstance(image, Image.Image):
             raise TypeError(f'expected a PIL.Image, got {type(image).__name__}')
         if image.mode != 'RGB':
             try:
-                image = image.convert('RGB')
+                image = to_8bit(image).convert('RGB')
             except (ValueError, OSError) as error:
                 raise ValueError(f'cannot convert a {image.mode} image to RGB: {error}') from None
         width, height = image.size
@@ -113,40 +136,93 @@ class ImageTransform:
         return self.to_tensor(self.resize(image), out=out)
 
 
+def to_8bit(image: Image.Image) -> Image.Image:
+    """An image of a mode wider than 8 bits per channel, as an 8-bit 'L' image; others as they are.
+
+    PIL's own conversion clips every value to 0..255, which makes a 16-bit photo white. Here:
+    - 16-bit modes ('I;16', 'I;16B', ...): 0..65535 maps to 0..255 (value / 257, rounded);
+    - 'I' (32-bit integers) and 'F' (floats): the smallest of the ranges 0..1 (floats only), 0..255
+      and 0..65535 that holds every value maps to 0..255; values in 0..255 keep theirs, as in the
+      original. An image with values outside 0..65535 (negative ones, say) is clipped to 0..255 as
+      PIL and the original do, since no range can be told from it.
+    """
+    if image.mode.startswith('I;16'):
+        pixels, top = np.asarray(image.convert('I')), 65535
+    elif image.mode in ('I', 'F'):
+        pixels = np.asarray(image)
+        low, high = (float(pixels.min()), float(pixels.max())) if pixels.size else (0.0, 0.0)
+        top = _value_range(low, high, floats=image.mode == 'F')
+        if top in (None, 255):
+            return image  # PIL's conversion: the original's pixels
+    else:
+        return image
+    scaled = np.rint(pixels.astype(np.float64) * (255 / top))
+    return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8))
+
+
+def _value_range(low: float, high: float, floats: bool) -> Optional[int]:
+    if low < 0 or not np.isfinite(high):
+        return None
+    for top in ((1, 255, 65535) if floats else (255, 65535)):
+        if high <= top:
+            return top
+    return None
+
+
 def image_extensions() -> set:
     """The file extensions Pillow can open, lowercased with their dot ('.jpg', '.png', ...)."""
     return {extension.lower() for extension, format in Image.registered_extensions().items()
             if format in Image.OPEN}
 
 
-def find_images(paths: Union[PathLike, Iterable[PathLike]], recursive: bool = True) -> List[str]:
-    """Image files from files and folders, in a stable order.
+class ImageFiles(list):
+    """The list of image files find_images returns; `unreadable` holds (folder, reason) for each
+    folder that could not be listed, whose images are therefore missing (embed_images reports them
+    among its skipped files)."""
+
+    def __init__(self, files: Iterable[str] = (), unreadable: Sequence[Tuple[str, str]] = ()):
+        super().__init__(files)
+        self.unreadable = list(unreadable)
+
+
+def find_images(paths: Union[PathLike, Iterable[PathLike]], recursive: bool = True) -> ImageFiles:
+    """Image files from files and folders, in a stable order, as an ImageFiles list.
 
     A file is taken as given, whatever its extension; a folder gives its files with an image
-    extension (see image_extensions), sorted, descending into subfolders when `recursive`.
+    extension (see image_extensions), sorted, descending into subfolders when `recursive`. A
+    folder that cannot be listed (permissions, I/O) is named in a warning on the 'ruclip' logger
+    and in the result's `unreadable`, as an unreadable file is by embed_images.
     Raises FileNotFoundError for a path that does not exist, ValueError when no image is found.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     paths = [os.fspath(path) for path in paths]
     extensions = image_extensions()
-    found = []
+    found = ImageFiles()
     for path in paths:
         if os.path.isdir(path):
-            found.extend(_folder_images(path, extensions, recursive))
+            found.extend(_folder_images(path, extensions, recursive, found.unreadable))
         elif os.path.isfile(path):
             found.append(path)
         else:
             raise FileNotFoundError(f'no such image file or folder: {path}')
     if not found:
+        count = len(found.unreadable)
+        unreadable = f'; {count} folder{"s" if count > 1 else ""} could not be read' if count else ''
         raise ValueError(f'no image files in {", ".join(paths) or "an empty list of paths"} '
-                         f'(looked for the extensions Pillow opens, e.g. .jpg, .png, .webp)')
+                         f'(looked for the extensions Pillow opens, e.g. .jpg, .png, .webp){unreadable}')
     return found
 
 
-def _folder_images(folder: str, extensions: set, recursive: bool) -> List[str]:
+def _folder_images(folder: str, extensions: set, recursive: bool, unreadable: list) -> List[str]:
+    def cannot_list(error: OSError) -> None:
+        path = error.filename if error.filename is not None else folder
+        reason = f'cannot read folder {path}: {error.strerror or error}'
+        logger.warning('skipped: %s', reason)
+        unreadable.append((os.fspath(path), reason))
+
     found = []
-    for root, folders, names in os.walk(folder):
+    for root, folders, names in os.walk(folder, onerror=cannot_list):
         folders[:] = sorted(name for name in folders if not name.startswith('.')) if recursive else []
         found.extend(os.path.join(root, name) for name in sorted(names)
                      if not name.startswith('.') and os.path.splitext(name)[1].lower() in extensions)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._device import resolve_device, resolve_dtype
+from ._layout import check_state_dict
 from ._weights import assign_state_dict, read_state_dict
 from .config import CLIPConfig
 # the original's ruclip.model names, re-exported
@@ -172,18 +173,23 @@ class CLIP(nn.Module):
                         device: Union[str, torch.device] = 'cpu') -> 'CLIP':
         """Load config.json and the weights (model.safetensors or pytorch_model.bin) from a folder.
 
-        The network is built on the meta device and takes the checkpoint's tensors, so no random
-        initialisation runs; they are copied (and converted) one tensor at a time from the mapped
-        file, so the model owns its memory and the process holds about one copy of the weights.
+        config.json's values, then the weights' names, shapes and dtypes against it, are checked before
+        anything is built, and the weights' values (finite) as they are copied: each problem is a
+        ValueError naming what was wrong. The network is built on the meta device and takes the
+        checkpoint's tensors, so no random initialisation runs; they are copied (and converted) one
+        tensor at a time from the mapped file, so the model owns its memory and the process holds
+        about one copy of the weights.
         dtype: None or torch.float32 (default), torch.bfloat16 or torch.float16, or one of their
             names ('bf16', 'fp16', ...). LayerNorm runs in fp32 whatever the weights' dtype.
         """
         device = resolve_device(device)
         dtype = resolve_dtype(dtype, device)
-        config = CLIPConfig.from_file(os.path.join(folder, 'config.json'))
+        config = CLIPConfig.from_file(os.path.join(folder, 'config.json'))  # its values checked
+        state_dict = read_state_dict(folder)
+        check_state_dict(state_dict, config)  # names, shapes, dtypes: before anything is built
         with torch.device('meta'):
             model = cls.from_config(config)
-        assign_state_dict(model, read_state_dict(folder), dtype=dtype, device=device)
+        assign_state_dict(model, state_dict, dtype=dtype, device=device)  # and finite values
         return model.eval()
 
 

@@ -54,7 +54,9 @@ def load(name: str, device: Union[str, torch.device] = 'cpu', cache_dir: Optiona
     name: a key of ruclip.MODELS (downloaded from the Hub into the standard Hugging Face cache, or
         `cache_dir`), or a folder holding config.json, bpe.model and pytorch_model.bin or
         model.safetensors.
-    local_files_only: never touch the network, use the cache only (as does HF_HUB_OFFLINE=1).
+    local_files_only: use the cache only, without a single request (as does HF_HUB_OFFLINE=1).
+        Without it, a Hub that cannot be reached is taken as offline at once: the cache is used if
+        it holds the files, else FileNotFoundError names the missing one.
     token: a Hub token for private copies; `use_auth_token` is its old name.
     dtype: torch.float32 (None, the default: the original's numbers), torch.bfloat16, torch.float16
         or their names, or 'auto': bf16 where the device computes it natively (CUDA GPUs that support
@@ -93,6 +95,20 @@ def checkpoint_folder(name: str, cache_dir=None, revision=None, token=None, loca
 
 
 def _download(repo_id, cache_dir, revision, token, local_files_only) -> str:
+    """The snapshot folder holding the checkpoint's files, downloaded unless they are cached.
+
+    local_files_only (or HF_HUB_OFFLINE=1): the cache is read and nothing else, no HTTP code runs.
+    Otherwise the Hub's address is tried once first (HUB_CONNECT_TIMEOUT): when it cannot be
+    reached, the cache is used if it holds the files, else the error comes at once, not after the
+    Hub client's retries (half a minute).
+    """
+    import huggingface_hub.constants as constants
+
+    offline = local_files_only or constants.HF_HUB_OFFLINE
+    unreachable = None if offline else _unreachable(constants.ENDPOINT)
+    if offline or unreachable:
+        paths = [_cached(repo_id, filename, cache_dir, revision, unreachable) for filename in CHECKPOINT_FILES]
+        return os.path.dirname(paths[0])
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -100,14 +116,46 @@ def _download(repo_id, cache_dir, revision, token, local_files_only) -> str:
     for filename in CHECKPOINT_FILES:
         try:
             paths.append(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir,
-                                         token=token, local_files_only=local_files_only,
-                                         library_name='ruclip'))
+                                         token=token, library_name='ruclip'))
         except LocalEntryNotFoundError:
-            where = cache_dir or 'the Hugging Face cache'
-            raise FileNotFoundError(
-                f'{repo_id}/{filename} is not in {where} and downloading is off (local_files_only=True or '
-                f'HF_HUB_OFFLINE=1) or the Hub cannot be reached; load it once online first') from None
+            raise _not_cached(repo_id, filename, cache_dir, 'the Hub cannot be reached') from None
     return os.path.dirname(paths[0])
+
+
+HUB_CONNECT_TIMEOUT = 5.0  # seconds to open a connection to the Hub before it is taken as unreachable
+PROXY_VARIABLES = ('HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy')
+
+
+def _unreachable(endpoint: str) -> Optional[str]:
+    """Why a TCP connection to `endpoint` cannot be opened, or None when it can (or when a proxy is
+    set, which the Hub client goes through instead)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if any(os.environ.get(name) for name in PROXY_VARIABLES):
+        return None
+    address = urlsplit(endpoint)
+    try:
+        port = address.port or (443 if address.scheme == 'https' else 80)
+        with socket.create_connection((address.hostname, port), timeout=HUB_CONNECT_TIMEOUT):
+            return None
+    except (OSError, ValueError) as error:
+        return f'{endpoint} cannot be reached ({error})'
+
+
+def _cached(repo_id, filename, cache_dir, revision, unreachable: Optional[str]) -> str:
+    from huggingface_hub import try_to_load_from_cache
+
+    path = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision)
+    if not isinstance(path, str):
+        why = unreachable or 'downloading is off (local_files_only=True or HF_HUB_OFFLINE=1)'
+        raise _not_cached(repo_id, filename, cache_dir, why)
+    return path
+
+
+def _not_cached(repo_id, filename, cache_dir, why: str) -> FileNotFoundError:
+    where = cache_dir or 'the Hugging Face cache'
+    return FileNotFoundError(f'{repo_id}/{filename} is not in {where} and {why}; load it once online first')
 
 
 @dataclass(frozen=True)

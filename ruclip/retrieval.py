@@ -24,7 +24,8 @@ class Embeddings:
     """Image latents for the files that could be read.
 
     latents: [len(files), embed_dim] L2-normalised, row i for files[i];
-    skipped: (path, reason) for each file left out, in input order.
+    skipped: (path, reason) for each file left out, in input order, after the folders that could
+        not be listed when `files` came from find_images (its ImageFiles.unreadable).
     """
     latents: torch.Tensor
     files: List[str]
@@ -62,12 +63,14 @@ def image_latents(predictor: Predictor, images: Images) -> torch.Tensor:
 
 
 def embed_images(predictor: Predictor, files: Iterable[Union[str, os.PathLike]]) -> Embeddings:
-    """Latents of image files, decoded in the predictor's worker threads; unreadable files are
-    skipped with a warning on the 'ruclip' logger. Shows a progress bar unless predictor.quiet.
+    """Latents of image files, decoded in the predictor's worker threads; unreadable files (images
+    over PIL.Image.MAX_IMAGE_PIXELS too) are skipped with a warning on the 'ruclip' logger. Shows a
+    progress bar unless predictor.quiet.
     Raises ValueError when no file could be read."""
     if isinstance(files, (str, bytes, os.PathLike)):
         raise TypeError(f'files must be a list of image file paths, got one {type(files).__name__} '
                         f'(ruclip.find_images(folder) lists the images of a folder)')
+    unreadable_folders = list(getattr(files, 'unreadable', ()))  # find_images named them already
     files = [os.fspath(path) for path in files]
     if not files:
         raise ValueError('files is empty: give at least one image file')
@@ -85,4 +88,4 @@ def embed_images(predictor: Predictor, files: Iterable[Union[str, os.PathLike]])
             raise ValueError(f'none of the {len(files)} image files could be read') from None
         raise
     readable = [path for index, path in enumerate(files) if index not in skipped]
-    return Embeddings(latents=latents, files=readable, skipped=list(skipped.values()))
+    return Embeddings(latents=latents, files=readable, skipped=unreadable_folders + list(skipped.values()))

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import textwrap
+import warnings
 from contextlib import contextmanager
 
 from tqdm.auto import tqdm
@@ -69,7 +70,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run `ruclip ARGV...` and return its exit code (argparse exits with 2 on bad usage itself)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
-    with _log_to_stderr():
+    with _log_to_stderr(), warnings.catch_warnings():
+        # images over PIL.Image.MAX_IMAGE_PIXELS are skipped with a line of ours; not PIL's warning too
+        warnings.filterwarnings('ignore', message=r'Image size \(\d+ pixels\) exceeds limit')
         try:
             code = args.run(args)
             sys.stdout.flush()  # a closed pipe shows here, not at exit

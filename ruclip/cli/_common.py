@@ -6,6 +6,7 @@ A command's run(args) prints its results to stdout and returns an exit code; it 
 """
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence
@@ -21,7 +22,7 @@ EXIT_INTERRUPTED = 130  # what a shell reports for SIGINT
 EXIT_BROKEN_PIPE = 141  # what a shell reports for SIGPIPE
 EXIT_CODES = {
     EXIT_OK: 'done',
-    EXIT_SKIPPED: 'done, but some image files could not be read: each is named on stderr and left out',
+    EXIT_SKIPPED: 'done, but some image files or folders could not be read: each is named on stderr and left out',
     EXIT_USAGE: 'bad usage or input: unknown option or model, missing file or checkpoint (or a model neither '
                 'cached nor downloadable), no image found or none readable, empty labels or captions, bad --out',
     EXIT_FAILED: 'any other failure: an error from the Hub, out of memory, a full disk, a stdout that cannot '
@@ -134,10 +135,15 @@ def print_table(header: List[str], rows: List[List[str]]):
 
 
 def exit_code(skipped, total: int) -> int:
-    """Exit code 1 and a count on stderr when files were skipped (each was named as it happened)."""
+    """Exit code 1 and a count on stderr when files or folders were skipped (each was named as it
+    happened); `total` counts the image files found."""
     if not skipped:
         return EXIT_OK
-    print(f'ruclip: skipped {len(skipped)} of {total} image files that could not be read', file=sys.stderr)
+    folders = sum(1 for path, _ in skipped if os.path.isdir(path))
+    files = len(skipped) - folders
+    counts = [f'{files} of {total} image files'] if files else []
+    counts += [f'{folders} folder{"s" if folders > 1 else ""}'] if folders else []
+    print(f'ruclip: skipped {" and ".join(counts)} that could not be read', file=sys.stderr)
     return EXIT_SKIPPED
 
 

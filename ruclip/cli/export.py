@@ -4,7 +4,6 @@ Each run prints the files it wrote, one a line, and returns exit code 0.
 """
 import argparse
 import logging
-import os
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -43,10 +42,10 @@ def _export_hf_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_export_hf(args: argparse.Namespace) -> int:
     with _quiet_loggers(args.quiet, 'transformers'), _no_transformers_bars(args.quiet):
-        out = export_hf(args.model, args.out, lowercase=args.lowercase, overwrite=args.overwrite,
-                        cache_dir=args.cache_dir)
-    for name in sorted(os.listdir(out)):
-        print(os.path.join(out, name))
+        paths = export_hf(args.model, args.out, lowercase=args.lowercase, overwrite=args.overwrite,
+                          cache_dir=args.cache_dir)
+    for path in paths:
+        print(path)
     return EXIT_OK
 
 
@@ -55,7 +54,8 @@ def _add_out_options(parser: argparse.ArgumentParser, what: str) -> None:
     add_quiet_option(group)
     parser.add_argument('--out', required=True, metavar='DIR', help=f'a new or empty folder to write {what} into')
     parser.add_argument('--overwrite', action='store_true',
-                        help='write into --out even if it holds files (never into the checkpoint folder itself)')
+                        help='write into --out even if it holds files (never into the checkpoint folder or a '
+                             'Hugging Face cache)')
 
 
 def _opset(value: str) -> int:

@@ -6,12 +6,12 @@ preprocessing differs: CLIPImageProcessor resizes the shortest side and then cro
 RuCLIP crops the largest centred square and then resizes (the same for square images).
 """
 import os
-from typing import Dict, Optional, Union
+from typing import Dict, List, Optional, Union
 
 import torch
 
 from .._optional import require
-from .._outputs import check_export_folder
+from .._outputs import check_export_folder, check_outside, replacing_folder
 from ..config import CLIPConfig
 from ..model import CLIP
 from ..processor import RuCLIPProcessor
@@ -36,12 +36,14 @@ _LAYER_NORMS = [
 def export_hf(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.PathLike],
               processor: Optional[RuCLIPProcessor] = None, *, lowercase: bool = True, overwrite: bool = False,
               cache_dir: Optional[str] = None, revision: Optional[str] = None,
-              token: Optional[Union[str, bool]] = None, local_files_only: bool = False) -> str:
-    """Save a transformers CLIPModel and CLIPProcessor into out_dir; return out_dir.
+              token: Optional[Union[str, bool]] = None, local_files_only: bool = False) -> List[str]:
+    """Save a transformers CLIPModel and CLIPProcessor into out_dir; return the paths written, sorted.
 
     model: a name of ruclip.MODELS or a checkpoint folder, found as ruclip.load finds it (cache_dir,
         revision, token, local_files_only), or a loaded CLIP together with its processor.
-    out_dir: a new or empty folder (never the checkpoint's own); overwrite=True writes into one holding files.
+    out_dir: a new or empty folder (never the checkpoint's own, nor one inside it or inside a Hugging Face
+        cache); overwrite=True writes into one holding files. The files are written into a temporary
+        folder beside it and renamed into place once all are written: a failed export leaves nothing.
     lowercase: whether the saved tokenizer lowercases (see ruclip.hf_tokenizer.build_tokenizer).
     Afterwards transformers.CLIPModel.from_pretrained(out_dir), CLIPProcessor.from_pretrained(out_dir) and
     pipeline('zero-shot-image-classification', model=out_dir) work without ruclip.
@@ -56,14 +58,18 @@ def export_hf(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.PathL
         from ..pretrained import checkpoint_folder
         folder = checkpoint_folder(model, cache_dir=cache_dir, revision=revision, token=token,
                                    local_files_only=local_files_only)
+        check_outside(out_dir, folder)
         model, processor = CLIP.from_pretrained(folder), RuCLIPProcessor.from_pretrained(folder)
     else:
         raise TypeError(f'model must be a ruclip CLIP, a model name or a checkpoint folder, '
                         f'got {type(model).__name__}')
     hf_model, hf_processor = to_transformers(model, processor, lowercase=lowercase)
-    hf_model.save_pretrained(out_dir)
-    hf_processor.save_pretrained(out_dir)
-    return out_dir
+    with replacing_folder(out_dir) as temporary:
+        hf_model.save_pretrained(temporary)
+        hf_processor.save_pretrained(temporary)
+        names = sorted(os.path.relpath(os.path.join(root, name), temporary)
+                       for root, _, files in os.walk(temporary) for name in files)
+    return [os.path.join(out_dir, name) for name in names]
 
 
 def to_transformers(model: CLIP, processor: RuCLIPProcessor, *, lowercase: bool = True):

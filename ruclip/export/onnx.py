@@ -17,7 +17,7 @@ from torch import nn
 from .._checks import count
 from .._device import resolve_dtype
 from .._optional import require
-from .._outputs import check_export_folder
+from .._outputs import check_export_folder, check_outside, replacing_folder
 from ..model import CLIP, find_eos
 
 IMAGE_FILE = 'image.onnx'
@@ -67,7 +67,9 @@ def export_onnx(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.Pat
     model: a loaded CLIP, or a name of ruclip.MODELS or a checkpoint folder, found as ruclip.load finds it
         (cache_dir, revision, token, local_files_only); then its bpe.model is copied too, so out_dir also
         serves RuCLIPProcessor.from_pretrained(out_dir).
-    out_dir: a new or empty folder (never the checkpoint's own); overwrite=True writes into one holding files.
+    out_dir: a new or empty folder (never the checkpoint's own, nor one inside it or inside a Hugging Face
+        cache); overwrite=True writes into one holding files. The files are written into a temporary
+        folder beside it and renamed into place once all are written: a failed export leaves nothing.
     opset: the ONNX opset, from 17 to the newest the installed torch exporter knows (max_opset()).
     dtype: the weights' dtype inside the graphs (torch.float16 halves the files); the model's own by default.
         Inputs stay float32 pixel_values and int64 input_ids, outputs float32 latents, whatever the dtype.
@@ -85,6 +87,7 @@ def export_onnx(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.Pat
         from ..pretrained import checkpoint_folder
         folder = checkpoint_folder(model, cache_dir=cache_dir, revision=revision, token=token,
                                    local_files_only=local_files_only)
+        check_outside(out_dir, folder)
         model = CLIP.from_pretrained(folder, dtype=dtype)
     elif dtype is not None and dtype != model.dtype:
         model = copy.deepcopy(model).to(dtype)
@@ -95,18 +98,19 @@ def export_onnx(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.Pat
     length = torch.export.Dim('length', max=model.context_length)
     example_ids = torch.zeros(2, model.context_length, dtype=torch.long, device=device)  # [2, context_length]
     example_ids[:, 1] = model.eos_id
-    os.makedirs(out_dir, exist_ok=True)
-    paths = {}
-    paths.update(_export(ImageTower(model), torch.zeros(2, 3, size, size, device=device), 'pixel_values',
-                         'image_latents', {0: batch}, os.path.join(out_dir, IMAGE_FILE), opset, model, 'image'))
-    paths.update(_export(TextTower(model), example_ids, 'input_ids', 'text_latents', {0: batch, 1: length},
-                         os.path.join(out_dir, TEXT_FILE), opset, model, 'text'))
-    paths['config'] = os.path.join(out_dir, 'config.json')
-    with open(paths['config'], 'w', encoding='utf-8') as f:
-        json.dump(model.config.to_dict(), f, indent=2)
-    if folder is not None:
-        paths['bpe_model'] = os.path.join(out_dir, 'bpe.model')
-        shutil.copyfile(os.path.join(folder, 'bpe.model'), paths['bpe_model'])
+    written = {}
+    with replacing_folder(out_dir) as temporary:
+        written.update(_export(ImageTower(model), torch.zeros(2, 3, size, size, device=device), 'pixel_values',
+                               'image_latents', {0: batch}, os.path.join(temporary, IMAGE_FILE), opset, model, 'image'))
+        written.update(_export(TextTower(model), example_ids, 'input_ids', 'text_latents', {0: batch, 1: length},
+                               os.path.join(temporary, TEXT_FILE), opset, model, 'text'))
+        written['config'] = os.path.join(temporary, 'config.json')
+        with open(written['config'], 'w', encoding='utf-8') as f:
+            json.dump(model.config.to_dict(), f, indent=2)
+        if folder is not None:
+            written['bpe_model'] = os.path.join(temporary, 'bpe.model')
+            shutil.copyfile(os.path.join(folder, 'bpe.model'), written['bpe_model'])
+    paths = {key: os.path.join(out_dir, os.path.relpath(path, temporary)) for key, path in written.items()}
     return paths
 
 

@@ -56,7 +56,9 @@ def test_out_that_holds_files_is_refused_and_the_checkpoint_is_never_written(tin
     for out, flags, message in ((checkpoint, [], 'is the checkpoint folder being exported'),
                                 (checkpoint, ['--overwrite'], 'is the checkpoint folder being exported'),
                                 (tmp_path / 'other', [], 'is not empty'),
-                                (checkpoint / 'config.json', ['--overwrite'], 'is a file, expected a folder')):
+                                (checkpoint / 'config.json', ['--overwrite'], 'is inside the checkpoint folder'),
+                                (checkpoint / 'new', ['--overwrite'], 'is inside the checkpoint folder'),
+                                (tmp_path / 'other' / 'config.json', ['--overwrite'], 'is a file, expected a folder')):
         assert main([command, '--model', str(checkpoint), '--out', str(out), *flags]) == 2
         written, err = capsys.readouterr()
         assert written == '' and err.startswith(f'ruclip {command}: error: ') and message in err

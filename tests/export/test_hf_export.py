@@ -22,7 +22,10 @@ def embeddings(output) -> torch.Tensor:
 
 @pytest.fixture(scope='module')
 def hf_folder(tiny_checkpoint, tmp_path_factory):
-    return export_hf(tiny_checkpoint, tmp_path_factory.mktemp('hf'))
+    out = tmp_path_factory.mktemp('hf')
+    paths = export_hf(tiny_checkpoint, out)
+    assert paths == sorted(str(path) for path in out.iterdir()) and str(out / 'config.json') in paths
+    return out
 
 
 @pytest.fixture(scope='module')
@@ -136,7 +139,8 @@ def test_export_of_a_loaded_model_needs_its_processor(loaded, tmp_path):
 
 
 def test_export_finds_a_model_in_a_given_cache_and_refuses_its_own_folder(hub_cache, tmp_path, tiny_checkpoint):
-    out = export_hf('ruclip-vit-base-patch32-224', tmp_path / 'hf', cache_dir=str(hub_cache), local_files_only=True)
+    out = tmp_path / 'hf'
+    export_hf('ruclip-vit-base-patch32-224', out, cache_dir=str(hub_cache), local_files_only=True)
     assert transformers.CLIPModel.from_pretrained(out).config.projection_dim == 24
     with pytest.raises(ValueError, match='is not empty'):
         export_hf(tiny_checkpoint, out)
