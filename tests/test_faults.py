@@ -44,7 +44,7 @@ def photos(tmp_path_factory):
 def many_photos(tmp_path_factory):
     folder = tmp_path_factory.mktemp('many')
     rng = np.random.default_rng(1)
-    for i in range(120):
+    for i in range(60):
         Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(folder / f'{i:03}.png')
     return folder
 
@@ -183,8 +183,9 @@ PAUSING_RUCLIP = textwrap.dedent('''
 def interrupted_embed(tmp_path, images, out, pause, sig):
     script = tmp_path / 'pausing_ruclip.py'
     script.write_text(PAUSING_RUCLIP)
+    batches = ['--batch-size', '4'] if pause == 'embed' else []  # 'write': one batch, no waiting for ten
     process = subprocess.Popen([sys.executable, str(script), 'embed', str(images), '--out', str(out), '--model',
-                                str(images.parent / 'checkpoint'), '-q', '--batch-size', '4'],
+                                str(images.parent / 'checkpoint'), '-q', *batches],
                                cwd=REPO, env=dict(ENV, PAUSE=pause), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     lines = []
     for line in process.stderr:
@@ -201,7 +202,7 @@ def interrupted_embed(tmp_path, images, out, pause, sig):
 
 @pytest.fixture
 def work(tmp_path, many_photos, tiny_checkpoint):
-    """tmp_path/images (120 tiny images) and tmp_path/checkpoint, the output folder tmp_path/out."""
+    """tmp_path/images (60 tiny images) and tmp_path/checkpoint, the output folder tmp_path/out."""
     shutil.copytree(many_photos, tmp_path / 'images')
     shutil.copytree(tiny_checkpoint, tmp_path / 'checkpoint')
     (tmp_path / 'out').mkdir()
@@ -231,7 +232,7 @@ def test_an_uninterrupted_run_of_the_same_command_is_complete(work, capsys):
     out = work / 'out' / 'latents.npz'
     code, _, _ = run(capsys, 'embed', work / 'images', '--out', out, '--model', work / 'checkpoint', '-q')
     with np.load(out) as saved:
-        assert code == 0 and saved["latents"].shape == (120, 24) and len(saved["files"]) == 120
+        assert code == 0 and saved["latents"].shape == (60, 24) and len(saved["files"]) == 60
 
 
 # ---- unreadable paths ----------------------------------------------------------------------------
