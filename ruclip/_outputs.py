@@ -17,23 +17,76 @@ PARTIAL = '.partial'  # in the names of temporary files, which a crash may leave
 def replacing(path) -> Iterator[str]:
     """A temporary path beside `path` (same extension) to write the file to; once the block ends
     without error it is synced and renamed to `path`, else removed."""
-    path = os.fspath(path)
-    folder, name = os.path.split(os.path.abspath(path))
-    extension = os.path.splitext(name)[1]
-    handle, temporary = tempfile.mkstemp(prefix=f'.{name}.', suffix=PARTIAL + extension, dir=folder)
+    with replacing_together([path]) as (temporary,):
+        yield temporary
+
+
+@contextmanager
+def replacing_together(paths) -> Iterator[List[str]]:
+    """replacing() for files that belong together (latents and their listing): once the block ends
+    without error all are renamed into place; if one rename fails, the files renamed before it are
+    put back as they were (the older file, or none), so the set is complete or left unchanged."""
+    paths = [os.path.abspath(os.fspath(path)) for path in paths]
+    temporaries = []
+    try:
+        for path in paths:
+            temporaries.append(_temporary_beside(path))
+        yield list(temporaries)
+        for temporary in temporaries:
+            _fsync(temporary)
+        _rename_all(temporaries, paths)
+        temporaries = []
+    finally:
+        for temporary in temporaries:
+            _remove(temporary)
+
+
+def _temporary_beside(path: str) -> str:
+    folder, name = os.path.split(path)
+    handle, temporary = tempfile.mkstemp(prefix=f'.{name}.', suffix=PARTIAL + os.path.splitext(name)[1], dir=folder)
     os.close(handle)
     os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would make the result private
+    return temporary
+
+
+def _rename_all(temporaries: List[str], paths: List[str]) -> None:
+    """Rename each temporary to its path; on a failure undo the renames done, from hard-linked backups."""
+    backups = [_backup(path) if len(paths) > 1 else None for path in paths]
+    done = 0
     try:
-        yield temporary
-        _fsync(temporary)
-        os.replace(temporary, path)
-        _fsync_folder(folder)
+        for temporary, path in zip(temporaries, paths):
+            os.replace(temporary, path)
+            done += 1
     except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
+        for path, backup in reversed(list(zip(paths[:done], backups[:done]))):
+            if backup:
+                os.replace(backup, path)
+            else:
+                _remove(path)
         raise
+    finally:
+        for backup in backups:
+            if backup:
+                _remove(backup)
+        for folder in sorted({os.path.dirname(path) for path in paths}):
+            _fsync_folder(folder)
+
+
+def _backup(path: str) -> Optional[str]:
+    """A hard link to the file at `path` under a temporary name, or None when there is none."""
+    if not os.path.isfile(path):
+        return None
+    backup = _temporary_beside(path)
+    os.unlink(backup)
+    os.link(path, backup)
+    return backup
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 @contextmanager
