@@ -44,6 +44,8 @@ def _embed_arguments(parser):
                         help='Ray model actors (default: one per GPU, or 1 without GPUs)')
     shards.add_argument('--gpus-per-actor', type=float, default=1.0, metavar='F',
                         help='GPUs per Ray actor where there are GPUs; 0.5 puts two actors on a GPU (default 1)')
+    shards.add_argument('--cpus-per-actor', type=float, default=1.0, metavar='F',
+                        help='CPUs each Ray actor reserves (default 1); its Predictor decodes images in threads')
 
 
 def _partition(value: str):
@@ -122,7 +124,8 @@ def _run_sharded(args) -> int:
                         url_timeout=args.url_timeout, quiet=args.quiet)
     if args.engine == 'ray':
         report = run_ray(inputs, settings, only=only, overwrite=args.overwrite, address=args.ray_address,
-                         actors=args.actors, gpus_per_actor=args.gpus_per_actor)
+                         actors=args.actors, gpus_per_actor=args.gpus_per_actor,
+                         cpus_per_actor=args.cpus_per_actor)
     else:
         report = run_local(inputs, settings, only=only, overwrite=args.overwrite)
     print(report.summary(settings.out))

@@ -60,6 +60,12 @@ def pending(settings: Settings, only: Optional[List[int]] = None) -> (List[int],
     return [i for i in ids if i not in set(done)], done
 
 
+def complete(settings: Settings) -> Optional[dict]:
+    """Write _SUCCESS if every partition is done (a Spark or SLURM driver calls this at the end);
+    its totals, or None while some partition is not done."""
+    return write_success(settings.out, settings.partition_count, settings.manifest_digest)
+
+
 def finish(settings: Settings, written: List[int], skipped: List[int], started: float) -> Report:
     markers = [read_marker(settings.out, i, settings.partition_count) for i in written]
     complete = write_success(settings.out, settings.partition_count, settings.manifest_digest) is not None

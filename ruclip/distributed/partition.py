@@ -130,6 +130,8 @@ def embed_partition(partition_id: int, inputs: Inputs, settings: Settings, predi
     """Embed partition `partition_id` of settings.partition_count and write its files into
     settings.out (which prepare_output has set up, giving settings.manifest_digest). Returns the
     partition's done marker: rows, failed, files with sizes and sha256."""
+    if not settings.manifest_digest:
+        raise ValueError('settings has no manifest digest: pass the settings that prepare(inputs, settings) returns')
     predictor = predictor or predictor_for(settings)
     samples = fetched(inputs.partition_samples(partition_id, settings.partition_count), settings.url_timeout)
     embedded = embed_samples(predictor, samples, settings.texts, inputs.has_captions)

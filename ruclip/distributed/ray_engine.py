@@ -28,6 +28,7 @@ from .partition import Embedded, Settings, embed_samples, predictor_for, write_e
 
 logger = logging.getLogger('ruclip')
 ROWS_PER_CALL = 64  # samples handed to an actor per call; its Predictor batches them for the device
+READER_CPUS = 0.25  # a read task mostly waits (files, URLs): it must not hold a CPU the actors need
 
 
 def _ray():
@@ -110,13 +111,18 @@ def run_ray(inputs: Inputs, settings: Settings, only: Optional[List[int]] = None
         data = require('ray.data', 'ray', 'the Ray engine (--engine ray)')
         context = data.DataContext.get_current()
         context.enable_progress_bars = not settings.quiet
-        gpus = ray.cluster_resources().get('GPU', 0)
+        resources = ray.cluster_resources()
+        gpus, cpus = resources.get('GPU', 0), resources.get('CPU', 0)
         actors = actors or max(1, int(gpus // gpus_per_actor) if gpus else 1)
-        resources = dict(num_gpus=gpus_per_actor) if gpus else dict(num_cpus=cpus_per_actor)
+        if actors * cpus_per_actor + READER_CPUS > cpus:
+            raise ValueError(f'{actors} actors of {cpus_per_actor} CPUs each and the read tasks ({READER_CPUS} CPU) '
+                             f'need more than the {cpus:g} CPUs of the Ray cluster: use fewer actors or a smaller '
+                             f'cpus_per_actor')
         dataset = (data.from_items([dict(partition=p) for p in todo], override_num_blocks=len(todo))
-                   .flat_map(PartitionReader(inputs, settings))
-                   .map_batches(embedder, fn_constructor_args=(settings, inputs.has_captions), concurrency=actors,
-                                batch_size=ROWS_PER_CALL, batch_format='numpy', **resources))
+                   .flat_map(PartitionReader(inputs, settings), num_cpus=READER_CPUS)
+                   .map_batches(embedder, fn_constructor_args=(settings, inputs.has_captions),
+                                compute=data.ActorPoolStrategy(size=actors), batch_size=ROWS_PER_CALL,
+                                batch_format='numpy', num_cpus=cpus_per_actor, num_gpus=gpus_per_actor if gpus else 0))
         _gather_and_write(dataset, settings)
     return finish(settings, todo, skipped, started)
 
