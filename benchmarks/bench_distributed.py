@@ -87,8 +87,9 @@ def main(argv=None):
                 report = run_ray(inputs, Settings(model=str(folder), out=str(out), partition_count=args.partitions,
                                                   device=args.device), actors=actors, cpus_per_actor=cpus)
                 assert report.rows == len(files) and report.complete
+                ratio = report.rows_per_second / best['get_image_latents']
                 lines.append(f'| Ray, {actors} CPU actor(s) of {cpus:.2f} CPU, actor start included | '
-                             f'{report.rows_per_second:.1f} | {report.rows_per_second / best["get_image_latents"]:.3f}x |')
+                             f'{report.rows_per_second:.1f} | {ratio:.3f}x |')
                 shutil.rmtree(out)
             ray.shutdown()
         lines.append(f'load average at the end {os.getloadavg()[0]:.1f}')

@@ -2,9 +2,13 @@
 shards in the clip-retrieval layout (ruclip.distributed), locally or on Ray."""
 import os
 
-from ._common import EXIT_OK, EXIT_SKIPPED, Command, UsageError, add_model_options, exit_code, load_predictor, positive_int
+from ._common import (EXIT_OK, EXIT_SKIPPED, Command, UsageError, add_model_options, exit_code, load_predictor,
+                      positive_int)
 
 FILE_SUFFIXES = ('.npy', '.npz')
+SHARD_OPTIONS = dict(engine='local', partitions=None, partition=None, input_format='auto', image_column=None,
+                     caption_column=None, texts=False, dtype='float32', url_timeout=10.0, overwrite=False,
+                     ray_address=None, actors=None, gpus_per_actor=1.0, cpus_per_actor=1.0)
 
 
 def _embed_arguments(parser):
@@ -67,6 +71,10 @@ def _run_embed(args) -> int:
     out = args.out
     suffix = os.path.splitext(out.rstrip('/'))[1]
     if out.endswith(FILE_SUFFIXES) and not out.endswith('/'):
+        given = [name for name, default in SHARD_OPTIONS.items() if getattr(args, name) != default]
+        if given:
+            raise UsageError(f'--{given[0].replace("_", "-")} is for sharded output: give --out a folder name '
+                             f'(no .npy/.npz), or leave it out')
         return _run_single_file(args)
     if suffix and not os.path.isdir(out) and not out.endswith('/'):
         raise UsageError(f'--out must end in .npy or .npz, got {out} (or name a folder, without an extension, '

@@ -26,6 +26,7 @@ def run_ray(*args, **kwargs):
     return run(*args, **kwargs)
 
 
-__all__ = ['FileInputs', 'Inputs', 'Sample', 'TableInputs', 'TarInputs', 'list_inputs', 'Report', 'complete', 'finish', 'pending',
+__all__ = ['FileInputs', 'Inputs', 'Sample', 'TableInputs', 'TarInputs', 'list_inputs', 'Report', 'complete', 'finish',
+           'pending',
            'prepare', 'run_local', 'run_ray', 'Settings', 'embed_partition', 'iter_shards', 'read_shards',
            'verify_shards']

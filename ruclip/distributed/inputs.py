@@ -16,38 +16,15 @@ loaded, with a timeout; every failure becomes a Sample with an `error`, never an
 import hashlib
 import json
 import os
-import tarfile
-import urllib.request
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Iterator, List, Optional, Sequence
 
 from .._optional import require
+from .sample import Sample, fetch, fetched  # noqa: F401 - re-exported: the input side in one place
+from .tars import read_tar
 
 TABLE_SUFFIXES = ('.parquet', '.csv', '.jsonl')
-TAR_IMAGE_SUFFIXES = ('jpg', 'jpeg', 'png', 'webp', 'bmp')
 IMAGE_COLUMNS = ('image_path', 'url', 'path', 'image', 'filepath')  # tried in order when none is named
 CAPTION_COLUMNS = ('caption', 'text')
-FETCH_LOOKAHEAD = 32  # URLs being fetched ahead of the one being consumed
-
-
-@dataclass
-class Sample:
-    """One input row. image: a file path or encoded bytes to embed (None until a URL is fetched);
-    error: why it cannot be embedded (it then goes to failed_{i}.parquet)."""
-    image_path: str
-    key: str
-    caption: Optional[str] = None
-    extra: Dict[str, object] = field(default_factory=dict)
-    image: Union[str, bytes, None] = None
-    url: Optional[str] = None
-    error: Optional[str] = None
-
-    def metadata(self, with_caption: bool) -> dict:
-        """The row of metadata_{i}.parquet: image_path, caption (when the input has captions), key, the rest."""
-        row = dict(image_path=self.image_path, caption=self.caption) if with_caption else dict(image_path=self.image_path)
-        return dict(row, key=self.key, **self.extra)
 
 
 class Inputs:
@@ -200,74 +177,3 @@ def read_table(path: str) -> List[dict]:
                         raise ValueError(f'{path}, line {number}: not JSON ({error})') from None
             return rows
     raise ValueError(f'table {path}: expected a .parquet, .csv or .jsonl file')
-
-
-def read_tar(path: str) -> Iterator[Sample]:
-    """The samples of a webdataset shard in archive order. A sample without an image member, or a
-    shard that ends early (truncated), gives a Sample with an error; the samples before it are kept."""
-    current, members = None, {}
-
-    def sample(key: str, parts: dict) -> Sample:
-        extra = {}
-        if 'json' in parts:
-            try:
-                extra = {k: v for k, v in json.loads(parts['json']).items() if k not in ('image_path', 'caption')}
-            except (ValueError, AttributeError):
-                extra = {}
-        key_value = str(extra.pop('key', key))
-        image = next((parts[suffix] for suffix in TAR_IMAGE_SUFFIXES if suffix in parts), None)
-        caption = parts['txt'].decode('utf-8', errors='replace') if 'txt' in parts else None
-        made = Sample(image_path=key, key=key_value, caption=caption, extra=extra, image=image)
-        if image is None:
-            made.error = f'{path}: sample {key} has no image member ({", ".join(TAR_IMAGE_SUFFIXES)})'
-        return made
-
-    try:
-        with tarfile.open(path, 'r|') as archive:  # a stream: members in order, each read once
-            for member in archive:
-                if not member.isfile():
-                    continue
-                folder, name = os.path.split(member.name)
-                key, _, suffix = name.partition('.')
-                key = os.path.join(folder, key)
-                data = archive.extractfile(member).read()
-                if key != current and current is not None:
-                    yield sample(current, members)
-                    members = {}
-                current = key
-                members[suffix.lower()] = data
-    except (tarfile.TarError, OSError, EOFError) as error:
-        if current is not None:  # its members read so far are whole (each was read to its end)
-            yield sample(current, members)
-        yield Sample(image_path=path, key=os.path.basename(path), error=f'cannot read tar shard {path} (truncated or corrupt): {error}')
-        return
-    if current is not None:
-        yield sample(current, members)
-
-
-def fetch(sample: Sample, timeout: float) -> Sample:
-    """The sample with its URL's bytes as image, or with the error that kept them from coming."""
-    if sample.url is None or sample.image is not None or sample.error:
-        return sample
-    try:
-        with urllib.request.urlopen(sample.url, timeout=timeout) as response:
-            sample.image = response.read()
-    except Exception as error:  # noqa: BLE001 - any failure of one URL is that row's failure
-        sample.error = f'cannot fetch {sample.url}: {type(error).__name__}: {error}'
-    return sample
-
-
-def fetched(samples: Iterable[Sample], timeout: float, workers: int = 8) -> Iterator[Sample]:
-    """samples in order, URLs fetched in `workers` threads up to FETCH_LOOKAHEAD ahead."""
-    with ThreadPoolExecutor(workers, thread_name_prefix='ruclip-fetch') as pool:
-        pending = deque()
-        for sample in samples:
-            pending.append(pool.submit(fetch, sample, timeout) if sample.url else sample)
-            if len(pending) > FETCH_LOOKAHEAD:
-                yield _result(pending.popleft())
-        while pending:
-            yield _result(pending.popleft())
-
-
-def _result(item):
-    return item if isinstance(item, Sample) else item.result()

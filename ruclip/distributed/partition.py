@@ -14,7 +14,8 @@ from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
-from .inputs import Inputs, Sample, fetched
+from .inputs import Inputs
+from .sample import Sample, fetched
 from .shards import write_partition
 
 logger = logging.getLogger('ruclip')

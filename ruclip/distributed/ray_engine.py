@@ -19,6 +19,7 @@ import os
 import pickle
 import time
 from collections import defaultdict
+from dataclasses import replace
 from typing import List, Optional
 
 from .._optional import require
@@ -73,7 +74,7 @@ class Embedder:
 
     def __init__(self, settings: Settings, with_captions: bool):
         self.settings, self.with_captions = settings, with_captions
-        self.predictor = predictor_for(settings)
+        self.predictor = predictor_for(replace(settings, quiet=True))  # Ray Data shows the progress
 
     def __call__(self, batch: dict) -> dict:
         out = dict(partition=[], position=[], count=[], embedded=[])

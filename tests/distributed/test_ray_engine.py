@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from conftest import N_IMAGES, all_rows, shard_files
-from ruclip import find_images
 from ruclip.cli import main
 from ruclip.distributed import Settings, list_inputs, run_local, run_ray
 
@@ -42,8 +41,8 @@ def assert_same_shards(ours, theirs):
 def test_the_ray_command_writes_the_shards_the_local_engine_writes(capsys, image_folder, tiny_checkpoint, tmp_path):
     base = ['embed', str(image_folder), '--model', str(tiny_checkpoint), '--partitions', '3', '-q', '--device', 'cpu']
     assert main(base + ['--out', str(tmp_path / 'local')]) == 1
-    assert main(base + ['--out', str(tmp_path / 'ray'), '--engine', 'ray', '--actors', '2',
-                       '--cpus-per-actor', '0.75']) == 1
+    ray_options = ['--engine', 'ray', '--actors', '2', '--cpus-per-actor', '0.75']
+    assert main(base + ['--out', str(tmp_path / 'ray')] + ray_options) == 1
     assert f'({N_IMAGES} rows embedded, 1 failed)' in capsys.readouterr().out.splitlines()[-1]
     assert_same_shards(tmp_path / 'ray', tmp_path / 'local')
     assert (tmp_path / 'ray' / '_SUCCESS').read_text() == (tmp_path / 'local' / '_SUCCESS').read_text()

@@ -153,13 +153,15 @@ def test_engine_ray_without_ray_names_the_extra(capsys, monkeypatch, image_folde
 
 
 @pytest.mark.parametrize('argv, message', [
-    (['--partition', '3/3'], 'expected I/N with 0 <= I < N'),
-    (['--partition', '1/2', '--partitions', '3'], 'disagree'),
+    (['--out', 'out', '--partition', '3/3'], 'expected I/N with 0 <= I < N'),
+    (['--out', 'out', '--partition', '1/2', '--partitions', '3'], 'disagree'),
+    (['--out', 'x.npz', '--texts'], '--texts is for sharded output'),
+    (['--out', 'out.csv'], '--out must end in .npy or .npz'),
 ])
-def test_bad_partition_options_exit_2(capsys, argv, message, image_folder, tiny_checkpoint, tmp_path):
+def test_bad_shard_options_exit_2(capsys, argv, message, image_folder, tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     try:
-        code = main(['embed', str(image_folder), '--out', str(tmp_path / 'out'), '--model', str(tiny_checkpoint)]
-                    + argv)
+        code = main(['embed', str(image_folder), '--model', str(tiny_checkpoint)] + argv)
     except SystemExit as exit_:
         code = exit_.code
     assert code == 2 and message in capsys.readouterr().err

@@ -16,13 +16,12 @@ pq = pytest.importorskip('pyarrow.parquet')
 @pytest.fixture(scope='module')
 def sharded(tmp_path_factory, image_folder, tiny_checkpoint, shard_predictor):
     out = tmp_path_factory.mktemp('out') / 'shards'
-    report = run_local(list_inputs([str(image_folder)]), Settings(model=str(tiny_checkpoint), out=str(out),
-                                                                   partition_count=3), predictor=shard_predictor)
+    settings = Settings(model=str(tiny_checkpoint), out=str(out), partition_count=3)
+    report = run_local(list_inputs([str(image_folder)]), settings, predictor=shard_predictor)
     return out, report
 
 
-def test_shards_hold_every_image_once_by_index_modulo_n_with_get_image_latents(sharded, image_folder,
-                                                                                shard_predictor):
+def test_shards_hold_every_image_once_by_index_modulo_n_with_get_image_latents(sharded, image_folder, shard_predictor):
     out, report = sharded
     files = find_images(str(image_folder))
     broken = str(image_folder / 'broken.jpg')

@@ -1,5 +1,4 @@
 """Tables of paths and URLs with captions, and webdataset tar shards, as inputs."""
-import io
 import json
 
 import numpy as np
@@ -19,8 +18,8 @@ def read(path):
 
 
 @pytest.mark.parametrize('fmt', ['csv', 'jsonl', 'parquet'])
-def test_a_table_of_paths_and_urls_gives_metadata_captions_and_failures(fmt, tmp_path, image_server, image_folder,
-                                                                         tiny_checkpoint, shard_predictor):
+def test_a_table_of_paths_and_urls_gives_metadata_captions_and_failures(
+        fmt, tmp_path, image_server, image_folder, tiny_checkpoint, shard_predictor):
     rows = [dict(url=f'{image_server}/img/{i}.png', caption=f'картинка {i}', width=30 + i) for i in range(5)]
     rows.insert(2, dict(url=f'{image_server}/slow.png', caption='медленно', width=1))  # past the timeout
     rows.insert(4, dict(url=f'{image_server}/missing.png', caption='нет', width=2))  # 404
@@ -74,8 +73,8 @@ def write_shard(path, first, count, truncate=False):
         path.write_bytes(data[:len(data) * 2 // 3])
 
 
-def test_tar_shards_partition_by_shard_and_a_truncated_one_keeps_what_it_holds(tmp_path, tiny_checkpoint,
-                                                                                shard_predictor):
+def test_tar_shards_partition_by_shard_and_a_truncated_one_keeps_what_it_holds(
+        tmp_path, tiny_checkpoint, shard_predictor):
     shards = [tmp_path / f'{n:05d}.tar' for n in range(3)]
     for n, shard in enumerate(shards):
         write_shard(shard, 10 * n, 6, truncate=n == 1)
