@@ -32,11 +32,11 @@ def shard_predictor(tiny_checkpoint):
 
 
 class _Images(http.server.BaseHTTPRequestHandler):
-    """/img/<seed>.png: an image; /slow.png: answers after 3 s; anything else: 404."""
+    """/img/<seed>.png: an image; /slow.png: no answer for 4 s; anything else: 404."""
 
     def do_GET(self):  # noqa: N802 - http.server's name
         if self.path == '/slow.png':
-            time.sleep(3)
+            time.sleep(4)
             return  # the client has given up
         if self.path.startswith('/img/'):
             body = encoded(rgb_image(30, 20, seed=int(self.path[5:].split('.')[0])), 'PNG')

@@ -35,7 +35,7 @@ def test_a_table_of_paths_and_urls_gives_metadata_captions_and_failures(
     assert inputs.kind == 'tables' and inputs.image_column == 'url' and inputs.caption_column == 'caption'
     out = tmp_path / 'out'
     report = run_local(inputs, Settings(model=str(tiny_checkpoint), out=str(out), partition_count=2, texts=True,
-                                        url_timeout=0.5), predictor=shard_predictor)
+                                        url_timeout=1.5), predictor=shard_predictor)
     assert (report.rows, report.failed, report.complete) == (6, 2, True)
     for partition in range(2):
         expected = [row for row in rows[partition::2] if row['width'] not in (1, 2)]
