@@ -8,6 +8,9 @@ version = next(line.split("'")[1] for line in (here / 'ruclip' / '__init__.py').
 
 ONNX = ['onnx>=1.16', 'onnxruntime>=1.17', 'onnxscript>=0.2']  # torch.onnx.export(dynamo=True) needs onnxscript
 HF = ['transformers>=4.56', 'tokenizers>=0.19']
+DISTRIBUTED = ['pyarrow>=14']  # metadata parquet files, parquet/CSV tables
+RAY = ['ray[data]>=2.40'] + DISTRIBUTED
+DISTRIBUTED_TEST = ['embedding-reader>=1.7', 'webdataset>=0.2', 'faiss-cpu>=1.7']  # readers of the clip-retrieval layout
 
 setup(
     name='ruclip',
@@ -23,8 +26,10 @@ setup(
         'plot': ['matplotlib>=3.6'],
         'onnx': ONNX,
         'hf': HF,
+        'distributed': DISTRIBUTED,
+        'ray': RAY,
         # the suite's tools; none needs a compiler
-        'test': ['pytest', 'pytest-timeout', 'torchvision', 'matplotlib>=3.6'] + ONNX + HF,
+        'test': ['pytest', 'pytest-timeout', 'torchvision', 'matplotlib>=3.6'] + ONNX + HF + RAY + DISTRIBUTED_TEST,
         # tests/parity/: against youtokentome and the original ruclip 0.0.2 (fetched by the tests from PyPI);
         # youtokentome has no wheels: install it with --no-build-isolation, Cython and wheel present
         'parity': ['youtokentome', 'more-itertools'],

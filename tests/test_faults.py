@@ -102,8 +102,6 @@ def test_a_full_disk_leaves_the_embed_output_absent_or_as_it_was(capsys, monkeyp
         assert out.read_bytes() == b'an older result'
 
 
-@pytest.mark.xfail(strict=True, reason='ruclip/cli/embed.py renames FILE.files.txt before FILE.npy: when the '
-                                       'second rename fails, the listing is left without its latents')
 def test_a_full_disk_leaves_neither_half_of_an_npy_pair(capsys, monkeypatch, tmp_path, photos, tiny_checkpoint):
     real_replace, calls = os.replace, []
 

@@ -25,7 +25,7 @@ COMMANDS = [
     ('models', 'models', 'the six models, their sizes, whether each is cached here'),
     ('classify', 'predict', 'top-k labels with probabilities for each image'),
     ('rank', 'predict', 'captions ranked for each image and images for each caption'),
-    ('embed', 'embed', 'image latents to a .npy or .npz file'),
+    ('embed', 'embed', 'image latents to a .npy or .npz file, or to resumable shards (local, SLURM, Ray)'),
     ('export-onnx', 'export', 'ONNX files of the image and text towers, for onnxruntime'),
     ('export-hf', 'export', 'a transformers CLIPModel folder, for from_pretrained and pipelines'),
 ]

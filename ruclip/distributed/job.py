@@ -1,0 +1,73 @@
+"""What both engines do around the partitions: the manifest, which partitions are left, the report."""
+import os
+import time
+from dataclasses import dataclass, replace
+from typing import List, Optional
+
+from .inputs import Inputs
+from .manifest import build_manifest, prepare_output, write_success
+from .partition import Settings
+from .shards import partition_done, read_marker
+
+
+@dataclass
+class Report:
+    """What a run did. rows/failed: in the partitions this run wrote; complete: _SUCCESS written."""
+    partitions_written: List[int]
+    partitions_skipped: List[int]
+    rows: int
+    failed: int
+    seconds: float
+    complete: bool
+
+    @property
+    def rows_per_second(self) -> float:
+        return (self.rows + self.failed) / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self, out: str) -> str:
+        text = (f'wrote {len(self.partitions_written)} partitions ({self.rows} rows embedded, {self.failed} failed) '
+                f'to {out} in {self.seconds:.1f} s, {self.rows_per_second:.1f} rows/s')
+        if self.partitions_skipped:
+            text += f'; {len(self.partitions_skipped)} partitions were already done'
+        return text + ('; all partitions done (_SUCCESS)' if self.complete else '')
+
+
+def start(inputs: Inputs, settings: Settings, overwrite: bool = False) -> Settings:
+    """Check the output folder against this run's manifest (writing it if new); the settings with its digest."""
+    from ..config import CLIPConfig
+    from ..pretrained import checkpoint_folder
+
+    if settings.partition_count < 1:
+        raise ValueError(f'the partition count must be at least 1, got {settings.partition_count}')
+    if not inputs.units:
+        raise ValueError('the input is empty: nothing to embed')
+    if settings.partition_count > len(inputs.units):
+        raise ValueError(f'{settings.partition_count} partitions for {len(inputs.units)} {inputs.kind} '
+                         f'(the unit partitioned): some would be empty; use at most {len(inputs.units)}')
+    folder = checkpoint_folder(settings.model, cache_dir=settings.cache_dir)
+    config = CLIPConfig.from_file(os.path.join(folder, 'config.json'))
+    manifest = build_manifest(settings.model, folder, config, settings.dtype, inputs, settings.partition_count,
+                              settings.texts)
+    if settings.texts and not inputs.has_captions:
+        raise ValueError(f'texts asked for, but the {inputs.kind} input has no caption column')
+    return replace(settings, manifest_digest=prepare_output(os.fspath(settings.out), manifest, overwrite))
+
+
+def pending(settings: Settings, only: Optional[List[int]] = None) -> (List[int], List[int]):
+    """(partitions to do, partitions already done under this manifest), among `only` or all."""
+    ids = range(settings.partition_count) if only is None else only
+    done = [i for i in ids if partition_done(settings.out, i, settings.partition_count, settings.manifest_digest)]
+    return [i for i in ids if i not in set(done)], done
+
+
+def complete(settings: Settings) -> Optional[dict]:
+    """Write _SUCCESS if every partition is done (a Spark or SLURM driver calls this at the end);
+    its totals, or None while some partition is not done."""
+    return write_success(settings.out, settings.partition_count, settings.manifest_digest)
+
+
+def finish(settings: Settings, written: List[int], skipped: List[int], started: float) -> Report:
+    markers = [read_marker(settings.out, i, settings.partition_count) for i in written]
+    complete = write_success(settings.out, settings.partition_count, settings.manifest_digest) is not None
+    return Report(partitions_written=written, partitions_skipped=skipped, rows=sum(m['rows'] for m in markers),
+                  failed=sum(m['failed'] for m in markers), seconds=time.perf_counter() - started, complete=complete)

@@ -1,0 +1,116 @@
+"""_manifest.json: what made the shards of an output folder, so runs are never mixed.
+
+It records the model (as named, plus sha256 of its config.json and bpe.model and a fingerprint of
+its weights file), the compute and output dtypes, the preprocessing, the input's kind and
+fingerprint, the partition count, whether captions are embedded, and the ruclip version. Every
+field but ruclip_version must match for a run to resume into a folder; the done markers carry the
+digest of those fields. A folder whose manifest differs, or that holds files but no manifest, is
+refused unless overwrite, which then clears the shards (and only the shards) first.
+"""
+import hashlib
+import json
+import os
+import shutil
+from typing import Optional
+
+from .._outputs import atomic_open
+from .shards import FOLDERS, file_sha256
+
+MANIFEST = '_manifest.json'
+SUCCESS = '_SUCCESS'
+FORMAT = 'ruclip-shards/1'
+NOT_COMPARED = ('ruclip_version',)
+WEIGHT_SAMPLE_BYTES = 1 << 20
+
+
+def build_manifest(model: str, folder: str, config, dtype: str, inputs, partition_count: int, texts: bool) -> dict:
+    """config: the model's CLIPConfig; folder: its checkpoint folder (ruclip.pretrained.checkpoint_folder)."""
+    from .. import __version__
+
+    return dict(
+        format=FORMAT, model=model, config_sha256=file_sha256(os.path.join(folder, 'config.json')),
+        tokenizer_sha256=file_sha256(os.path.join(folder, 'bpe.model')), weights=weights_fingerprint(folder),
+        compute_dtype=dtype, output_dtype='float16',
+        preprocessing=dict(image_size=config.image_resolution, mean=list(config.image_mean),
+                           std=list(config.image_std), resize='shorter side, centre crop', jpeg_draft=False),
+        input=dict(kind=inputs.kind, units=len(inputs.units), fingerprint=inputs.fingerprint()),
+        partition_count=partition_count, texts=texts, ruclip_version=__version__)
+
+
+def weights_fingerprint(folder: str) -> str:
+    """sha256 of the weight file's name, size, first and last MiB: tells checkpoints apart without
+    reading gigabytes."""
+    name = next(n for n in ('model.safetensors', 'pytorch_model.bin') if os.path.isfile(os.path.join(folder, n)))
+    path = os.path.join(folder, name)
+    size = os.path.getsize(path)
+    digest = hashlib.sha256(f'{name}\0{size}\0'.encode())
+    with open(path, 'rb') as file:
+        digest.update(file.read(WEIGHT_SAMPLE_BYTES))
+        file.seek(max(0, size - WEIGHT_SAMPLE_BYTES))
+        digest.update(file.read(WEIGHT_SAMPLE_BYTES))
+    return digest.hexdigest()
+
+
+def manifest_digest(manifest: dict) -> str:
+    compared = {k: v for k, v in manifest.items() if k not in NOT_COMPARED}
+    return hashlib.sha256(json.dumps(compared, sort_keys=True).encode()).hexdigest()
+
+
+def read_manifest(out: str) -> Optional[dict]:
+    path = os.path.join(out, MANIFEST)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding='utf-8') as file:
+        try:
+            return json.load(file)
+        except ValueError:
+            raise ValueError(f'{path} is not valid JSON: remove the folder or pass --overwrite') from None
+
+
+def prepare_output(out: str, manifest: dict, overwrite: bool = False) -> str:
+    """Check `out` against `manifest`, clearing it first when overwrite and they differ; write the
+    manifest if absent. Returns its digest. Raises ValueError naming the fields that differ."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f'--out {out} is a file, expected a folder for the shards')
+    existing = read_manifest(out)
+    if existing is not None and manifest_digest(existing) != manifest_digest(manifest):
+        if not overwrite:
+            fields = [k for k in sorted(set(existing) | set(manifest))
+                      if k not in NOT_COMPARED and existing.get(k) != manifest.get(k)]
+            details = '; '.join(f'{k}: {existing.get(k)!r} there, {manifest.get(k)!r} now' for k in fields)
+            raise ValueError(f'{out} holds shards of another run ({details}); choose another folder, or pass '
+                             f'--overwrite to delete them and start again')
+        clear_shards(out)
+    elif existing is None and os.path.isdir(out) and os.listdir(out):
+        if not overwrite:
+            raise ValueError(f'{out} is not empty and has no {MANIFEST} (not a ruclip shards folder); choose a new '
+                             f'or empty folder, or pass --overwrite to write the shards there')
+        clear_shards(out)
+    os.makedirs(out, exist_ok=True)
+    if read_manifest(out) is None:
+        with atomic_open(os.path.join(out, MANIFEST), 'w', encoding='utf-8') as file:
+            json.dump(manifest, file, indent=1, ensure_ascii=False)
+    return manifest_digest(manifest)
+
+
+def clear_shards(out: str) -> None:
+    """Delete what a run writes into `out` (its folders, manifest and _SUCCESS), nothing else."""
+    for name in FOLDERS:
+        shutil.rmtree(os.path.join(out, name), ignore_errors=True)
+    for name in (MANIFEST, SUCCESS):
+        if os.path.exists(os.path.join(out, name)):
+            os.remove(os.path.join(out, name))
+
+
+def write_success(out: str, partition_count: int, digest: str) -> Optional[dict]:
+    """Write _SUCCESS (totals of rows and failures) once every partition is done; None until then."""
+    from .shards import partition_done, read_marker
+
+    if not all(partition_done(out, i, partition_count, digest) for i in range(partition_count)):
+        return None
+    markers = [read_marker(out, i, partition_count) for i in range(partition_count)]
+    totals = dict(partitions=partition_count, rows=sum(m['rows'] for m in markers),
+                  failed=sum(m['failed'] for m in markers), manifest_sha256=digest)
+    with atomic_open(os.path.join(out, SUCCESS), 'w', encoding='utf-8') as file:
+        json.dump(totals, file, indent=1)
+    return totals
