@@ -8,6 +8,7 @@ version = next(line.split("'")[1] for line in (here / 'ruclip' / '__init__.py').
 
 ONNX = ['onnx>=1.16', 'onnxruntime>=1.17', 'onnxscript>=0.2']  # torch.onnx.export(dynamo=True) needs onnxscript
 HF = ['transformers>=4.56', 'tokenizers>=0.19']
+EVAL = ['scikit-learn>=1.3', 'torchvision', 'scipy']  # scipy: torchvision's Flowers102, StanfordCars, ImageNet devkit
 
 setup(
     name='ruclip',
@@ -17,13 +18,16 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     packages=find_packages(include=['ruclip', 'ruclip.*']),
+    package_data={'ruclip.evaluation': ['names/*.txt', 'names/*.md', 'published.json']},
     python_requires='>=3.9',
     install_requires=(here / 'requirements.txt').read_text().split(),
     extras_require={
         'plot': ['matplotlib>=3.6'],
         'onnx': ONNX,
         'hf': HF,
-        'test': ['pytest', 'torchvision', 'youtokentome', 'more-itertools', 'matplotlib>=3.6'] + ONNX + HF,
+        'eval': EVAL,
+        'test': ['pytest', 'torchvision', 'youtokentome', 'more-itertools', 'matplotlib>=3.6'] + ONNX + HF + EVAL
+                + ['clip-benchmark'],
     },
     entry_points={'console_scripts': ['ruclip = ruclip.cli:main']},
 )
