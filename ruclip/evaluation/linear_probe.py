@@ -50,14 +50,16 @@ def fit_probe(train_x, train_y, test_x, protocol: str = 'clip', val_x=None, val_
         return score
 
     scores = [accuracy(c) for c in c_values]
+    low, high = np.log10(min(c_values)), np.log10(max(c_values))
     best = float(np.log10(c_values[int(np.argmax(scores))]))
     step = (np.log10(c_values[1]) - np.log10(c_values[0])) / 2 if len(c_values) > 1 else 0
     best_score = max(scores)
     for _ in range(REFINE_STEPS if step else 0):
         for candidate in (best - step, best + step):
-            score = accuracy(10.0 ** candidate)
-            if score > best_score:
-                best, best_score = candidate, score
+            if low <= candidate <= high:  # the sweep stays in the range
+                score = accuracy(10.0 ** candidate)
+                if score > best_score:
+                    best, best_score = candidate, score
         step /= 2
     c = 10.0 ** best
     probe = linear_model.LogisticRegression(C=c, max_iter=MAX_ITER).fit(
