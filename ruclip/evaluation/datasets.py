@@ -144,7 +144,8 @@ def load_split(name: str, root, split: Optional[str] = None, download: bool = Fa
 
 def with_prompts(result: EvalSplit, classnames=None, templates=None) -> EvalSplit:
     """result with the given (or else the shipped) Russian class names and templates, checked."""
-    stem = result.name if result.name in prompts.shipped_stems() else None
+    stem = result.name.split('/')[-1]  # wds/cifar10: CLIP_benchmark's name for a webdataset copy of cifar10
+    stem = stem if stem in prompts.shipped_stems() else None
     if classnames is not None:
         result.classnames = [str(name) for name in classnames]
     elif result.classnames is None and stem and result.labels is not None:

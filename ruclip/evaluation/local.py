@@ -24,7 +24,7 @@ def load_local(name: str, root: str, split: Optional[str]) -> EvalSplit:
         return hateful_memes(root, split)
     if name == 'birdsnap':
         return birdsnap(root, split)
-    return webdataset(root, split or 'test', name.split('/', 1)[1] if '/' in name else 'wds')
+    return webdataset(root, split or 'test', name)
 
 
 def image_folder(root: str, split: Optional[str] = None, name: str = 'imagefolder') -> EvalSplit:

@@ -73,7 +73,7 @@ def report_table(records: List[dict]) -> str:
                 continue
             metric_of[dataset], value = found
             cell = f'{value:.3f}'
-            theirs = reference.get(task, {}).get(dataset, {}).get(model)
+            theirs = reference.get(task, {}).get(dataset.split('/')[-1], {}).get(model)  # wds/cifar10: cifar10
             if theirs is not None:
                 cell += f' ({theirs:.3f})'
             rows.setdefault(dataset, {})[model] = cell
