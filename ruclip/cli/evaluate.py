@@ -1,5 +1,4 @@
 """`ruclip eval zeroshot|linear-probe|retrieval|report`: RuCLIP on benchmark datasets and your own."""
-import argparse
 import sys
 
 from ._common import (EXIT_OK, Command, UsageError, add_model_options, positive_int, print_json, print_table)
@@ -88,13 +87,17 @@ def _run(args) -> int:
     else:
         spec = DATASETS.get(args.dataset)
         train_split = args.train_split or (spec.train if spec else None)
+        if train_split is None and spec:
+            raise UsageError(f"torchvision's {args.dataset} has no train split: write your partition as two image "
+                             f"folders or CSV files and use --dataset imagefolder or csv")
         if train_split is None:
             raise UsageError(f'--train-split is needed for dataset {args.dataset}')
         train = load_split(args.dataset, args.root, train_split, download=args.download, **extra)
         val_split = args.val_split or (spec.val if spec else None)
         val = load_split(args.dataset, args.root, val_split, **extra) if val_split and args.protocol == 'clip' else None
         if train.source == test.source:
-            raise UsageError(f'the train and test splits are the same data ({train.split}); give --split and --train-split')
+            raise UsageError(f'the train and test splits are the same data ({train.split}); '
+                             f'give --split and --train-split')
         record = harness.evaluate_linear_probe(predictor, train, test, args.model, protocol=args.protocol, val=val,
                                                cache_dir=cache, seed=args.seed)
     if args.out:

@@ -92,13 +92,12 @@ DATASETS: Dict[str, Spec] = {
     'cifar100': Spec(_tv_train_flag('CIFAR100'), 'test', 'train'),
     'imagenet1k': Spec(_imagenet, 'val', 'train'),
     'food101': Spec(_tv('Food101'), 'test', 'train'),
-    'sun397': Spec(_no_split('SUN397'), 'all', 'all',
-                   note='torchvision has no SUN397 partitions: the whole set; linear probe splits it, seeded'),
+    'sun397': Spec(_no_split('SUN397'), 'all', None, note='torchvision has no SUN397 partitions: the whole set'),
     'cars': Spec(_tv('StanfordCars'), 'test', 'train'),
     'fgvc_aircraft': Spec(_aircraft, 'test', 'train', 'val', metric=MEAN_RECALL),
     'dtd': Spec(_dtd, 'test', 'train', 'val'),
     'pets': Spec(_tv('OxfordIIITPet'), 'test', 'trainval', metric=MEAN_RECALL),
-    'caltech101': Spec(_no_split('Caltech101'), 'all', 'all', metric=MEAN_RECALL,
+    'caltech101': Spec(_no_split('Caltech101'), 'all', None, metric=MEAN_RECALL,
                        note='torchvision has no Caltech101 split: the whole set (background class left out)'),
     'flowers102': Spec(_tv('Flowers102'), 'test', 'train', 'val', metric=MEAN_RECALL),
     'stl10': Spec(_tv('STL10'), 'test', 'train'),
@@ -167,6 +166,9 @@ def with_prompts(result: EvalSplit, classnames=None, templates=None) -> EvalSpli
 def _registry_split(name: str, root: str, split: Optional[str], download: bool) -> EvalSplit:
     spec = DATASETS[name]
     split = split or spec.test
+    if spec.test == 'all' and split != 'all':
+        raise ValueError(f"torchvision's {name} has no splits (only 'all'): for a linear probe, write your partition "
+                         f"as two image folders or CSV files and use --dataset imagefolder or csv")
     try:
         dataset = spec.make(root, split, download)
     except RuntimeError as error:  # torchvision's "Dataset not found or corrupted"

@@ -63,7 +63,8 @@ def image_features(predictor: Predictor, split: EvalSplit, cache_dir: Optional[s
     """
     path = None
     if cache_dir is not None:
-        path = os.path.join(os.fspath(cache_dir), f'{split.name.replace("/", "-")}-{split.split}-{cache_key(predictor, split)}.npy')
+        name = f'{split.name.replace("/", "-")}-{split.split}-{cache_key(predictor, split)}.npy'
+        path = os.path.join(os.fspath(cache_dir), name)
         if os.path.isfile(path):
             latents = np.load(path)
             if latents.shape[0] == len(split):

@@ -2,7 +2,6 @@
 webdataset folder, and the two datasets of the RuCLIP table that have no torchvision loader
 (Hateful Memes, Birdsnap)."""
 import csv
-import io
 import json
 import os
 import tarfile
@@ -169,7 +168,8 @@ def hateful_memes(root: str, split: Optional[str]) -> EvalSplit:
     if any('label' not in row or 'img' not in row for row in rows):
         raise ValueError(f'{path}: every row needs "img" and "label" (the unlabelled test set cannot be scored)')
     return EvalSplit(name='hateful_memes', split=os.path.basename(path)[:-len('.jsonl')],
-                     images=[os.path.join(root, row['img']) for row in rows], labels=[int(row['label']) for row in rows],
+                     images=[os.path.join(root, row['img']) for row in rows],
+                     labels=[int(row['label']) for row in rows],
                      classes=prompts.english_names('hateful_memes'), metric='roc_auc',
                      source=f'hateful_memes:{os.path.abspath(path)}')
 

@@ -80,7 +80,8 @@ def test_retrieval_both_ways(checkpoints, tmp_path):
     for label, (_, word) in enumerate(COLOURS):
         colour_image(label, 900 + label).save(tmp_path / f'{label}.png')
         rows += [{'image': f'{label}.png', 'caption': [f'фото: {word}.', f'на фото {word}.']}]
-    (tmp_path / 'captions.jsonl').write_text('\n'.join(json.dumps(r, ensure_ascii=False) for r in rows), encoding='utf-8')
+    lines = [json.dumps(r, ensure_ascii=False) for r in rows]
+    (tmp_path / 'captions.jsonl').write_text('\n'.join(lines), encoding='utf-8')
     split = load_split('jsonl', tmp_path / 'captions.jsonl')
     trained, untrained = (harness.evaluate_retrieval(predictor(f), split)['metrics'] for f in checkpoints[::-1])
     assert trained['image_retrieval_recall@1'] >= 0.75 and trained['text_retrieval_recall@1'] >= 0.75

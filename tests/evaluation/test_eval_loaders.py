@@ -20,7 +20,8 @@ datasets = pytest.importorskip('torchvision.datasets')
 
 def jpeg(path, label=0, seed=0):
     path.parent.mkdir(parents=True, exist_ok=True)
-    colour_image(label % 4, seed, size=12).save(path, format='JPEG' if path.suffix.lower() in ('.jpg', '.jpeg') else 'PNG')
+    kind = 'JPEG' if path.suffix.lower() in ('.jpg', '.jpeg') else 'PNG'
+    colour_image(label % 4, seed, size=12).save(path, format=kind)
     return path
 
 
@@ -186,7 +187,8 @@ def test_image_folder_csv_jsonl(tmp_path):
     rows = [{'image': 'photos/кот/0.png', 'caption': ['рыжий кот', 'кот спит']},
             {'image': 'photos/собака/0.png', 'caption': 'собака бежит'},
             {'image': 'photos/кот/0.png', 'caption': 'кот на диване'}]
-    (tmp_path / 'captions.jsonl').write_text('\n'.join(json.dumps(r, ensure_ascii=False) for r in rows), encoding='utf-8')
+    lines = [json.dumps(r, ensure_ascii=False) for r in rows]
+    (tmp_path / 'captions.jsonl').write_text('\n'.join(lines), encoding='utf-8')
     captions = load_split('jsonl', tmp_path / 'captions.jsonl')
     assert captions.captions == [['рыжий кот', 'кот спит', 'кот на диване'], ['собака бежит']]
     assert captions.labels is None and len(captions) == 2

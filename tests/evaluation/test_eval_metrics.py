@@ -18,7 +18,8 @@ def test_accuracy_and_mean_per_class_recall_differ_on_an_imbalanced_set():
     found = metrics.classification_metrics(logits, targets)
     assert found['acc1'] == pytest.approx(0.9) and found['mean_per_class_recall'] == pytest.approx(0.75)
     assert math.isnan(found['acc5'])  # under 5 classes, as CLIP_benchmark
-    assert found['mean_per_class_recall'] == pytest.approx(sklearn_metrics.balanced_accuracy_score(targets, logits.argmax(1)))
+    balanced = sklearn_metrics.balanced_accuracy_score(targets, logits.argmax(1))
+    assert found['mean_per_class_recall'] == pytest.approx(balanced)
 
 
 def test_top_k_and_recalls_against_sklearn_on_random_data():
@@ -68,7 +69,10 @@ def test_retrieval_recall_with_several_captions_per_image():
 def test_linear_probe_protocols_learn_separable_features():
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(3, 16))
-    make = lambda n: (np.repeat(centres, n, 0) + 0.8 * rng.normal(size=(3 * n, 16)), np.repeat(np.arange(3), n))
+
+    def make(n):
+        return np.repeat(centres, n, 0) + 0.8 * rng.normal(size=(3 * n, 16)), np.repeat(np.arange(3), n)
+
     (train_x, train_y), (test_x, test_y) = make(30), make(20)
     clip = fit_probe(train_x, train_y, test_x)
     assert (clip.predictions == test_y).mean() > 0.9

@@ -64,7 +64,8 @@ def test_clip_benchmark_custom_files(tmp_path):
     paths = prompts.write_clip_benchmark_files(tmp_path)
     names = json.loads(open(paths['classnames'], encoding='utf-8').read())
     templates = json.loads(open(paths['templates'], encoding='utf-8').read())
-    assert names['cifar10'] == prompts.class_names('cifar10') and names['vtab/flowers'] == prompts.class_names('flowers102')
+    assert names['cifar10'] == prompts.class_names('cifar10')
+    assert names['vtab/flowers'] == prompts.class_names('flowers102')
     assert all('{c}' in t and '{}' not in t for t in templates['imagenet1k'])
     assert [t.format(c='кот') for t in templates['dtd']] == [t.format('кот') for t in prompts.templates('dtd')]
 

@@ -40,7 +40,8 @@ def train_colour_checkpoint(base: Path, folder: Path, steps: int = 300, seed: in
     prompts = ['{}', 'фото: {}.', 'на фото {}.', 'это {}', 'картинка: {}']
     labels = torch.arange(len(COLOURS)).repeat(16)
     with torch.no_grad():
-        pixels = torch.stack([processor.image_transform(colour_image(int(c), 10_000 + i)) for i, c in enumerate(labels)])
+        pixels = torch.stack([processor.image_transform(colour_image(int(c), 10_000 + i))
+                              for i, c in enumerate(labels)])
         image_latents = clip.encode_image(pixels)  # [64, embed]
         tokens = processor.pad([processor.tokenize(p.format(word)) for p in prompts for word in CLASSNAMES])
         text_latents = clip.encode_text(tokens).view(len(prompts), len(COLOURS), -1)  # [prompts, classes, embed]
@@ -64,6 +65,23 @@ def train_colour_checkpoint(base: Path, folder: Path, steps: int = 300, seed: in
         shutil.copy(Path(base) / name, folder / name)
     torch.save(state, folder / 'pytorch_model.bin')
     return folder
+
+
+def write_food101(root: Path, english_names, per_class: int = 1, classes=(0, 1, 2, 3)) -> Path:
+    """torchvision's Food101 layout: food-101/meta/test.json listing every class (keys spelt as
+    food-101/meta/classes.txt, english_names with '_'), images for `classes` in food-101/images/."""
+    import json
+    keys = [name.replace(' ', '_') for name in english_names]
+    meta = {key: [] for key in keys}
+    for label in classes:
+        for i in range(per_class):
+            path = root / 'food-101' / 'images' / keys[label] / f'{label}{i:03d}.jpg'
+            path.parent.mkdir(parents=True, exist_ok=True)
+            colour_image(label % len(COLOURS), 50 + i).save(path, format='JPEG', quality=95)
+            meta[keys[label]].append(f'{keys[label]}/{label}{i:03d}')
+    (root / 'food-101' / 'meta').mkdir(parents=True, exist_ok=True)
+    (root / 'food-101' / 'meta' / 'test.json').write_text(json.dumps(meta))
+    return root
 
 
 def write_image_folder(root: Path, per_class: int, seed: int = 0, names=CLASSNAMES) -> Path:
