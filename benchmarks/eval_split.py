@@ -10,7 +10,8 @@ downloaded here), then times, in one process:
   zero-shot evaluate_zeroshot(predictor, split, cache_dir=...) with an empty feature cache:
             10 Russian class names x 12 templates, image latents, metrics, written to the cache;
   cached    the same again, image latents read from the cache.
-Rounds alternate baseline and zero-shot, best round kept. Accuracy is meaningless here (random weights); only the time is reported.
+Rounds alternate baseline and zero-shot, best round kept. Accuracy is meaningless here (random
+weights); only the time is reported.
 """
 import argparse
 import json

@@ -78,13 +78,7 @@ def _run(args) -> int:
     if getattr(args, 'templates', None):
         extra['templates'] = read_lines(args.templates)
     cache = None if args.no_cache else (args.feature_cache or default_cache_dir())
-    test = load_split(args.dataset, args.root, args.split, download=args.download, **extra)
-    predictor = _predictor(args)
-    if args.task == 'zeroshot':
-        record = harness.evaluate_zeroshot(predictor, test, args.model, order=args.order, cache_dir=cache)
-    elif args.task == 'retrieval':
-        record = harness.evaluate_retrieval(predictor, test, args.model, ks=args.k, cache_dir=cache)
-    else:
+    if args.task == 'linear-probe':
         spec = DATASETS.get(args.dataset)
         train_split = args.train_split or (spec.train if spec else None)
         if train_split is None and spec:
@@ -92,6 +86,13 @@ def _run(args) -> int:
                              f"folders or CSV files and use --dataset imagefolder or csv")
         if train_split is None:
             raise UsageError(f'--train-split is needed for dataset {args.dataset}')
+    test = load_split(args.dataset, args.root, args.split, download=args.download, **extra)
+    predictor = _predictor(args)
+    if args.task == 'zeroshot':
+        record = harness.evaluate_zeroshot(predictor, test, args.model, order=args.order, cache_dir=cache)
+    elif args.task == 'retrieval':
+        record = harness.evaluate_retrieval(predictor, test, args.model, ks=args.k, cache_dir=cache)
+    else:
         train = load_split(args.dataset, args.root, train_split, download=args.download, **extra)
         val_split = args.val_split or (spec.val if spec else None)
         val = load_split(args.dataset, args.root, val_split, **extra) if val_split and args.protocol == 'clip' else None

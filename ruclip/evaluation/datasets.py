@@ -213,6 +213,9 @@ class LoaderImages(Sequence):
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def __iter__(self):
+        return (self.dataset[i][0] for i in range(len(self.dataset)))
+
     def __getitem__(self, index):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]

@@ -43,10 +43,18 @@ def model_fingerprint(predictor: Predictor) -> dict:
 
 
 def split_fingerprint(split: EvalSplit) -> dict:
-    names = hashlib.sha256()
-    for image in split.images if all(isinstance(i, str) for i in split.images[:1]) else ():
-        names.update(image.encode('utf-8', 'surrogateescape') + b'\0')
-    return {'source': split.source, 'split': split.split, 'n': len(split), 'files': names.hexdigest()}
+    """The split's source and a digest of its images: each file's path, size and modification time,
+    or each encoded image's bytes (webdataset samples); in-memory loaders (CIFAR, MNIST) by source."""
+    digest = hashlib.sha256()
+    first = split.images[0] if len(split) else None
+    if isinstance(first, str):
+        for path in split.images:
+            stat = os.stat(path)
+            digest.update(f'{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0'.encode('utf-8', 'surrogateescape'))
+    elif isinstance(first, (bytes, bytearray)):
+        for data in split.images:
+            digest.update(hashlib.sha256(data).digest())
+    return {'source': split.source, 'split': split.split, 'n': len(split), 'images': digest.hexdigest()}
 
 
 def cache_key(predictor: Predictor, split: EvalSplit) -> str:

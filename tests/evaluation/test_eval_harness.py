@@ -227,3 +227,12 @@ def test_results_files_and_report_without_published_figures(tmp_path):
     assert '| imagefolder, mean_per_class_recall | 0.250 |' in table
     with pytest.raises(ValueError, match='no result files'):
         read_results([])
+
+
+def test_feature_cache_sees_a_replaced_image(checkpoints, tmp_path):
+    write_image_folder(tmp_path / 'data', 2)
+    tool = predictor(checkpoints[1])
+    before = features.cache_key(tool, load_split('imagefolder', tmp_path / 'data'))
+    colour_image(3, 77).save(tmp_path / 'data' / CLASSNAMES[0] / '000.png')  # same name, other pixels
+    after = features.cache_key(tool, load_split('imagefolder', tmp_path / 'data'))
+    assert before != after
