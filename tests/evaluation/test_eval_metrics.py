@@ -83,3 +83,18 @@ def test_linear_probe_protocols_learn_separable_features():
     assert simple.c == 1.0 and simple.sweep == [] and (simple.predictions == test_y).mean() > 0.9
     with pytest.raises(ValueError, match="protocol must be one of"):
         fit_probe(train_x, train_y, test_x, protocol='sgd')
+
+
+def test_confusion_figure_draws_recall_rates():
+    pytest.importorskip('matplotlib')
+    from ruclip.evaluation.plots import confusion_figure
+    record = {'dataset': 'x', 'model': 'm', 'task': 'zeroshot_classification', 'classnames': ['кот', 'пес', 'конь'],
+              'confusion_matrix': [[3, 1, 0], [0, 2, 2], [0, 0, 0]], 'per_class_recall': [0.75, 0.5, None]}
+    figure = confusion_figure(record)
+    rates = figure.axes[0].get_images()[0].get_array()
+    assert np.allclose(rates, [[0.75, 0.25, 0], [0, 0.5, 0.5], [0, 0, 0]])
+    assert [t.get_text() for t in figure.axes[0].get_yticklabels()] == ['кот', 'пес', 'конь']
+    bars = confusion_figure({k: v for k, v in record.items() if k != 'confusion_matrix'})
+    assert len(bars.axes) == 1 and [p.get_width() for p in bars.axes[0].patches][:2] == [0.75, 0.5]
+    with pytest.raises(ValueError, match='no per_class_recall'):
+        confusion_figure({'metrics': {}})
