@@ -11,6 +11,7 @@ HF = ['transformers>=4.56', 'tokenizers>=0.19']
 DISTRIBUTED = ['pyarrow>=14']  # metadata parquet files, parquet/CSV tables
 RAY = ['ray[data]>=2.40'] + DISTRIBUTED
 DISTRIBUTED_TEST = ['embedding-reader>=1.7', 'webdataset>=0.2', 'faiss-cpu>=1.7']  # readers of the clip-retrieval layout
+EVAL = ['scikit-learn>=1.3', 'torchvision', 'scipy']  # scipy: torchvision's Flowers102, StanfordCars, ImageNet devkit
 
 setup(
     name='ruclip',
@@ -20,6 +21,7 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     packages=find_packages(include=['ruclip', 'ruclip.*']),
+    package_data={'ruclip.evaluation': ['names/*.txt', 'names/*.md', 'published.json']},
     python_requires='>=3.9',
     install_requires=(here / 'requirements.txt').read_text().split(),
     extras_require={
@@ -28,8 +30,10 @@ setup(
         'hf': HF,
         'distributed': DISTRIBUTED,
         'ray': RAY,
+        'eval': EVAL,
         # the suite's tools; none needs a compiler
-        'test': ['pytest', 'pytest-timeout', 'torchvision', 'matplotlib>=3.6'] + ONNX + HF + RAY + DISTRIBUTED_TEST,
+        'test': ['pytest', 'pytest-timeout', 'torchvision', 'matplotlib>=3.6'] + ONNX + HF + RAY + DISTRIBUTED_TEST
+                + EVAL + ['clip-benchmark'],
         # tests/parity/: against youtokentome and the original ruclip 0.0.2 (fetched by the tests from PyPI);
         # youtokentome has no wheels: install it with --no-build-isolation, Cython and wheel present
         'parity': ['youtokentome', 'more-itertools'],

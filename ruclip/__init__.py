@@ -25,6 +25,9 @@ _WHERE = {
     'similarity_heatmap': 'plots', 'probability_bars': 'plots', 'label_grid': 'plots',
     # exports [onnx] [hf]
     'export_onnx': 'export', 'OnnxCLIP': 'export', 'export_hf': 'export', 'to_transformers': 'export',
+    # benchmarks [eval]
+    'evaluate_zeroshot': 'evaluation', 'evaluate_linear_probe': 'evaluation', 'evaluate_retrieval': 'evaluation',
+    'text_embeddings': 'evaluation',
 }
 _MODULES = ['model', 'processor', 'predictor']  # the original exported these modules by name
 

@@ -28,6 +28,7 @@ COMMANDS = [
     ('embed', 'embed', 'image latents to a .npy or .npz file, or to resumable shards (local, SLURM, Ray)'),
     ('export-onnx', 'export', 'ONNX files of the image and text towers, for onnxruntime'),
     ('export-hf', 'export', 'a transformers CLIPModel folder, for from_pretrained and pipelines'),
+    ('eval', 'evaluate', 'zero-shot, linear-probe and retrieval benchmarks; a report beside the published table'),
 ]
 
 
