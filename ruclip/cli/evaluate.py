@@ -3,7 +3,6 @@ import sys
 
 from ._common import (EXIT_OK, Command, UsageError, add_model_options, positive_int, print_json, print_table)
 
-DTYPES = ('float32', 'float16', 'bfloat16')
 
 
 def _arguments(parser):
@@ -52,7 +51,6 @@ def _data_options(parser, classification=True):
 def _run_options(parser):
     add_model_options(parser)
     group = parser.add_argument_group('run')
-    group.add_argument('--dtype', choices=DTYPES, default='float32', help='model weights (default float32)')
     group.add_argument('--out', metavar='JSON', help='write the result record here (CLIP_benchmark\'s shape)')
     group.add_argument('--feature-cache', metavar='FOLDER',
                        help='where image latents are cached (default: ~/.cache/ruclip/eval-features)')
