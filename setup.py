@@ -8,6 +8,7 @@ version = next(line.split("'")[1] for line in (here / 'ruclip' / '__init__.py').
 
 ONNX = ['onnx>=1.16', 'onnxruntime>=1.17', 'onnxscript>=0.2']  # torch.onnx.export(dynamo=True) needs onnxscript
 HF = ['transformers>=4.56', 'tokenizers>=0.19']
+OPENVINO = ['openvino>=2025.1', 'nncf>=2.16']  # nncf: int8 only; ~250 MB installed with scipy and scikit-learn
 
 setup(
     name='ruclip',
@@ -23,7 +24,8 @@ setup(
         'plot': ['matplotlib>=3.6'],
         'onnx': ONNX,
         'hf': HF,
-        'test': ['pytest', 'torchvision', 'youtokentome', 'more-itertools', 'matplotlib>=3.6'] + ONNX + HF,
+        'openvino': OPENVINO,
+        'test': ['pytest', 'torchvision', 'youtokentome', 'more-itertools', 'matplotlib>=3.6'] + ONNX + HF + OPENVINO,
     },
     entry_points={'console_scripts': ['ruclip = ruclip.cli:main']},
 )

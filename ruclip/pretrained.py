@@ -6,7 +6,8 @@ from typing import List, Optional, Tuple, Union
 
 import torch
 
-from ._device import resolve_device, resolve_dtype
+from . import backends
+from ._device import resolve_device
 from ._weights import WEIGHT_FILES
 from .config import CLIPConfig
 from .model import CLIP
@@ -48,7 +49,7 @@ VIT_SIZE_BY_WIDTH = {768: 'B', 1024: 'L'}
 def load(name: str, device: Union[str, torch.device] = 'cpu', cache_dir: Optional[str] = None,
          use_auth_token: Optional[Union[str, bool]] = None, *, revision: Optional[str] = None,
          token: Optional[Union[str, bool]] = None, local_files_only: bool = False,
-         dtype: Optional[torch.dtype] = None) -> Tuple[CLIP, RuCLIPProcessor]:
+         dtype: Optional[torch.dtype] = None, backend: str = 'torch') -> Tuple[CLIP, RuCLIPProcessor]:
     """Load a RuCLIP model and its processor.
 
     name: a key of ruclip.MODELS (downloaded from the Hub into the standard Hugging Face cache, or
@@ -56,14 +57,21 @@ def load(name: str, device: Union[str, torch.device] = 'cpu', cache_dir: Optiona
         model.safetensors.
     local_files_only: never touch the network, use the cache only (as does HF_HUB_OFFLINE=1).
     token: a Hub token for private copies; `use_auth_token` is its old name.
-    dtype: torch.float32 (default), torch.float16 or torch.bfloat16.
+    dtype: torch.float32 (default), torch.float16 or torch.bfloat16; with backend='openvino' also 'int8'.
+    backend: 'torch' (default) runs ruclip.CLIP; 'openvino' runs both towers on OpenVINO's CPU runtime
+        (pip install 'ruclip[openvino]'), compiled once and cached (ruclip.backends.openvino); 'auto'
+        takes OpenVINO when installed and on the CPU, in int8 when it passes the cosine gate, else fp32.
     Returns (clip, processor), the model in eval mode on `device`.
     """
-    dtype, device = resolve_dtype(dtype), resolve_device(device)  # before any download
+    device = resolve_device(device)
+    backend, dtype = backends.resolve(backend, dtype, device)  # before any download
     folder = checkpoint_folder(name, cache_dir=cache_dir, revision=revision,
                                token=token if token is not None else use_auth_token,
                                local_files_only=local_files_only)
-    clip = CLIP.from_pretrained(folder, dtype=dtype, device=device)
+    if backend == 'openvino':
+        clip = backends.load(folder, dtype)
+    else:
+        clip = CLIP.from_pretrained(folder, dtype=dtype, device=device)
     return clip, RuCLIPProcessor.from_config(clip.config, os.path.join(folder, 'bpe.model'))
 
 
