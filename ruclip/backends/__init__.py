@@ -28,7 +28,9 @@ def resolve(backend: str, dtype, device: torch.device) -> Tuple[str, object]:
         backend = 'openvino'
     if backend == 'torch':
         if _is_int8(dtype):
-            raise ValueError("dtype='int8' needs backend='openvino' (pip install 'ruclip[openvino]')")
+            raise ValueError("Unknown dtype 'int8' for backend='torch'; choose one of torch.float32, torch.bfloat16, "
+                             "torch.float16 or their names; int8 runs with backend='openvino' "
+                             "(pip install 'ruclip[openvino]')")
         return 'torch', resolve_dtype(dtype)
     if device.type != 'cpu':
         raise ValueError(f"backend='openvino' runs on the CPU, got device='{device}'")

@@ -5,10 +5,8 @@ converted by openvino.convert_model; int8 is quantised by NNCF (backends/_int8.p
 models are written to a cache entry keyed by the checkpoint's config and weights, the precision, the
 OpenVINO (and NNCF) version and this CPU, so a later load imports two files and reads no weights.
 """
-import hashlib
 import json
 import os
-import re
 import warnings
 from typing import Optional
 
@@ -17,13 +15,10 @@ from torch import nn
 
 from .._optional import require
 from .._outputs import atomic_open
-from .._weights import WEIGHT_FILES
 from ..config import CLIPConfig
 from ..model import CLIP
+from ._cache import CACHE_ENV, FORMAT, IMAGE_BLOB, META, TEXT_BLOB, cache_key, cache_root, read_meta  # noqa: F401
 
-CACHE_ENV = 'RUCLIP_OPENVINO_CACHE'  # where cache entries go; default ~/.cache/ruclip/openvino
-FORMAT = 1  # of a cache entry; part of its key
-IMAGE_BLOB, TEXT_BLOB, META = 'image.blob', 'text.blob', 'meta.json'
 HINTS = {'fp32': 'f32', 'bf16': 'bf16', 'int8': 'f32'}  # INFERENCE_PRECISION_HINT (int8: what is left in float)
 
 
@@ -114,62 +109,6 @@ def check_precision(core, precision: str) -> None:
                          f"torch.float32 or 'int8'")
 
 
-def cache_root(cache_dir: Optional[str] = None) -> str:
-    if cache_dir is not None:
-        return os.fspath(cache_dir)
-    if os.environ.get(CACHE_ENV):
-        return os.environ[CACHE_ENV]
-    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
-    return os.path.join(base, 'ruclip', 'openvino')
-
-
-def cache_key(folder: str, precision: str, ov, core, root: str) -> str:
-    """sha256 of what the compiled towers depend on: config.json, the weights, the precision, the
-    OpenVINO (NNCF for int8) version and the CPU (a compiled model is made for its instruction set)."""
-    with open(os.path.join(folder, 'config.json'), 'rb') as f:
-        config = hashlib.sha256(f.read()).hexdigest()
-    weights = next(os.path.join(folder, name) for name in WEIGHT_FILES if os.path.isfile(os.path.join(folder, name)))
-    parts = dict(format=FORMAT, config=config, weights=weights_digest(weights, root), precision=precision,
-                 openvino=ov.get_version(), cpu=core.get_property('CPU', 'FULL_DEVICE_NAME'),
-                 capabilities=sorted(core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES')),
-                 nncf=_version('nncf') if precision == 'int8' else None)
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-
-
-def weights_digest(path: str, root: str) -> str:
-    """The weights' sha256: a Hugging Face cache blob is named by it; else it is computed (~1 GB/s) and
-    kept in root/digests under the file's path, size and mtime, so an unchanged file is read once."""
-    real = os.path.realpath(path)
-    if re.fullmatch(r'[0-9a-f]{64}', os.path.basename(real)):
-        return os.path.basename(real)
-    stat = os.stat(real)
-    stamp = f'{real}|{stat.st_size}|{stat.st_mtime_ns}'.encode()
-    memo = os.path.join(root, 'digests', hashlib.sha256(stamp).hexdigest())
-    try:
-        with open(memo, encoding='ascii') as f:
-            return f.read().strip()
-    except OSError:
-        pass
-    digest = hashlib.sha256()
-    with open(real, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 24), b''):
-            digest.update(block)
-    os.makedirs(os.path.dirname(memo), exist_ok=True)
-    with atomic_open(memo, 'w', encoding='ascii') as f:
-        f.write(digest.hexdigest())
-    return digest.hexdigest()
-
-
-def read_meta(entry: str) -> Optional[dict]:
-    """An entry's meta.json, written last, or None if the entry is absent or incomplete."""
-    try:
-        with open(os.path.join(entry, META), encoding='utf-8') as f:
-            meta = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return meta if all(os.path.isfile(os.path.join(entry, name)) for name in (IMAGE_BLOB, TEXT_BLOB)) else None
-
-
 def _build(folder: str, precision: str, core, entry: str) -> dict:
     """Convert (and quantise) the towers, compile them for this CPU and write the entry; its meta."""
     import openvino as ov
@@ -235,15 +174,6 @@ def _import(core, entry: str, precision: str):
         with open(os.path.join(entry, name), 'rb') as f:
             compiled.append(core.import_model(f.read(), 'CPU', properties))
     return compiled
-
-
-def _version(package: str) -> Optional[str]:
-    """The installed version, read without importing the package (nncf takes seconds to import)."""
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
 
 
 def _int8():
