@@ -12,6 +12,7 @@ DISTRIBUTED = ['pyarrow>=14']  # metadata parquet files, parquet/CSV tables
 RAY = ['ray[data]>=2.40'] + DISTRIBUTED
 DISTRIBUTED_TEST = ['embedding-reader>=1.7', 'webdataset>=0.2', 'faiss-cpu>=1.7']  # readers of the clip-retrieval layout
 EVAL = ['scikit-learn>=1.3', 'torchvision', 'scipy']  # scipy: torchvision's Flowers102, StanfordCars, ImageNet devkit
+OPENVINO = ['openvino>=2025.1', 'nncf>=2.16']  # nncf: int8 only; ~250 MB installed with scipy and scikit-learn
 
 setup(
     name='ruclip',
@@ -31,9 +32,10 @@ setup(
         'distributed': DISTRIBUTED,
         'ray': RAY,
         'eval': EVAL,
+        'openvino': OPENVINO,
         # the suite's tools; none needs a compiler
         'test': ['pytest', 'pytest-timeout', 'torchvision', 'matplotlib>=3.6'] + ONNX + HF + RAY + DISTRIBUTED_TEST
-                + EVAL + ['clip-benchmark'],
+                + EVAL + ['clip-benchmark'] + OPENVINO,
         # tests/parity/: against youtokentome and the original ruclip 0.0.2 (fetched by the tests from PyPI);
         # youtokentome has no wheels: install it with --no-build-isolation, Cython and wheel present
         'parity': ['youtokentome', 'more-itertools'],

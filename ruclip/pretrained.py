@@ -6,7 +6,7 @@ from typing import List, Optional, Tuple, Union
 
 import torch
 
-from ._device import resolve_device, resolve_dtype
+from ._device import resolve_device
 from ._weights import WEIGHT_FILES
 from .config import CLIPConfig
 from .model import CLIP
@@ -48,7 +48,7 @@ VIT_SIZE_BY_WIDTH = {768: 'B', 1024: 'L'}
 def load(name: str, device: Union[str, torch.device] = 'cpu', cache_dir: Optional[str] = None,
          use_auth_token: Optional[Union[str, bool]] = None, *, revision: Optional[str] = None,
          token: Optional[Union[str, bool]] = None, local_files_only: bool = False,
-         dtype: Optional[torch.dtype] = None) -> Tuple[CLIP, RuCLIPProcessor]:
+         dtype: Optional[torch.dtype] = None, backend: str = 'torch') -> Tuple[CLIP, RuCLIPProcessor]:
     """Load a RuCLIP model and its processor.
 
     name: a key of ruclip.MODELS (downloaded from the Hub into the standard Hugging Face cache, or
@@ -62,14 +62,23 @@ def load(name: str, device: Union[str, torch.device] = 'cpu', cache_dir: Optiona
         or their names, or 'auto': bf16 where the device computes it natively (CUDA GPUs that support
         it, CPUs with AMX or AVX512-BF16), else float32. A bf16 or fp16 asked for on a CPU that only
         emulates it is used, with a RuntimeWarning (once): it runs 30-40x slower than float32 there.
+        With backend='openvino' also 'int8'.
+    backend: 'torch' (default) runs ruclip.CLIP; 'openvino' runs both towers on OpenVINO's CPU runtime
+        (pip install 'ruclip[openvino]'), compiled once and cached (ruclip.backends.openvino); 'auto'
+        takes OpenVINO when installed and on the CPU, in int8 when it passes the cosine gate, else fp32.
     Returns (clip, processor), the model in eval mode on `device`.
     """
-    device = resolve_device(device)  # before any download
-    dtype = resolve_dtype(dtype, device)
+    from . import backends  # the runtimes: a capability, imported when asked for
+
+    device = resolve_device(device)
+    backend, dtype = backends.resolve(backend, dtype, device)  # before any download
     folder = checkpoint_folder(name, cache_dir=cache_dir, revision=revision,
                                token=token if token is not None else use_auth_token,
                                local_files_only=local_files_only)
-    clip = CLIP.from_pretrained(folder, dtype=dtype, device=device)
+    if backend == 'openvino':
+        clip = backends.load(folder, dtype)
+    else:
+        clip = CLIP.from_pretrained(folder, dtype=dtype, device=device)
     return clip, RuCLIPProcessor.from_config(clip.config, os.path.join(folder, 'bpe.model'))
 
 

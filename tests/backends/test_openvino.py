@@ -1,0 +1,191 @@
+"""backend='openvino': the same latents and labels as PyTorch, a cache entry reused on the next load,
+and clear errors for a bad backend, a missing package, or a precision the CPU cannot run."""
+import importlib
+import os
+
+import pytest
+import torch
+
+import ruclip
+from helpers.images import rgb_image
+
+pytest.importorskip('openvino')
+from ruclip.backends import _int8, openvino as ov_backend  # noqa: E402
+
+ATOL = 1e-4  # fp32 latents, OpenVINO against PyTorch
+TEXTS = ['кошка', 'собака на улице', 'красный дом у реки', 'фото с морем и небом', 'дом ' * 100]
+LABELS = ['кошка', 'собака', 'дом', 'море']
+
+
+@pytest.fixture(scope='module')
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp('openvino-cache')
+
+
+@pytest.fixture(autouse=True)
+def _cache_env(monkeypatch, cache):
+    monkeypatch.setenv(ov_backend.CACHE_ENV, str(cache))
+
+
+@pytest.fixture(scope='module')
+def images():
+    return [rgb_image(320 + 17 * i, 240, seed=i) for i in range(5)]
+
+
+@pytest.fixture(scope='module')
+def reference(tiny_checkpoint):
+    return ruclip.load(tiny_checkpoint)
+
+
+@pytest.fixture(scope='module')
+def fp32(tiny_checkpoint, cache):
+    os.environ[ov_backend.CACHE_ENV] = str(cache)  # module scope: before the autouse fixture runs
+    try:
+        return ruclip.load(tiny_checkpoint, backend='openvino')
+    finally:
+        del os.environ[ov_backend.CACHE_ENV]
+
+
+@pytest.fixture(scope='module')
+def int8(tiny_checkpoint, cache):
+    os.environ[ov_backend.CACHE_ENV] = str(cache)
+    with pytest.MonkeyPatch.context() as patch:  # a smaller calibration set: the model is tiny
+        patch.setattr(_int8, 'CALIBRATION_IMAGES', 8)
+        patch.setattr(_int8, 'CHECK_IMAGES', 8)
+        patch.setattr(_int8, 'NOUNS', _int8.NOUNS[:8])  # 48 prompts, a batch for each half
+        try:
+            return ruclip.load(tiny_checkpoint, backend='openvino', dtype='int8')
+        finally:
+            del os.environ[ov_backend.CACHE_ENV]
+
+
+def latents(model, processor, images):
+    batch = processor(text=TEXTS, images=images)
+    return model.encode_image(batch['pixel_values']), model.encode_text(batch['input_ids'])
+
+
+def test_fp32_latents_match_pytorch(fp32, reference, images):
+    (model, processor), (clip, _) = fp32, reference
+    assert model.precision == 'fp32' and model.dtype == torch.float32
+    with torch.inference_mode():
+        expected = latents(clip, processor, images)
+    for got, want in zip(latents(model, processor, images), expected):
+        assert got.dtype == torch.float32 and got.shape == want.shape
+        torch.testing.assert_close(got, want, atol=ATOL, rtol=0)
+    for batch in (1, 3):  # dynamic batch and text length
+        ids = processor(text=TEXTS[:batch])['input_ids']
+        torch.testing.assert_close(model.encode_text(ids), clip.encode_text(ids), atol=ATOL, rtol=0)
+
+
+def test_predictor_classify_and_rank_give_pytorch_labels(fp32, reference, images):
+    (model, processor), (clip, _) = fp32, reference
+    ours, theirs = ruclip.Predictor(model, processor, quiet=True), ruclip.Predictor(clip, processor, quiet=True)
+    assert ours.run(images, ours.get_text_latents(LABELS)) == theirs.run(images, theirs.get_text_latents(LABELS))
+    got, want = ruclip.classify(ours, images, LABELS, k=2), ruclip.classify(theirs, images, LABELS, k=2)
+    assert got.labels == want.labels
+    torch.testing.assert_close(got.scores, want.scores, atol=1e-4, rtol=0)
+    got, want = ruclip.rank(ours, images, LABELS, k=3), ruclip.rank(theirs, images, LABELS, k=3)
+    assert torch.equal(got.texts_per_image.indices, want.texts_per_image.indices)
+    with pytest.raises(ValueError, match='runs on the CPU'):
+        model.to('cuda')
+
+
+def test_second_load_imports_the_cached_entry_without_building(fp32, tiny_checkpoint, cache, monkeypatch):
+    entry = fp32[0].cache_folder
+    assert os.path.dirname(entry) == str(cache)
+    names = sorted(os.listdir(entry))
+    assert names == sorted([ov_backend.IMAGE_BLOB, ov_backend.TEXT_BLOB, ov_backend.META])  # no partial files
+    assert not [name for name in os.listdir(cache) if name.startswith('.')]
+    stamps = {name: os.stat(os.path.join(entry, name)).st_mtime_ns for name in names}
+
+    def no_build(*args):
+        raise AssertionError('the cache entry was rebuilt')
+
+    monkeypatch.setattr(ov_backend, '_build', no_build)
+    monkeypatch.setattr(ruclip.model.CLIP, 'from_pretrained', no_build)  # a hit reads no weights
+    model, _ = ruclip.load(tiny_checkpoint, backend='openvino', dtype=torch.float32)
+    assert model.cache_folder == entry
+    assert {name: os.stat(os.path.join(entry, name)).st_mtime_ns for name in os.listdir(entry)} == stamps
+
+
+def test_the_key_follows_config_weights_and_precision(tiny_checkpoint, checkpoint_factory, tmp_path):
+    import openvino
+    core = openvino.Core()
+
+    def key(folder, precision='fp32'):
+        return ov_backend.cache_key(str(folder), precision, openvino, core, str(tmp_path))
+
+    assert key(tiny_checkpoint) == key(tiny_checkpoint)
+    assert len(os.listdir(tmp_path / 'digests')) == 1  # the weights were hashed once
+    assert key(tiny_checkpoint) != key(tiny_checkpoint, 'int8')
+    assert key(tiny_checkpoint) != key(checkpoint_factory(seed=1))  # other weights
+    assert key(tiny_checkpoint) != key(checkpoint_factory(with_mean_std=False))  # another config.json
+
+
+def test_int8_is_close_to_fp32_and_records_its_cosine(int8, reference, images):
+    (model, processor), (clip, _) = int8, reference
+    assert model.precision == 'int8' and 0.9 < model.int8_cosine <= 1
+    with torch.inference_mode():
+        expected = latents(clip, processor, images)
+    for got, want in zip(latents(model, processor, images), expected):
+        assert torch.nn.functional.cosine_similarity(got, want).min() > 0.98
+
+
+@pytest.mark.parametrize('gate, precision', [(0.0, 'int8'), (1.01, 'fp32')])
+def test_auto_takes_int8_only_when_it_passes_the_gate(int8, fp32, tiny_checkpoint, monkeypatch, gate, precision):
+    monkeypatch.setattr(_int8, 'MIN_COSINE', gate)
+    monkeypatch.setattr(ov_backend, '_build', None)  # both entries are cached by now
+    model, _ = ruclip.load(tiny_checkpoint, backend='auto')
+    assert model.precision == precision
+
+
+def test_unknown_backend_lists_the_choices(tiny_checkpoint):
+    with pytest.raises(ValueError, match=r"Unknown backend 'onnx'; choose one of \['torch', 'openvino', 'auto'\]"):
+        ruclip.load(tiny_checkpoint, backend='onnx')
+
+
+@pytest.mark.parametrize('backend, dtype, message', [
+    ('torch', 'int8', "Unknown dtype 'int8' for backend='torch'.*int8 runs with backend='openvino'"),
+    ('openvino', torch.float16, "takes dtype torch.float32, torch.bfloat16 or 'int8'"),
+])
+def test_a_dtype_the_backend_cannot_run_is_refused(tiny_checkpoint, backend, dtype, message):
+    with pytest.raises(ValueError, match=message):
+        ruclip.load(tiny_checkpoint, backend=backend, dtype=dtype)
+
+
+def test_bf16_is_refused_on_a_cpu_without_bf16_units():
+    class CoreWithoutBf16:
+        def get_property(self, device, name):
+            return ['FP32', 'INT8'] if name == 'OPTIMIZATION_CAPABILITIES' else 'An AVX2 CPU'
+
+    with pytest.raises(ValueError, match=r'bf16 needs a CPU with bf16 units.*An AVX2 CPU'):
+        ov_backend.check_precision(CoreWithoutBf16(), 'bf16')
+
+
+def test_missing_openvino_names_the_extra(tiny_checkpoint, monkeypatch):
+    real_import = importlib.import_module
+
+    def without_openvino(name, *args):
+        if name.split('.')[0] == 'openvino':
+            raise ImportError(f"No module named '{name}'", name=name)
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, 'import_module', without_openvino)
+    with pytest.raises(ImportError, match=r"needs the 'openvino' package.*pip install 'ruclip\[openvino\]'"):
+        ruclip.load(tiny_checkpoint, backend='openvino')
+
+
+def test_readme_openvino_example_runs(hub_with_all_models, monkeypatch, tmp_path):
+    import re
+    from pathlib import Path
+
+    from helpers.images import rgb_image as picture
+    readme = (Path(__file__).resolve().parents[2] / 'README.md').read_text(encoding='utf-8')
+    section = readme.split('## CPU runtime: OpenVINO')[1].split('\n## ')[0]
+    (block,) = re.findall(r'```python\n(.*?)```', section, flags=re.S)
+    for name in ('a.jpg', 'b.jpg'):
+        picture(64, 48).save(tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(block, namespace)
+    assert namespace['clip'].precision == 'fp32' and len(namespace['labels']) == 2
