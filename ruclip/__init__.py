@@ -25,6 +25,8 @@ _WHERE = {
     'similarity_heatmap': 'plots', 'probability_bars': 'plots', 'label_grid': 'plots',
     # exports [onnx] [hf]
     'export_onnx': 'export', 'OnnxCLIP': 'export', 'export_hf': 'export', 'to_transformers': 'export',
+    # search a photo library [search] [faiss] [serve]
+    'ImageIndex': 'search',
 }
 _MODULES = ['model', 'processor', 'predictor']  # the original exported these modules by name
 

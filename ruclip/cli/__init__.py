@@ -27,6 +27,9 @@ COMMANDS = [
     ('embed', 'embed', 'image latents to a .npy or .npz file'),
     ('export-onnx', 'export', 'ONNX files of the image and text towers, for onnxruntime'),
     ('export-hf', 'export', 'a transformers CLIPModel folder, for from_pretrained and pipelines'),
+    ('index', 'search', 'add image folders to a search index, or update it (only new and changed files)'),
+    ('search', 'search', 'images of an index most like a Russian text, an example image, or a weighted mix'),
+    ('serve', 'search', 'a web page to search an index from the browser'),
 ]
 
 
