@@ -41,6 +41,8 @@ def _open(args, create: bool = False):
     if args.model is None:
         args.model = index.model['name'] if index.model else DEFAULT_MODEL
         index._model_name = args.model
+    elif index.model is not None and args.model != index.model['name']:
+        index.check_model = True
     args.batch_size = getattr(args, 'batch_size', None)
     index._source = lambda: load_predictor(args)
     return index

@@ -36,8 +36,9 @@ def connect(path: str, readonly: bool) -> sqlite3.Connection:
     uri = f'file:{_quote(os.path.abspath(path))}?mode={"ro" if readonly else "rw"}'
     try:
         connection = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
-        if not readonly:
+        if not readonly:  # WAL with synchronous=NORMAL: a killed process loses no commit, a power cut the last few
             connection.execute('PRAGMA journal_mode=WAL')
+            connection.execute('PRAGMA synchronous=NORMAL')
         rows = dict(connection.execute('SELECT key, value FROM meta'))
     except sqlite3.DatabaseError as error:
         raise ValueError(f'{path} is not a ruclip image index ({error})') from None
@@ -81,7 +82,8 @@ def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         connection.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
         connection.execute('COMMIT')
     except BaseException:
-        connection.execute('ROLLBACK')
+        if connection.in_transaction:  # SQLite ends a transaction it could not commit (a full disk) itself
+            connection.execute('ROLLBACK')
         raise
 
 

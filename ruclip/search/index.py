@@ -40,6 +40,8 @@ class ImageIndex:
         self.path = os.path.abspath(os.fspath(path))
         self._source, self._predictor, self._model_name = predictor, None, model_name
         self.readonly, self.wait = readonly, wait
+        self.check_model = False  # True: an update loads a predictor given as a function, to check it, even
+        # when nothing needs embedding (`ruclip index --model` naming another model than the index's)
         self._connection = database.connect(self.path, readonly=True) if os.path.isfile(self.path) else None
         self._matrix = None  # (generation, latents, ids)
         self._approximate = None  # (generation, faiss index)
@@ -269,8 +271,8 @@ class _Writing:
                 index.predictor  # noqa: B018 - loads the model, whose identity the new file records
                 database.create(index.path, index._identity)
                 index._connection = database.connect(index.path, readonly=True)
-            elif index._predictor is not None:
-                check_same_model(index.model, index._identity, index.path)
+            elif index._predictor is not None or hasattr(index._source, 'clip_model') or index.check_model:
+                index.predictor  # noqa: B018 - another model is refused before anything is written
             self.connection = database.connect(index.path, readonly=False)
         except BaseException:
             self._lock.__exit__(None, None, None)
