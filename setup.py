@@ -8,6 +8,8 @@ version = next(line.split("'")[1] for line in (here / 'ruclip' / '__init__.py').
 
 ONNX = ['onnx>=1.16', 'onnxruntime>=1.17', 'onnxscript>=0.2']  # torch.onnx.export(dynamo=True) needs onnxscript
 HF = ['transformers>=4.56', 'tokenizers>=0.19']
+SEARCH = ['pyarrow>=10']  # only to read clip-retrieval's parquet metadata: the index itself is sqlite3 + numpy
+FAISS = ['faiss-cpu>=1.8']
 
 setup(
     name='ruclip',
@@ -23,7 +25,11 @@ setup(
         'plot': ['matplotlib>=3.6'],
         'onnx': ONNX,
         'hf': HF,
-        'test': ['pytest', 'torchvision', 'youtokentome', 'more-itertools', 'matplotlib>=3.6'] + ONNX + HF,
+        'search': SEARCH,
+        'faiss': FAISS,
+        'serve': [],  # the page runs on the standard library's http.server
+        'test': ['pytest', 'torchvision', 'youtokentome', 'more-itertools', 'matplotlib>=3.6'] + ONNX + HF
+                + SEARCH + FAISS + ['selenium>=4.10'],
     },
     entry_points={'console_scripts': ['ruclip = ruclip.cli:main']},
 )
