@@ -185,7 +185,8 @@ def bench_search(workdir: Path, n: int, dims, queries: int) -> list:
                     found = [approximate.top_k(index, q, 10)[1] for q in query_rows]
                     ms = (time.perf_counter() - started) / queries * 1e3
                     recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)]))
-                    rows.append(dict(dim=dim, data=data, method=f'faiss {kind}' + (f' nprobe {nprobe}' if nprobe else ''),
+                    method = f'faiss {kind}' + (f' nprobe {nprobe}' if nprobe else '')
+                    rows.append(dict(dim=dim, data=data, method=method,
                                      build_s=build_s, ms_per_query=ms, recall_at_10=recall,
                                      memory_mb=os.path.getsize(path) / 2 ** 20, extra_rss_mb=rss_mb() - before))
                     print(json.dumps(rows[-1]), flush=True)

@@ -30,6 +30,7 @@ def _common_options(parser, batch_size: bool = True):
 
 
 def _open(args, create: bool = False):
+    """The ImageIndex of --index, its model loaded from --model (default: the index's own) when first needed."""
     from ..search import ImageIndex
 
     path = args.index or default_index()
@@ -37,14 +38,13 @@ def _open(args, create: bool = False):
         raise UsageError(f'no index at {path}: build one first with `ruclip index FOLDER --index {path}`')
     if create and args.index is None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-    index = ImageIndex(path, model_name=args.model)
-    if args.model is None:
-        args.model = index.model['name'] if index.model else DEFAULT_MODEL
-        index._model_name = args.model
-    elif index.model is not None and args.model != index.model['name']:
-        index.check_model = True
+    with ImageIndex(path) as existing:
+        recorded = existing.model
+    named = args.model
+    args.model = named or (recorded['name'] if recorded else DEFAULT_MODEL)
     args.batch_size = getattr(args, 'batch_size', None)
-    index._source = lambda: load_predictor(args)
+    index = ImageIndex(path, lambda: load_predictor(args), model_name=args.model)
+    index.check_model = bool(named and recorded and named != recorded['name'])
     return index
 
 

@@ -57,7 +57,8 @@ def build(latents: np.ndarray, kind: Optional[str] = None):
             index = lib.IndexIVFFlat(quantizer, dim, lists, lib.METRIC_INNER_PRODUCT)
         else:
             codes = next(m for m in (dim // 8, dim // 4, dim // 2, dim) if dim % m == 0)
-            index = lib.IndexIVFPQ(quantizer, dim, lists, codes, 8, lib.METRIC_INNER_PRODUCT)
+            bits = int(min(8, max(1, np.log2(n / 39))))  # faiss trains 2**bits centroids per code on >= 39 x as many
+            index = lib.IndexIVFPQ(quantizer, dim, lists, codes, bits, lib.METRIC_INNER_PRODUCT)
         sample = np.sort(np.random.default_rng(0).choice(n, min(n, 64 * lists), replace=False))
         index.train(np.ascontiguousarray(latents[sample], dtype=np.float32))
         index.nprobe = IVF_NPROBE

@@ -3,7 +3,7 @@ import copy
 import os
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterable, List, Optional, Union
+from typing import Iterable, List, Optional, Union
 
 import numpy as np
 
@@ -92,8 +92,8 @@ class ImageIndex:
         from under `paths` are dropped. Unreadable files are skipped (logged, in the report) and
         retried next time. Committed every `commit_every` images, so an interrupted update keeps
         what it committed and a rerun does the rest."""
-        roots = [os.path.abspath(os.fspath(path)) for path in ([paths] if isinstance(paths, (str, os.PathLike))
-                                                              else paths)]
+        paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths
+        roots = [os.path.abspath(os.fspath(path)) for path in paths]
         if not roots:
             raise ValueError('paths is empty: give the folders or image files to index')
         found = scan.walk(roots)  # FileNotFoundError for a missing root, before anything is written
@@ -179,7 +179,8 @@ class ImageIndex:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f'k (--top-k) must be a positive integer, got {k!r}')
         if self._connection is None:
-            raise FileNotFoundError(f'no index at {self.path}: build one with `ruclip index FOLDER --index {self.path}`')
+            raise FileNotFoundError(f'no index at {self.path}: build one with '
+                                    f'`ruclip index FOLDER --index {self.path}`')
         latent = np.asarray(latent, dtype=np.float32).reshape(-1)
         if len(latent) != self.model['embed_dim']:
             raise ValueError(f'the query latent has {len(latent)} dimensions, the index {self.model["embed_dim"]}')
@@ -227,7 +228,7 @@ class ImageIndex:
         return self._approximate[1]
 
     def _writing(self):
-        return _Writing(self)
+        return update.Writing(self)
 
     def _refresh_caches(self):
         """After a change: the latent cache for the new generation, and the faiss index if there was one."""
@@ -247,38 +248,3 @@ class ImageIndex:
 
     def __exit__(self, *exc):
         self.close()
-
-
-class _Writing:
-    """The index opened for writing, under its lock: creates the file (for the predictor's model) if needed."""
-
-    def __init__(self, index: ImageIndex):
-        self.index = index
-
-    def __enter__(self):
-        index = self.index
-        if index.readonly:
-            raise PermissionError(f'index {index.path} was opened read-only (readonly=True); it cannot be updated')
-        if os.path.isfile(index.path):
-            why = database.writable(index.path)
-            if why:
-                raise PermissionError(f'cannot update index {index.path}: {why}; search works, updates need '
-                                      f'write access')
-        self._lock = database.writing(index.path, index.wait)
-        self._lock.__enter__()
-        try:
-            if not os.path.isfile(index.path):
-                index.predictor  # noqa: B018 - loads the model, whose identity the new file records
-                database.create(index.path, index._identity)
-                index._connection = database.connect(index.path, readonly=True)
-            elif index._predictor is not None or hasattr(index._source, 'clip_model') or index.check_model:
-                index.predictor  # noqa: B018 - another model is refused before anything is written
-            self.connection = database.connect(index.path, readonly=False)
-        except BaseException:
-            self._lock.__exit__(None, None, None)
-            raise
-        return self.connection
-
-    def __exit__(self, *exc):
-        self.connection.close()
-        self._lock.__exit__(*exc)

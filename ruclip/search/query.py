@@ -13,7 +13,7 @@ terms' unit latents.
 import os
 import re
 from dataclasses import dataclass
-from typing import List, Sequence, Union
+from typing import List, Sequence
 
 import numpy as np
 

@@ -105,3 +105,38 @@ def _embed(connection, items: List[Found], predictor, commit_every: int, report:
             report.embedded += len(rows)
             report.skipped.extend(failed[position] for position in sorted(failed))
             progress.update(len(batch))
+
+
+class Writing:
+    """The index opened for writing, under its lock: creates the file (for the predictor's model) if needed."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def __enter__(self):
+        index = self.index
+        if index.readonly:
+            raise PermissionError(f'index {index.path} was opened read-only (readonly=True); it cannot be updated')
+        if os.path.isfile(index.path):
+            why = database.writable(index.path)
+            if why:
+                raise PermissionError(f'cannot update index {index.path}: {why}; search works, updates need '
+                                      f'write access')
+        self._lock = database.writing(index.path, index.wait)
+        self._lock.__enter__()
+        try:
+            if not os.path.isfile(index.path):
+                index.predictor  # noqa: B018 - loads the model, whose identity the new file records
+                database.create(index.path, index._identity)
+                index._connection = database.connect(index.path, readonly=True)
+            elif index._predictor is not None or hasattr(index._source, 'clip_model') or index.check_model:
+                index.predictor  # noqa: B018 - another model is refused before anything is written
+            self.connection = database.connect(index.path, readonly=False)
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        return self.connection
+
+    def __exit__(self, *exc):
+        self.connection.close()
+        self._lock.__exit__(*exc)

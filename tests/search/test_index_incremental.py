@@ -118,6 +118,9 @@ def test_import_ruclip_embed_output_and_clip_retrieval_layout(tmp_path, predicto
         assert [hit.path for hit in index.search('кошка', k=10)] == expected
         report = index.update(['lib'])  # recorded sizes and mtimes: nothing to embed
         assert (report.unchanged, report.embedded) == (10, 0)
+    assert main(['index', '--from-embeddings', 'lib.npz', '--index', 'cli.index', '--model', str(tiny_checkpoint),
+                 '-q']) == 0
+    assert [hit.path for hit in ruclip.ImageIndex(tmp_path / 'cli.index', predictor).search('кошка', k=10)] == expected
     pyarrow = pytest.importorskip('pyarrow')
     import pyarrow.parquet
 

@@ -1,7 +1,8 @@
 """`ruclip serve`: the HTTP routes, path traversal refused, and the page driven in headless Chromium."""
 import json
 import os
-import shutil
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import ruclip
-from helpers.images import encoded, rgb_image
+from helpers.images import rgb_image
 from helpers.library import predictor_for, write_library
 from ruclip.search.web.server import make_server
 
@@ -75,6 +76,24 @@ def test_nothing_outside_the_index_is_served(served):
         assert b'PNG' not in body and b'import' not in body
 
 
+def test_ruclip_serve_command_serves_the_page(served, tiny_checkpoint):
+    _, index, _, _ = served
+    command = [sys.executable, '-m', 'ruclip', 'serve', '--index', index.path, '--port', '0', '--model',
+               str(tiny_checkpoint)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    try:
+        line = process.stdout.readline()
+        assert line.startswith(f'serving {index.path} at http://127.0.0.1:'), line
+        url = line.split(' at ')[1].split()[0].rstrip('/')
+        status, body = get(url + '/')
+        assert status == 200 and b'<input id="query"' in body
+        status, body = get(url + '/api/search?q=%D0%BA%D0%BE%D1%82&k=3')  # кот
+        assert [hit['path'] for hit in json.loads(body)['results']] == [hit.path for hit in index.search('кот', k=3)]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def test_page_in_headless_chromium(served, tmp_path):
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
         pytest.skip('needs Debian\'s chromium and chromium-driver packages (apt-get install chromium chromium-driver)')
@@ -100,8 +119,9 @@ def test_page_in_headless_chromium(served, tmp_path):
                 "return [...document.querySelectorAll('.result')].map(c => [c.dataset.path, +c.dataset.score])")]
 
         def loaded(driver):  # every thumbnail decoded
-            return driver.execute_script("const images = [...document.querySelectorAll('.result img')]; "
-                                         "return images.length > 0 && images.every(i => i.complete && i.naturalWidth > 0)")
+            return driver.execute_script(
+                "const images = [...document.querySelectorAll('.result img')]; "
+                "return images.length > 0 && images.every(i => i.complete && i.naturalWidth > 0)")
 
         browser.find_element(By.ID, 'query').send_keys('кошка на диване\n')
         wait.until(lambda driver: len(shown()) == 24)
