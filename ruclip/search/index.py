@@ -32,7 +32,8 @@ class ImageIndex:
     model_name: how to name the model in the index (default: 'unnamed model').
     readonly: open the file read-only; search works, update and import raise PermissionError.
     wait: seconds an update waits for another process's update to finish before IndexBusy.
-    Latents are stored as float32, exactly as the predictor returned them.
+    Latents are stored as float32, exactly as the predictor returned them. One ImageIndex may be
+    searched from several threads at once (the web page does); updates run one at a time.
     """
 
     def __init__(self, path: Union[str, os.PathLike], predictor=None, *, model_name: Optional[str] = None,
@@ -56,7 +57,8 @@ class ImageIndex:
     def __len__(self) -> int:
         if self._connection is None:
             return 0
-        return self._connection.execute('SELECT COUNT(*) FROM images').fetchone()[0]
+        with self._lock:
+            return self._connection.execute('SELECT COUNT(*) FROM images').fetchone()[0]
 
     def files(self) -> List[str]:
         rows = [] if self._connection is None else self._connection.execute('SELECT path FROM images ORDER BY path')
@@ -67,7 +69,8 @@ class ImageIndex:
         return [os.fsdecode(path) for path, in rows]
 
     def path_of(self, row_id: int) -> Optional[str]:
-        row = self._connection.execute('SELECT path FROM images WHERE id = ?', (int(row_id),)).fetchone()
+        with self._lock:
+            row = self._connection.execute('SELECT path FROM images WHERE id = ?', (int(row_id),)).fetchone()
         return None if row is None else os.fsdecode(row[0])
 
     @property
@@ -168,7 +171,8 @@ class ImageIndex:
 
     def similar(self, row_id: int, k: int = 10, **options) -> List[Hit]:
         """The k images most similar to the indexed image with this id (itself first), without the model."""
-        row = self._connection.execute('SELECT latent FROM images WHERE id = ?', (int(row_id),)).fetchone()
+        with self._lock:
+            row = self._connection.execute('SELECT latent FROM images WHERE id = ?', (int(row_id),)).fetchone()
         if row is None:
             raise KeyError(f'no image with id {row_id} in index {self.path}')
         return self.search_latent(np.frombuffer(row[0], dtype=np.float32), k, **options)
