@@ -28,6 +28,8 @@ _WHERE = {
     # benchmarks [eval]
     'evaluate_zeroshot': 'evaluation', 'evaluate_linear_probe': 'evaluation', 'evaluate_retrieval': 'evaluation',
     'text_embeddings': 'evaluation',
+    # search a photo library [search] [faiss] [serve]
+    'ImageIndex': 'search',
 }
 _MODULES = ['model', 'processor', 'predictor']  # the original exported these modules by name
 

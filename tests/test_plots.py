@@ -1,4 +1,5 @@
 """The pictures, rendered headless: their cells, labels and values, and Cyrillic that renders."""
+import importlib
 import io
 import sys
 import warnings
@@ -10,7 +11,7 @@ from PIL import Image
 
 import ruclip
 
-matplotlib = pytest.importorskip('matplotlib')
+matplotlib = importlib.import_module('matplotlib')
 matplotlib.use('Agg')
 
 CAPTIONS = ['жёлтая звезда', 'синий квадрат', 'щука и ёж']

@@ -28,8 +28,8 @@ def resolve(backend: str, dtype, device: torch.device) -> Tuple[str, object]:
         backend = 'openvino'
     if backend == 'torch':
         if _is_int8(dtype):
-            raise ValueError("Unknown dtype 'int8' for backend='torch'; choose one of torch.float32, torch.bfloat16, "
-                             "torch.float16 or their names; int8 runs with backend='openvino' "
+            raise ValueError("Unknown dtype 'int8' for backend='torch'; choose 'auto', one of torch.float32, "
+                             "torch.bfloat16, torch.float16 or their names; int8 runs with backend='openvino' "
                              "(pip install 'ruclip[openvino]')")
         return 'torch', resolve_dtype(dtype, device)
     if device.type != 'cpu':

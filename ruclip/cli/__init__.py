@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from tqdm.auto import tqdm
 from typing import List, Optional
 
-from ._common import (EXIT_BROKEN_PIPE, EXIT_CODES, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED,
+from ._common import (EXIT_BROKEN_PIPE, EXIT_CODES, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SKIPPED,
                       EXIT_USAGE, Command, UsageError)
 
 # name, module, one-line help
@@ -29,6 +29,9 @@ COMMANDS = [
     ('export-onnx', 'export', 'ONNX files of the image and text towers, for onnxruntime'),
     ('export-hf', 'export', 'a transformers CLIPModel folder, for from_pretrained and pipelines'),
     ('eval', 'evaluate', 'zero-shot, linear-probe and retrieval benchmarks; a report beside the published table'),
+    ('index', 'search', 'add image folders to a search index, or update it (only new and changed files)'),
+    ('search', 'search', 'images of an index most like a Russian text, an example image, or a weighted mix'),
+    ('serve', 'search', 'a web page to search an index from the browser'),
 ]
 
 

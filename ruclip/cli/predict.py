@@ -3,8 +3,8 @@ import os
 import sys
 from typing import List
 
-from ._common import (EXIT_OK, Command, UsageError, add_model_options, clean, exit_code, load_predictor,
-                      positive_int, print_json, print_table, skipped_json)
+from ._common import (Command, UsageError, add_model_options, clean, exit_code, load_predictor, positive_int,
+                      print_json, print_table, skipped_json)
 
 
 def _classify_arguments(parser):

@@ -1,4 +1,5 @@
 """Resume, refusal to mix runs, a run killed by SIGKILL, a full disk, and the embed command."""
+import importlib
 import errno
 import os
 import signal
@@ -15,7 +16,7 @@ from ruclip.cli import main
 from ruclip.distributed import Settings, list_inputs, run_local
 from ruclip.distributed import partition as partition_module
 
-pytest.importorskip('pyarrow')
+importlib.import_module('pyarrow')
 
 
 def settings(tiny_checkpoint, out, **options):

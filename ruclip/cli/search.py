@@ -1,0 +1,157 @@
+"""`ruclip index`, `ruclip search` and `ruclip serve`: a search index of image folders (ruclip.search)."""
+import os
+import sys
+
+from ._common import (DEFAULT_MODEL, Command, UsageError, _device, add_cache_dir, add_quiet_option, exit_code,
+                      load_predictor, positive_int, print_json, print_table)
+
+
+def default_index() -> str:
+    """$RUCLIP_INDEX, else $XDG_DATA_HOME/ruclip/images.ruclip-index (~/.local/share/... by default)."""
+    if os.environ.get('RUCLIP_INDEX'):
+        return os.environ['RUCLIP_INDEX']
+    data = os.environ.get('XDG_DATA_HOME') or os.path.join(os.path.expanduser('~'), '.local', 'share')
+    return os.path.join(data, 'ruclip', 'images.ruclip-index')
+
+
+def _common_options(parser, batch_size: bool = True):
+    parser.add_argument('--index', metavar='PATH', default=None,
+                        help='the index file (default: $RUCLIP_INDEX or ~/.local/share/ruclip/images.ruclip-index)')
+    group = parser.add_argument_group('model options')
+    group.add_argument('--model', default=None, metavar='NAME_OR_FOLDER',
+                       help=f'a model of `ruclip models` or a checkpoint folder (default: the model the index was '
+                            f'built with; for a new index {DEFAULT_MODEL})')
+    add_cache_dir(group)
+    group.add_argument('--device', type=_device, help='cpu, cuda, cuda:1, ... (default: cuda if available)')
+    if batch_size:
+        group.add_argument('--batch-size', type=positive_int, default=None, metavar='N',
+                           help='images per forward pass (default: chosen for the device)')
+    add_quiet_option(group)
+
+
+def _open(args, create: bool = False):
+    """The ImageIndex of --index, its model loaded from --model (default: the index's own) when first needed."""
+    from ..search import ImageIndex
+
+    path = args.index or default_index()
+    if not create and not os.path.isfile(path):
+        raise UsageError(f'no index at {path}: build one first with `ruclip index FOLDER --index {path}`')
+    if create and args.index is None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    with ImageIndex(path) as existing:
+        recorded = existing.model
+    named = args.model
+    args.model = named or (recorded['name'] if recorded else DEFAULT_MODEL)
+    args.batch_size = getattr(args, 'batch_size', None)
+    index = ImageIndex(path, lambda: load_predictor(args), model_name=args.model)
+    index.check_model = bool(named and recorded and named != recorded['name'])
+    return index
+
+
+# ---- ruclip index ------------------------------------------------------------------------------
+def _index_arguments(parser):
+    parser.add_argument('paths', nargs='*', metavar='FOLDER_OR_FILE',
+                        help='image folders (searched recursively) and files to index, or to bring up to date')
+    parser.add_argument('--from-embeddings', metavar='FILE', action='append', default=[],
+                        help='take in `ruclip embed` output (.npz, or .npy with its .files.txt) without re-embedding')
+    parser.add_argument('--from-clip-retrieval', metavar='FOLDER', action='append', default=[],
+                        help='take in a clip-retrieval folder (img_emb/*.npy + metadata/*.parquet)')
+    parser.add_argument('--faiss', action='store_true',
+                        help='build the faiss index for approximate search once done (pip install ruclip[faiss])')
+    parser.add_argument('--wait', type=float, default=10.0, metavar='SECONDS',
+                        help='how long to wait for another `ruclip index` on the same index (default: 10)')
+    parser.add_argument('--commit-every', type=positive_int, default=256, metavar='N',
+                        help='images embedded per transaction: what an interruption can lose (default: 256)')
+    _common_options(parser)
+
+
+def _run_index(args) -> int:
+    if not (args.paths or args.from_embeddings or args.from_clip_retrieval):
+        raise UsageError('give the folders or files to index (or --from-embeddings / --from-clip-retrieval)')
+    index = _open(args, create=True)
+    index.wait = args.wait
+    report, imported = None, 0
+    for source in args.from_embeddings:
+        imported += index.import_embeddings(source)
+    for source in args.from_clip_retrieval:
+        imported += index.import_clip_retrieval(source)
+    if args.paths:
+        report = index.update(args.paths, commit_every=args.commit_every)
+    if args.faiss:
+        kind = index.build_approximate()
+        print(f'built a faiss {kind} index', file=sys.stderr)
+    parts = [f'{imported} imported'] if imported else []
+    if report is not None:
+        parts += [f'{report.embedded} embedded', f'{report.reused} reused (moved or copied)',
+                  f'{report.touched} touched', f'{report.removed} removed', f'{report.unchanged} unchanged']
+        if report.skipped:
+            parts.append(f'{len(report.skipped)} skipped')
+    print(f'{index.path}: {", ".join(parts)}; {len(index)} images in the index')
+    if report is None:
+        return 0
+    return exit_code(report.skipped, report.embedded + len(report.skipped))
+
+
+# ---- ruclip search -----------------------------------------------------------------------------
+def _search_arguments(parser):
+    parser.add_argument('query', nargs='+', metavar='QUERY',
+                        help='texts and image files, each optionally weighted as W:TERM ("2:кошка", '
+                             '"0.5:./диван.jpg"); after --, "-TERM" subtracts ("-собака"); text:TERM and '
+                             'image:TERM say which a term is')
+    parser.add_argument('-k', '--top-k', type=positive_int, default=10, metavar='K', help='results (default: 10)')
+    parser.add_argument('--json', action='store_true', help='a JSON list of {rank, score, path}')
+    parser.add_argument('-f', '--files-only', action='store_true', help='only the paths, one a line (for xargs)')
+    parser.add_argument('--prefix', metavar='FOLDER', help='only images under this folder')
+    parser.add_argument('--no-templates', action='store_true',
+                        help="texts as they are (default: through the model's templates, averaged)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument('--exact', action='store_true', help='exact search even when a faiss index is built')
+    mode.add_argument('--approximate', action='store_true', help='faiss search (built now if needed)')
+    _common_options(parser, batch_size=False)
+
+
+def _run_search(args) -> int:
+    from ..search import parse_terms
+
+    terms = parse_terms(args.query)
+    index = _open(args)
+    approximate = True if args.approximate else False if args.exact else None
+    hits = index.search(terms, k=args.top_k, prefix=args.prefix, templates=not args.no_templates,
+                        approximate_search=approximate)
+    if len(hits) < args.top_k and not args.prefix:
+        print(f'ruclip search: the index holds only {len(index)} images', file=sys.stderr)
+    if args.json:
+        print_json([dict(rank=hit.rank, score=round(hit.score, 6), path=hit.path) for hit in hits])
+    elif args.files_only:
+        for hit in hits:
+            print(hit.path)
+    else:
+        print_table(['rank', 'score', 'path'], [[str(hit.rank), f'{hit.score:.4f}', hit.path] for hit in hits])
+    return 0
+
+
+# ---- ruclip serve ------------------------------------------------------------------------------
+def _serve_arguments(parser):
+    parser.add_argument('--host', default='127.0.0.1', help='address to listen on (default: 127.0.0.1, this machine)')
+    parser.add_argument('--port', type=int, default=8000, help='port (default: 8000; 0: any free one)')
+    _common_options(parser, batch_size=False)
+
+
+def _run_serve(args) -> int:
+    from ..search.web.server import make_server
+
+    server = make_server(_open(args), args.host, args.port)
+    host, port = server.server_address[:2]
+    print(f'serving {args.index or default_index()} at http://{host}:{port}/ (Ctrl-C stops)', flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
+COMMANDS = {
+    'index': Command(_index_arguments, _run_index, reads_images=True),
+    'search': Command(_search_arguments, _run_search),
+    'serve': Command(_serve_arguments, _run_serve),
+}

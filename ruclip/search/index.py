@@ -1,0 +1,254 @@
+"""ImageIndex: an on-disk index of image latents for search by text, by example image or both."""
+import copy
+import os
+import threading
+from dataclasses import dataclass
+from typing import Iterable, List, Optional, Union
+
+import numpy as np
+
+from . import approximate, database, exact, importers, matrix, scan, update
+from .identity import check_same_model, model_identity
+from .query import as_terms, query_latent
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One result: the image's path, its cosine similarity to the query, its rank (1 = best), its row id."""
+    path: str
+    score: float
+    rank: int
+    id: int
+
+
+class ImageIndex:
+    """The images of some folders and their latents, in one SQLite file, searchable by text and image.
+
+    path: the index file; created (with the model's identity) by the first update or import.
+    predictor: the Predictor whose model fills and queries the index, or a function returning
+        one, called the first time the model is needed (so an update that finds nothing new and a
+        search by a stored image never load it). Any other model is refused with an error naming
+        both. May be None for an existing index that is only searched by stored latents.
+    model_name: how to name the model in the index (default: 'unnamed model').
+    readonly: open the file read-only; search works, update and import raise PermissionError.
+    wait: seconds an update waits for another process's update to finish before IndexBusy.
+    Latents are stored as float32, exactly as the predictor returned them. One ImageIndex may be
+    searched from several threads at once (the web page does); updates run one at a time.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], predictor=None, *, model_name: Optional[str] = None,
+                 readonly: bool = False, wait: float = 10.0):
+        self.path = os.path.abspath(os.fspath(path))
+        self._source, self._predictor, self._model_name = predictor, None, model_name
+        self.readonly, self.wait = readonly, wait
+        self.check_model = False  # True: an update loads a predictor given as a function, to check it, even
+        # when nothing needs embedding (`ruclip index --model` naming another model than the index's)
+        self._connection = database.connect(self.path, readonly=True) if os.path.isfile(self.path) else None
+        self._matrix = None  # (generation, latents, ids)
+        self._approximate = None  # (generation, faiss index)
+        self._lock = threading.RLock()
+
+    # ---- what it holds ---------------------------------------------------------------------------
+    @property
+    def model(self) -> Optional[dict]:
+        """The identity of the model that filled the index (see identity.model_identity), None when new."""
+        return None if self._connection is None else database.meta(self._connection, 'model')
+
+    def __len__(self) -> int:
+        if self._connection is None:
+            return 0
+        with self._lock:
+            return self._connection.execute('SELECT COUNT(*) FROM images').fetchone()[0]
+
+    def files(self) -> List[str]:
+        rows = [] if self._connection is None else self._connection.execute('SELECT path FROM images ORDER BY path')
+        return [os.fsdecode(path) for path, in rows]
+
+    def roots(self) -> List[str]:
+        rows = [] if self._connection is None else self._connection.execute('SELECT path FROM roots')
+        return [os.fsdecode(path) for path, in rows]
+
+    def path_of(self, row_id: int) -> Optional[str]:
+        with self._lock:
+            row = self._connection.execute('SELECT path FROM images WHERE id = ?', (int(row_id),)).fetchone()
+        return None if row is None else os.fsdecode(row[0])
+
+    @property
+    def predictor(self):
+        """The Predictor, loaded now if it was given as a function, checked against the index's model."""
+        if self._predictor is None:
+            if self._source is None:
+                raise ValueError(f'index {self.path} needs its model for this: give ImageIndex a predictor')
+            predictor = self._source() if callable(self._source) and not hasattr(self._source, 'clip_model') \
+                else self._source
+            identity = model_identity(predictor, self._model_name)
+            if self.model is not None:
+                check_same_model(self.model, identity, self.path)
+            self._predictor, self._identity = predictor, identity
+        return self._predictor
+
+    # ---- changing it -----------------------------------------------------------------------------
+    def update(self, paths: Iterable[Union[str, os.PathLike]], *, commit_every: int = 256) -> update.UpdateReport:
+        """Make the index hold exactly the image files under `paths` (folders, searched recursively as
+        ruclip.find_images does, and files) as they are now, besides what it holds elsewhere:
+        new and changed files are embedded, moved or copied ones reuse their latent, files gone
+        from under `paths` are dropped. Unreadable files are skipped (logged, in the report) and
+        retried next time. Committed every `commit_every` images, so an interrupted update keeps
+        what it committed and a rerun does the rest."""
+        paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths
+        roots = [os.path.abspath(os.fspath(path)) for path in paths]
+        if not roots:
+            raise ValueError('paths is empty: give the folders or image files to index')
+        found = scan.walk(roots)  # FileNotFoundError for a missing root, before anything is written
+        with self._writing() as connection:
+            recorded = {}
+            for root in roots:
+                for row_id, path, size, mtime_ns, digest in connection.execute(
+                        'SELECT id, path, size, mtime_ns, hash FROM images WHERE path = ? OR (path > ? AND path < ?)',
+                        (os.fsencode(root), os.fsencode(root + os.sep), os.fsencode(root + chr(ord(os.sep) + 1)))):
+                    recorded[os.fsdecode(path)] = (row_id, size, mtime_ns, digest)
+            changes = scan.compare(found, recorded)
+            new_roots = [os.fsencode(root) for root in roots if root not in set(self.roots())]
+            if new_roots:
+                with database.transaction(connection):
+                    connection.executemany('INSERT OR IGNORE INTO roots VALUES (?)', [(root,) for root in new_roots])
+            report = update.apply(connection, changes, lambda: self.predictor, commit_every, self.path)
+        self._refresh_caches()
+        return report
+
+    def import_embeddings(self, path: Union[str, os.PathLike]) -> int:
+        """Take in `ruclip embed`'s output (.npz, or .npy with its .files.txt); returns the rows added."""
+        return self._import(importers.read_ruclip_embed(os.fspath(path)), os.fspath(path))
+
+    def import_clip_retrieval(self, folder: Union[str, os.PathLike]) -> int:
+        """Take in clip-retrieval's img_emb/*.npy with metadata/*.parquet; returns the rows added."""
+        return self._import(importers.read_clip_retrieval(os.fspath(folder)), os.fspath(folder))
+
+    def _import(self, parts, source: str) -> int:
+        added = 0
+        with self._writing() as connection:
+            dim = self.model['embed_dim']
+            for latents, files in parts:
+                for batch in importers.rows(latents, files, dim, source):
+                    with database.transaction(connection):
+                        connection.executemany(update.UPSERT, batch)
+                    added += len(batch)
+                existing = [os.path.abspath(name) for name in files if '://' not in name]
+                folders = [os.path.commonpath(existing)] if existing else []
+                with database.transaction(connection):
+                    connection.executemany('INSERT OR IGNORE INTO roots VALUES (?)',
+                                           [(os.fsencode(folder),) for folder in folders])
+        self._refresh_caches()
+        return added
+
+    def build_approximate(self, kind: Optional[str] = None) -> str:
+        """Build and save the faiss index for the current contents ([faiss]); returns its kind."""
+        latents, _ = self._latents()
+        index = approximate.build(latents, kind)
+        generation = database.meta(self._connection, 'generation')
+        approximate.save(index, approximate.path_for(matrix.cache_folder(self.path), generation))
+        self._approximate = (generation, index)
+        return kind or approximate.choose_kind(len(latents))
+
+    # ---- searching it ----------------------------------------------------------------------------
+    def search(self, query, k: int = 10, *, prefix: Optional[str] = None, templates: bool = True,
+               approximate_search: Optional[bool] = None) -> List[Hit]:
+        """The k images most similar to `query`, best first (fewer when the index holds fewer).
+
+        query: a text (str), an image (path, bytes, PIL image), a query.Term, or a list of them or
+            of (value, weight) pairs; the weighted sum of their unit latents is searched for.
+        templates: texts through the predictor's templates (get_text_latents); False: as they are.
+        prefix: only images under this folder.
+        approximate_search: None: faiss when a faiss index is built for the current contents
+            (build_approximate) and no prefix is given, else exact; True: faiss (built now if
+            needed); False: exact.
+        """
+        terms = as_terms(query)
+        quiet = copy.copy(self.predictor)
+        quiet.quiet = True
+        return self.search_latent(query_latent(quiet, terms, templates), k, prefix=prefix,
+                                  approximate_search=approximate_search)
+
+    def similar(self, row_id: int, k: int = 10, **options) -> List[Hit]:
+        """The k images most similar to the indexed image with this id (itself first), without the model."""
+        with self._lock:
+            row = self._connection.execute('SELECT latent FROM images WHERE id = ?', (int(row_id),)).fetchone()
+        if row is None:
+            raise KeyError(f'no image with id {row_id} in index {self.path}')
+        return self.search_latent(np.frombuffer(row[0], dtype=np.float32), k, **options)
+
+    def search_latent(self, latent: np.ndarray, k: int = 10, *, prefix: Optional[str] = None,
+                      approximate_search: Optional[bool] = None) -> List[Hit]:
+        """As search, for a query latent [dim] already computed."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f'k (--top-k) must be a positive integer, got {k!r}')
+        if self._connection is None:
+            raise FileNotFoundError(f'no index at {self.path}: build one with '
+                                    f'`ruclip index FOLDER --index {self.path}`')
+        latent = np.asarray(latent, dtype=np.float32).reshape(-1)
+        if len(latent) != self.model['embed_dim']:
+            raise ValueError(f'the query latent has {len(latent)} dimensions, the index {self.model["embed_dim"]}')
+        with self._lock:
+            latents, ids = self._latents()
+            rows = None if prefix is None else self._rows_under(prefix, ids)
+            faiss_index = None if rows is not None or approximate_search is False else \
+                self._faiss_index(build=bool(approximate_search))
+            if faiss_index is not None:
+                scores, positions = approximate.top_k(faiss_index, latent, k)
+            else:
+                scores, positions = exact.top_k(latents, latent, k, rows=rows)
+            paths = dict(self._connection.execute(
+                f'SELECT id, path FROM images WHERE id IN ({",".join("?" * len(positions))})',
+                [int(ids[p]) for p in positions]).fetchall()) if len(positions) else {}
+        return [Hit(os.fsdecode(paths[int(ids[p])]), float(s), rank, int(ids[p]))
+                for rank, (s, p) in enumerate(zip(scores, positions), 1)]
+
+    # ---- plumbing --------------------------------------------------------------------------------
+    def _latents(self):
+        generation = database.meta(self._connection, 'generation')
+        if self._matrix is None or self._matrix[0] != generation:
+            self._matrix = (generation, *matrix.load(self._connection, self.path, self.model['embed_dim']))
+        return self._matrix[1:]
+
+    def _rows_under(self, prefix: str, ids: np.ndarray) -> np.ndarray:
+        folder = os.path.abspath(prefix).rstrip(os.sep) + os.sep
+        selected = np.array([row_id for row_id, in self._connection.execute(
+            'SELECT id FROM images WHERE path > ? AND path < ?',
+            (os.fsencode(folder), os.fsencode(folder[:-1] + chr(ord(os.sep) + 1))))], dtype=np.int64)
+        return np.flatnonzero(np.isin(ids, selected))
+
+    def _faiss_index(self, build: bool):
+        generation = database.meta(self._connection, 'generation')
+        if self._approximate is not None and self._approximate[0] == generation:
+            return self._approximate[1]
+        saved = approximate.path_for(matrix.cache_folder(self.path), generation)
+        if os.path.isfile(saved):
+            self._approximate = (generation, approximate.load(saved))
+        elif build:
+            latents, _ = self._latents()
+            self._approximate = (generation, approximate.build(latents))
+        else:
+            return None
+        return self._approximate[1]
+
+    def _writing(self):
+        return update.Writing(self)
+
+    def _refresh_caches(self):
+        """After a change: the latent cache for the new generation, and the faiss index if there was one."""
+        had_faiss = os.path.isdir(matrix.cache_folder(self.path)) and any(
+            name.endswith('.faiss') for name in os.listdir(matrix.cache_folder(self.path)))
+        self._latents()
+        if had_faiss and self._faiss_index(build=False) is None:
+            self.build_approximate()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

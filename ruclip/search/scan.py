@@ -1,0 +1,93 @@
+"""What changed on disk since the last update: a walk with one stat() per file, and content hashes
+only for files that are new or whose size or mtime changed."""
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Tuple
+
+HASH_BLOCK = 1 << 20
+
+
+@dataclass
+class Found:
+    path: str
+    size: int
+    mtime_ns: int
+    hash: Optional[bytes] = None
+
+
+@dataclass
+class Changes:
+    """What an update has to do. unchanged counts files whose size and mtime are as recorded."""
+    unchanged: int = 0
+    new: List[Found] = field(default_factory=list)  # new paths and changed files, hashed (hash None: unreadable)
+    touched: List[Found] = field(default_factory=list)  # same content as recorded, new size/mtime
+    gone: List[int] = field(default_factory=list)  # ids of rows whose file is no longer there
+
+
+def walk(roots: Iterable[str]) -> Dict[str, Tuple[int, int]]:
+    """{absolute path: (size, mtime_ns)} of the image files under roots, as ruclip.find_images
+    chooses them (a file root is taken whatever its extension; in folders, files with an image
+    extension, hidden files and folders left out; symlinked folders not followed)."""
+    from ..image import image_extensions
+
+    extensions = image_extensions()
+    found = {}
+    for root in roots:
+        if os.path.isfile(root):
+            stat = os.stat(root)
+            found[root] = (stat.st_size, stat.st_mtime_ns)
+            continue
+        if not os.path.isdir(root):
+            raise FileNotFoundError(f'no such image file or folder: {root}')
+        pending = [root]
+        while pending:
+            folder = pending.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue  # an unreadable folder holds nothing we can index
+            for entry in entries:
+                if entry.name.startswith('.'):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                elif entry.name[entry.name.rfind('.'):].lower() in extensions:  # splitext, without its cost
+                    try:
+                        stat = entry.stat()
+                    except OSError:
+                        continue  # a dangling symlink
+                    if entry.is_file():
+                        found[entry.path] = (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+def compare(found: Dict[str, Tuple[int, int]], recorded: Dict[str, Tuple[int, int, int, Optional[bytes]]]) -> Changes:
+    """Changes from `recorded` ({path: (id, size, mtime_ns, hash)}, the rows under the same roots)
+    to `found`; new and changed files are hashed here."""
+    changes = Changes()
+    for path, (size, mtime_ns) in found.items():
+        row = recorded.get(path)
+        if row is not None and row[1] == size and row[2] == mtime_ns:
+            changes.unchanged += 1
+            continue
+        item = Found(path, size, mtime_ns, content_hash(path))
+        if row is not None and row[3] is not None and row[3] == item.hash:
+            changes.touched.append(item)
+        else:
+            changes.new.append(item)
+    changes.gone = [row[0] for path, row in recorded.items() if path not in found]
+    changes.new.sort(key=lambda item: item.path)
+    return changes
+
+
+def content_hash(path: str) -> Optional[bytes]:
+    """blake2b (16 bytes) of the file's bytes; None when it cannot be read (the model will say why)."""
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, 'rb') as file:
+            while block := file.read(HASH_BLOCK):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.digest()

@@ -1,0 +1,1 @@
+"""`ruclip serve`: a small web page to search an ImageIndex (standard library HTTP server)."""
