@@ -23,6 +23,9 @@ def _common_options(parser, batch_size: bool = True):
                             f'built with; for a new index {DEFAULT_MODEL})')
     add_cache_dir(group)
     group.add_argument('--device', type=_device, help='cpu, cuda, cuda:1, ... (default: cuda if available)')
+    group.add_argument('--dtype', choices=['fp32', 'bf16', 'fp16', 'auto'], default=None,
+                       help="the model's dtype (default: the index's; for a new index fp32); auto: bf16 where the "
+                            "device computes it natively")
     if batch_size:
         group.add_argument('--batch-size', type=positive_int, default=None, metavar='N',
                            help='images per forward pass (default: chosen for the device)')
@@ -43,6 +46,7 @@ def _open(args, create: bool = False):
     named = args.model
     args.model = named or (recorded['name'] if recorded else DEFAULT_MODEL)
     args.batch_size = getattr(args, 'batch_size', None)
+    args.dtype = args.dtype or (recorded['dtype'] if recorded else 'fp32')
     index = ImageIndex(path, lambda: load_predictor(args), model_name=args.model)
     index.check_model = bool(named and recorded and named != recorded['name'])
     return index
