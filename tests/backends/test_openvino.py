@@ -123,12 +123,18 @@ def test_the_key_follows_config_weights_and_precision(tiny_checkpoint, checkpoin
 
 
 def test_int8_is_close_to_fp32_and_records_its_cosine(int8, reference, images):
+    """int8 stays an approximation of fp32; how close depends on the CPU's int8 instructions (without
+    VNNI, oneDNN's AVX2 kernels saturate: 0.94 on this tiny model where VNNI gives > 0.98), so the
+    cosine the build measured must be what other images see when it admits int8 as a default."""
     (model, processor), (clip, _) = int8, reference
     assert model.precision == 'int8' and 0.9 < model.int8_cosine <= 1
     with torch.inference_mode():
         expected = latents(clip, processor, images)
     for got, want in zip(latents(model, processor, images), expected):
-        assert torch.nn.functional.cosine_similarity(got, want).min() > 0.98
+        cosine = torch.nn.functional.cosine_similarity(got, want).min()
+        assert cosine > 0.9
+        if model.int8_cosine >= _int8.MIN_COSINE:
+            assert cosine > 0.98
 
 
 @pytest.mark.parametrize('gate, precision', [(0.0, 'int8'), (1.01, 'fp32')])
