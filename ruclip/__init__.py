@@ -3,7 +3,7 @@
 The table of contents: each public name and the module that defines it. Modules are imported when
 a name is first used, so `import ruclip` (and the `ruclip` command's --help) costs no torch import.
 """
-import importlib
+from ._lazy import lazy_names
 
 __version__ = '0.2.0'
 
@@ -35,16 +35,4 @@ _MODULES = ['model', 'processor', 'predictor']  # the original exported these mo
 
 __all__ = _MODULES + list(_WHERE)
 
-
-def __getattr__(name: str):
-    if name in _MODULES:
-        return importlib.import_module(f'{__name__}.{name}')
-    if name not in _WHERE:
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    value = getattr(importlib.import_module(f'{__name__}.{_WHERE[name]}'), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _WHERE, _MODULES)

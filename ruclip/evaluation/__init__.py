@@ -7,7 +7,7 @@ RuCLIP table's datasets and your own, with shipped Russian class names and templ
 
 Names are imported when first used (this package's modules need torch, sklearn, torchvision).
 """
-import importlib
+from .._lazy import lazy_names
 
 _WHERE = {
     'load_split': 'datasets', 'EvalSplit': 'datasets', 'DATASETS': 'datasets', 'dataset_names': 'datasets',
@@ -21,14 +21,4 @@ _WHERE = {
 }
 __all__ = list(_WHERE)
 
-
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    value = getattr(importlib.import_module(f'{__name__}.{_WHERE[name]}'), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)
