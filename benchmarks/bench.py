@@ -379,10 +379,14 @@ def measure_draft(model_and_processor, args) -> dict:
 # ---------------------------------------------------------------------------------------------
 # report
 
+def _rates_text(rates: dict) -> str:
+    return ', '.join(f'{name} {rate / 1e9:.0f} GFLOP/s' for name, rate in rates.items())
+
+
 def report(results: list, rates: dict, args) -> str:
     device = torch.cuda.get_device_name() if args.device.startswith('cuda') else f'{torch.get_num_threads()} threads'
     lines = [f'machine: {machine()}', f'torch {torch.__version__} on {args.device} ({device}); best plain matmul: '
-             f'fp32 {rates["fp32"] / 1e9:.0f} GFLOP/s, bf16 {rates["bf16"] / 1e9:.0f} GFLOP/s',
+             f'{_rates_text(rates)}',
              f'repeats {args.repeats} (best kept); 1-minute load average {args.load_at_start:.2f} at the start, '
              f'{os.getloadavg()[0]:.2f} at the end', '']
     for r in results:
@@ -481,21 +485,19 @@ def main(argv=None):
     from helpers.original import load_original
     original = load_original()
     bpe = train_tokenizer(workdir)
-    rates = {'fp32': matmul_rate(torch.float32, device=args.device),
-             'bf16': matmul_rate(torch.bfloat16, device=args.device)}
-    if 'fp16' in args.dtypes:
-        rates['fp16'] = matmul_rate(torch.float16, device=args.device)
+    # the plain matmul rate of each dtype measured (a bf16 one takes a minute on a CPU without bf16 units)
+    measured = ['fp32'] + [name for name in ('bf16', 'fp16') if name in args.dtypes]
+    rates = {name: matmul_rate(DTYPES[name], device=args.device) for name in measured}
     args.load_at_start = os.getloadavg()[0]
-    print(f'{machine()}; load average {args.load_at_start:.2f}; matmul fp32 {rates["fp32"] / 1e9:.0f}, '
-          f'bf16 {rates["bf16"] / 1e9:.0f} GFLOP/s', flush=True)
+    print(f'{machine()}; load average {args.load_at_start:.2f}; matmul {_rates_text(rates)}', flush=True)
     results = []
     for name in names:
         print(f'{name}:', flush=True)
         folder = build_checkpoint(workdir, name, bpe)
         results.append(bench_model(name, folder, args, original))
         print(report(results[-1:], rates, args).split('\n\n', 1)[1], flush=True)
-    for key, dtype in (('fp32', torch.float32), ('bf16', torch.bfloat16)):  # the machine may have changed
-        rates[key] = max(rates[key], matmul_rate(dtype, device=args.device))
+    for key in measured:  # the machine may have changed
+        rates[key] = max(rates[key], matmul_rate(DTYPES[key], device=args.device))
     text = report(results, rates, args)
     print('\n' + text)
     if args.json:
