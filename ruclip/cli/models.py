@@ -1,4 +1,5 @@
-"""`ruclip models`: the six models, their sizes, whether each is cached here; never touches the network."""
+"""`ruclip models`: the six models, their sizes, whether each is cached here, and the dtype `auto` picks on this
+machine; never touches the network."""
 from ._common import EXIT_OK, Command, add_cache_dir, print_json, print_table
 
 
@@ -18,7 +19,20 @@ def _run_models(args) -> int:
     print_table(['model', 'vit', 'image size', 'cached', 'size on disk'], [
         [info.name, info.vit, f'{info.image_size}px', 'yes' if info.cached else 'no',
          f'{info.size_bytes / 2**20:.1f} MiB' if info.cached else '-'] for info in infos])
+    print(f'\n{_machine()}')
     return EXIT_OK
+
+
+def _machine() -> str:
+    """What --dtype auto (and dtype='auto') runs here: the CPU class decides on the CPU."""
+    import torch
+
+    from .._device import auto_dtype, cpu_class
+
+    picks = [f"{str(auto_dtype(torch.device('cpu'))).removeprefix('torch.')} on the CPU (class {cpu_class()})"]
+    if torch.cuda.is_available():
+        picks.append(f"{str(auto_dtype(torch.device('cuda'))).removeprefix('torch.')} on {torch.cuda.get_device_name()}")
+    return 'this machine: --dtype auto runs ' + ' and '.join(picks)
 
 
 COMMANDS = {'models': Command(_models_arguments, _run_models)}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import ruclip
@@ -65,7 +66,11 @@ def test_models_lists_the_six_and_finds_the_cached_one_without_the_network(capsy
         ('ViT-B/16', 224, False), ('ViT-L/14', 224, False), ('ViT-L/14', 336, False), ('ViT-B/32', 384, False),
         ('ViT-B/16', 384, False)]
     code, out, _ = run(capsys, 'models', '--cache-dir', hub_cache)
-    header, *lines = out.splitlines()
+    table, machine = out.split('\n\n')
+    header, *lines = table.splitlines()
+    from ruclip._device import auto_dtype, cpu_class
+    assert machine.startswith(f"this machine: --dtype auto runs {str(auto_dtype(torch.device('cpu')))[6:]} on the CPU "
+                              f"(class {cpu_class()})")
     assert code == 0 and header.split() == ['model', 'vit', 'image', 'size', 'cached', 'size', 'on', 'disk']
     assert lines[0].split() == ['ruclip-vit-base-patch32-224', 'ViT-B/32', '224px', 'yes',
                                 f"{cached['size_bytes'] / 2**20:.1f}", 'MiB']
