@@ -45,22 +45,27 @@ class Command:
 
 # ---- shared options and helpers ------------------------------------------------------------------
 
-def add_model_options(parser: argparse.ArgumentParser):
-    """--model, --device, --batch-size, --cache-dir and --quiet: the options of a command that runs the model."""
-    group = add_checkpoint_options(parser)
+def add_model_options(parser: argparse.ArgumentParser, *, model_default: Optional[str] = DEFAULT_MODEL,
+                      model_help: Optional[str] = None, dtype_default: Optional[str] = 'fp32',
+                      dtype_help: str = 'fp32 (default), bf16, fp16, or auto: bf16 where the device computes it natively',
+                      batch_size: bool = True):
+    """--model, --cache-dir, --device, --dtype, --batch-size (unless batch_size=False) and --quiet: the
+    options of a command that runs the model; the defaults (and their help) may be the command's own."""
+    group = add_checkpoint_options(parser, model_default, model_help)
     group.add_argument('--device', type=_device, help='cpu, cuda, cuda:1, ... (default: cuda if available)')
-    group.add_argument('--dtype', choices=['fp32', 'bf16', 'fp16', 'auto'], default='fp32',
-                       help="fp32 (default), bf16, fp16, or auto: bf16 where the device computes it natively")
-    group.add_argument('--batch-size', type=positive_int, default=None, metavar='N',
-                       help='images per forward pass (default: chosen for the device)')
+    group.add_argument('--dtype', choices=['fp32', 'bf16', 'fp16', 'auto'], default=dtype_default, help=dtype_help)
+    if batch_size:
+        group.add_argument('--batch-size', type=positive_int, default=None, metavar='N',
+                           help='images per forward pass (default: chosen for the device)')
     add_quiet_option(group)
 
 
-def add_checkpoint_options(parser: argparse.ArgumentParser):
+def add_checkpoint_options(parser: argparse.ArgumentParser, model_default: Optional[str] = DEFAULT_MODEL,
+                           model_help: Optional[str] = None):
     """--model and --cache-dir, in a 'model options' group, which is returned."""
     group = parser.add_argument_group('model options')
-    group.add_argument('--model', default=DEFAULT_MODEL, metavar='NAME_OR_FOLDER',
-                       help=f'a model of `ruclip models` or a checkpoint folder (default: {DEFAULT_MODEL})')
+    group.add_argument('--model', default=model_default, metavar='NAME_OR_FOLDER',
+                       help=model_help or f'a model of `ruclip models` or a checkpoint folder (default: {DEFAULT_MODEL})')
     add_cache_dir(group)
     return group
 

@@ -2,8 +2,8 @@
 import os
 import sys
 
-from ._common import (DEFAULT_MODEL, Command, UsageError, _device, add_cache_dir, add_quiet_option, exit_code,
-                      load_predictor, positive_int, print_json, print_table)
+from ._common import (DEFAULT_MODEL, Command, UsageError, add_model_options, exit_code, load_predictor, positive_int,
+                      print_json, print_table)
 
 
 def default_index() -> str:
@@ -17,19 +17,11 @@ def default_index() -> str:
 def _common_options(parser, batch_size: bool = True):
     parser.add_argument('--index', metavar='PATH', default=None,
                         help='the index file (default: $RUCLIP_INDEX or ~/.local/share/ruclip/images.ruclip-index)')
-    group = parser.add_argument_group('model options')
-    group.add_argument('--model', default=None, metavar='NAME_OR_FOLDER',
-                       help=f'a model of `ruclip models` or a checkpoint folder (default: the model the index was '
-                            f'built with; for a new index {DEFAULT_MODEL})')
-    add_cache_dir(group)
-    group.add_argument('--device', type=_device, help='cpu, cuda, cuda:1, ... (default: cuda if available)')
-    group.add_argument('--dtype', choices=['fp32', 'bf16', 'fp16', 'auto'], default=None,
-                       help="the model's dtype (default: the index's; for a new index fp32); auto: bf16 where the "
-                            "device computes it natively")
-    if batch_size:
-        group.add_argument('--batch-size', type=positive_int, default=None, metavar='N',
-                           help='images per forward pass (default: chosen for the device)')
-    add_quiet_option(group)
+    add_model_options(parser, model_default=None, dtype_default=None, batch_size=batch_size,
+                      model_help=f'a model of `ruclip models` or a checkpoint folder (default: the model the index '
+                                 f'was built with; for a new index {DEFAULT_MODEL})',
+                      dtype_help="the model's dtype (default: the index's; for a new index fp32); auto: bf16 where "
+                                 "the device computes it natively")
 
 
 def _open(args, create: bool = False):
