@@ -61,6 +61,13 @@ def _index_arguments(parser):
     _common_options(parser)
 
 
+def describe_approximate(report: dict) -> str:
+    """One line on the faiss index: its kind, cells searched and the recall its calibration measured."""
+    cells = f", {report['nprobe']} of {report['cells']} cells searched" if report.get('cells') else ''
+    return (f"faiss {report['kind']} index{cells}: recall@10 {report['recall_at_10']:.3f} against exact search "
+            f"({report['queries']} stored images as queries, at {report['rows']} images)")
+
+
 def _run_index(args) -> int:
     if not (args.paths or args.from_embeddings or args.from_clip_retrieval):
         raise UsageError('give the folders or files to index (or --from-embeddings / --from-clip-retrieval)')
@@ -74,8 +81,8 @@ def _run_index(args) -> int:
     if args.paths:
         report = index.update(args.paths, commit_every=args.commit_every)
     if args.faiss:
-        kind = index.build_approximate()
-        print(f'built a faiss {kind} index', file=sys.stderr)
+        index.build_approximate()
+        print(describe_approximate(index.approximate_report()), file=sys.stderr)
     parts = [f'{imported} imported'] if imported else []
     if report is not None:
         parts += [f'{report.embedded} embedded', f'{report.reused} reused (moved or copied)',

@@ -44,8 +44,8 @@ class ImageIndex:
         self.check_model = False  # True: an update loads a predictor given as a function, to check it, even
         # when nothing needs embedding (`ruclip index --model` naming another model than the index's)
         self._connection = database.connect(self.path, readonly=True) if os.path.isfile(self.path) else None
-        self._matrix = None  # (generation, latents, ids)
-        self._approximate = None  # (generation, faiss index)
+        self._matrix = None  # (generation, matrix.Stored)
+        self._approximate = None  # (generation, faiss index, its calibration report)
         self._lock = threading.RLock()
 
     # ---- what it holds ---------------------------------------------------------------------------
@@ -142,13 +142,21 @@ class ImageIndex:
         return added
 
     def build_approximate(self, kind: Optional[str] = None) -> str:
-        """Build and save the faiss index for the current contents ([faiss]); returns its kind."""
-        latents, _ = self._latents()
-        index = approximate.build(latents, kind)
-        generation = database.meta(self._connection, 'generation')
-        approximate.save(index, approximate.path_for(matrix.cache_folder(self.path), generation))
-        self._approximate = (generation, index)
-        return kind or approximate.choose_kind(len(latents))
+        """The faiss index for the current contents ([faiss]), of `kind` or the one for the size, built,
+        calibrated and saved unless one of that kind is there (an update keeps it in step); its kind."""
+        current = self._faiss_index(build=False)
+        if current is not None and kind in (None, approximate.kind_of(current)):
+            return approximate.kind_of(current)
+        stored = self._latents()
+        index = approximate.build(stored.latents, stored.ids, kind)
+        report = approximate.calibrate(index, stored.latents, stored.ids, stored.half)
+        self._save_approximate(index, report)
+        return report['kind']
+
+    def approximate_report(self) -> Optional[dict]:
+        """What the current faiss index's calibration measured (approximate.calibrate), None without one."""
+        with self._lock:
+            return None if self._faiss_index(build=False) is None else dict(self._approximate[2])
 
     # ---- searching it ----------------------------------------------------------------------------
     def search(self, query, k: int = 10, *, prefix: Optional[str] = None, templates: bool = True,
@@ -189,14 +197,14 @@ class ImageIndex:
         if len(latent) != self.model['embed_dim']:
             raise ValueError(f'the query latent has {len(latent)} dimensions, the index {self.model["embed_dim"]}')
         with self._lock:
-            latents, ids = self._latents()
+            latents, ids, half = self._latents()
             rows = None if prefix is None else self._rows_under(prefix, ids)
             faiss_index = None if rows is not None or approximate_search is False else \
                 self._faiss_index(build=bool(approximate_search))
             if faiss_index is not None:
-                scores, positions = approximate.top_k(faiss_index, latent, k)
+                scores, positions = approximate.top_k(faiss_index, latent, k, latents, ids)
             else:
-                scores, positions = exact.top_k(latents, latent, k, rows=rows)
+                scores, positions = exact.top_k(latents, latent, k, rows=rows, half=half)
             paths = dict(self._connection.execute(
                 f'SELECT id, path FROM images WHERE id IN ({",".join("?" * len(positions))})',
                 [int(ids[p]) for p in positions]).fetchall()) if len(positions) else {}
@@ -207,8 +215,8 @@ class ImageIndex:
     def _latents(self):
         generation = database.meta(self._connection, 'generation')
         if self._matrix is None or self._matrix[0] != generation:
-            self._matrix = (generation, *matrix.load(self._connection, self.path, self.model['embed_dim']))
-        return self._matrix[1:]
+            self._matrix = (generation, matrix.load(self._connection, self.path, self.model['embed_dim']))
+        return self._matrix[1]
 
     def _rows_under(self, prefix: str, ids: np.ndarray) -> np.ndarray:
         folder = os.path.abspath(prefix).rstrip(os.sep) + os.sep
@@ -223,24 +231,40 @@ class ImageIndex:
             return self._approximate[1]
         saved = approximate.path_for(matrix.cache_folder(self.path), generation)
         if os.path.isfile(saved):
-            self._approximate = (generation, approximate.load(saved))
+            self._approximate = (generation, *approximate.load(saved))
         elif build:
-            latents, _ = self._latents()
-            self._approximate = (generation, approximate.build(latents))
+            self.build_approximate()
         else:
             return None
         return self._approximate[1]
+
+    def _save_approximate(self, index, report: dict) -> None:
+        generation = database.meta(self._connection, 'generation')
+        approximate.save(index, approximate.path_for(matrix.cache_folder(self.path), generation), report)
+        self._approximate = (generation, index, report)
 
     def _writing(self):
         return update.Writing(self)
 
     def _refresh_caches(self):
-        """After a change: the latent cache for the new generation, and the faiss index if there was one."""
-        had_faiss = os.path.isdir(matrix.cache_folder(self.path)) and any(
-            name.endswith('.faiss') for name in os.listdir(matrix.cache_folder(self.path)))
-        self._latents()
-        if had_faiss and self._faiss_index(build=False) is None:
-            self.build_approximate()
+        """After a change: the latent cache for the new generation, and the faiss index if there was one,
+        brought in step (approximate.follow) or built again."""
+        folder = matrix.cache_folder(self.path)
+        saved = approximate.saved(folder)
+        index = before = None
+        if saved is not None and saved[1] is not None:
+            before = matrix.cached(folder, saved[0])  # mapped now: writing the new cache deletes these files
+            index, report = self._approximate[1:] if self._approximate and self._approximate[0] == saved[0] \
+                else approximate.load(saved[1])
+        stored = self._latents()
+        generation = database.meta(self._connection, 'generation')
+        if saved is None or saved[0] == generation and index is not None:
+            return
+        if before is not None and approximate.follow(index, before.latents, before.ids, stored.latents, stored.ids):
+            self._save_approximate(index, report)  # as calibrated at report['rows'] rows
+        else:
+            old_rows = len(before.ids) if before is not None else index.ntotal if index is not None else 0
+            self.build_approximate(approximate.rebuild_kind(index, old_rows, len(stored.ids)) if index else None)
 
     def close(self) -> None:
         if self._connection is not None:

@@ -86,12 +86,21 @@ def test_faiss_matches_exact_and_follows_updates(tmp_path, predictor):
     latents /= np.linalg.norm(latents, axis=1, keepdims=True)
     queries = latents[:50] + 0.1 * rng.normal(size=(50, 24)).astype(np.float32)
     from ruclip.search import exact
+    ids = np.arange(0, 6000, 2)  # row ids, as the database's: sorted, with gaps
     for kind in approximate.KINDS:  # on clustered latents, as real ones are
-        approximate.save(approximate.build(latents, kind), str(tmp_path / f'{kind}.faiss'))
-        index = approximate.load(str(tmp_path / f'{kind}.faiss'))  # with its search settings
-        recall = np.mean([len(set(approximate.top_k(index, q, 10)[1]) & set(exact.top_k(latents, q, 10)[1])) / 10
-                          for q in queries])
+        built = approximate.build(latents, ids, kind)
+        report = approximate.calibrate(built, latents, ids)
+        approximate.save(built, str(tmp_path / f'{kind}.faiss'), report)
+        index, saved_report = approximate.load(str(tmp_path / f'{kind}.faiss'))  # with its search settings
+        assert saved_report == report and report['kind'] == kind == approximate.kind_of(index)
+        found = [approximate.top_k(index, q, 10, latents, ids) for q in queries]  # re-ranked, as ImageIndex does
+        recall = np.mean([len(set(positions) & set(exact.top_k(latents, q, 10)[1])) / 10
+                          for q, (_, positions) in zip(queries, found)])
         assert recall >= 0.9, (kind, recall)
+        assert report['recall_at_10'] >= 0.9, report
+        for q, (scores, positions) in zip(queries, found):  # exact scores, best first
+            np.testing.assert_allclose(scores, latents[positions] @ q, rtol=1e-6)
+            assert np.all(np.diff(scores) <= 0)
     files = write_library(tmp_path / 'lib', 12)
     image_index = ruclip.ImageIndex(tmp_path / 'x.index', predictor)
     image_index.update([tmp_path / 'lib'])
