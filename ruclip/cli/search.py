@@ -63,9 +63,14 @@ def _index_arguments(parser):
 
 def describe_approximate(report: dict) -> str:
     """One line on the faiss index: its kind, cells searched and the recall its calibration measured."""
+    from ..search.approximate import RECALL_TARGET
+
     cells = f", {report['nprobe']} of {report['cells']} cells searched" if report.get('cells') else ''
-    return (f"faiss {report['kind']} index{cells}: recall@10 {report['recall_at_10']:.3f} against exact search "
+    line = (f"faiss {report['kind']} index{cells}: recall@10 {report['recall_at_10']:.3f} against exact search "
             f"({report['queries']} stored images as queries, at {report['rows']} images)")
+    if report['recall_at_10'] < RECALL_TARGET:
+        line += f'; under {RECALL_TARGET}, so searches stay exact unless --approximate'
+    return line
 
 
 def _run_index(args) -> int:

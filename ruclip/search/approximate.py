@@ -15,7 +15,7 @@ Kinds, chosen for the size (choose_kind) or asked for:
   'ivf'    the cells holding float32 latents; 'hnsw' a graph (M=32): on request only, 'hnsw' because
            its build is too slow to redo after each update (157 s per 100,000 latents of 512
            dimensions on a 2-core machine).
-An IVF index searches the fewest of PROBED_FRACTIONS of its cells that find RECALL_TARGET of the true
+An IVF index searches the fewest of PROBED_FRACTIONS of its cells (1/64 to 1/8, steps of sqrt 2) that find RECALL_TARGET of the true
 10 nearest neighbours of CALIBRATION_QUERIES stored latents (calibrate; itself excluded): that share
 and the recall measured are saved beside it (PATH.cache/faiss-<generation>.v2.json) and reported.
 top_k asks faiss for RERANK times k candidates and scores them again exactly against the stored
@@ -32,7 +32,7 @@ from .._optional import require
 IVF_FROM = 50_000
 IVFPQ_FROM = 5_000_000
 CELLS_PER_SQRT_N = 4  # faiss's guideline: between 4 and 16 sqrt(n) cells
-PROBED_FRACTIONS = (1 / 64, 1 / 32, 1 / 16, 1 / 8)  # of the cells, searched per query: calibrate() picks one
+PROBED_FRACTIONS = tuple(2 ** (-e / 2) for e in range(12, 5, -1))  # 1/64 to 1/8 of the cells: calibrate() picks
 RECALL_TARGET = 0.95
 CALIBRATION_QUERIES = 64
 TRAINING_PER_CELL = 40  # k-means training latents per cell (faiss warns below 39)
@@ -107,7 +107,7 @@ def build(latents: np.ndarray, ids: np.ndarray, kind: Optional[str] = None):
             index = lib.IndexIVFPQ(quantizer, dim, cells, codes, bits, lib.METRIC_INNER_PRODUCT)
         sample = np.sort(np.random.default_rng(0).choice(n, min(n, TRAINING_PER_CELL * cells), replace=False))
         index.train(np.ascontiguousarray(latents[sample], dtype=np.float32))
-        index.nprobe = max(1, math.ceil(cells * PROBED_FRACTIONS[1]))  # until calibrate() picks
+        index.nprobe = max(1, math.ceil(cells * PROBED_FRACTIONS[2]))  # until calibrate() picks
     _add(index, latents, np.asarray(ids, dtype=np.int64))
     return _with_search_settings(index)
 

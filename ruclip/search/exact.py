@@ -6,6 +6,7 @@ reads half the bytes), the rows whose float16 score is within twice `rounding_bo
 are kept, and only those are scored again in float32. A float16 score is within `rounding_bound` of
 the float32 one, so the rows kept hold the float32 top k: the result is the float32 search's.
 """
+import sys
 import warnings
 from typing import NamedTuple, Optional, Tuple
 
@@ -49,10 +50,13 @@ def top_k(latents: np.ndarray, query: np.ndarray, k: int, rows: Optional[np.ndar
 
     The same ranking as sorting latents @ query in full: by score, ties by position, with each
     score computed as in one matrix product. rows: positions to search (sorted), None for all.
-    half: the same latents as HalfLatents, for the two-pass search (same result, fewer bytes read).
+    half: the same latents as HalfLatents, for the two-pass search (same result, fewer bytes read), used
+        once torch is imported.
     """
     query = np.ascontiguousarray(query, dtype=np.float32)
-    if half is not None and min(k, len(latents) if rows is None else len(rows)) > 0:
+    # the first pass runs on torch; where it is not imported yet (a search by a stored image in a fresh
+    # process), importing it takes longer than the float32 search of a million rows
+    if half is not None and 'torch' in sys.modules and min(k, len(latents) if rows is None else len(rows)) > 0:
         bound = rounding_bound(query, half.max_norm)
         candidates, first_scores = _first_pass(half.rows, query, k, rows, bound, chunk_bytes)
         scores, positions = _float32_top_k(latents, query, k, candidates, chunk_bytes)
@@ -66,7 +70,7 @@ def top_k(latents: np.ndarray, query: np.ndarray, k: int, rows: Optional[np.ndar
 def _first_pass(half: np.ndarray, query: np.ndarray, k: int, rows: Optional[np.ndarray], bound: float,
                 chunk_bytes: int) -> Tuple[np.ndarray, np.ndarray]:
     """(positions, sorted, and their float16 scores) of every row scoring within 2 * bound of the k-th best."""
-    import torch  # numpy has no fast float16 product; torch is imported by the time a text is encoded
+    import torch  # numpy has no fast float16 product
 
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)  # a read-only memory map: torch only reads it

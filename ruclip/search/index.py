@@ -168,8 +168,8 @@ class ImageIndex:
         templates: texts through the predictor's templates (get_text_latents); False: as they are.
         prefix: only images under this folder.
         approximate_search: None: faiss when a faiss index is built for the current contents
-            (build_approximate) and no prefix is given, else exact; True: faiss (built now if
-            needed); False: exact.
+            (build_approximate), its calibration reached approximate.RECALL_TARGET and no prefix
+            is given, else exact; True: faiss (built now if needed); False: exact.
         """
         terms = as_terms(query)
         quiet = copy.copy(self.predictor)
@@ -201,6 +201,9 @@ class ImageIndex:
             rows = None if prefix is None else self._rows_under(prefix, ids)
             faiss_index = None if rows is not None or approximate_search is False else \
                 self._faiss_index(build=bool(approximate_search))
+            if approximate_search is None and faiss_index is not None and \
+                    self._approximate[2].get('recall_at_10', 0) < approximate.RECALL_TARGET:
+                faiss_index = None  # it would miss too many: these latents have no structure it can use
             if faiss_index is not None:
                 scores, positions = approximate.top_k(faiss_index, latent, k, latents, ids)
             else:

@@ -102,3 +102,21 @@ def test_a_faiss_index_of_the_old_format_is_built_again(tmp_path, tiny_checkpoin
     image_index.update([tmp_path / 'lib'])
     assert image_index.approximate_report()['rows'] == 7
     assert not os.path.exists(stale)
+
+
+def test_a_faiss_index_that_misses_too_much_leaves_searches_exact(tmp_path, tiny_checkpoint, monkeypatch, capsys):
+    from ruclip.cli import main
+
+    write_library(tmp_path / 'lib', 8)
+    monkeypatch.setattr(approximate, 'RECALL_TARGET', 1.01)  # no calibration reaches it
+    assert main(['index', str(tmp_path / 'lib'), '--index', str(tmp_path / 'x.index'), '--model',
+                 str(tiny_checkpoint), '--faiss', '-q']) == 0
+    assert 'under 1.01, so searches stay exact unless --approximate' in capsys.readouterr().err
+    index = ruclip.ImageIndex(tmp_path / 'x.index', predictor_for(tiny_checkpoint))
+    searched = []
+    top_k = approximate.top_k
+    monkeypatch.setattr(approximate, 'top_k', lambda *args: searched.append(1) or top_k(*args))
+    index.search('кошка', k=3)
+    assert searched == []
+    index.search('кошка', k=3, approximate_search=True)
+    assert searched == [1]
