@@ -57,6 +57,8 @@ def main(argv=None):
     parser.add_argument('--images', type=int, default=16, help='images in the tower batch (default 16)')
     parser.add_argument('--texts', type=int, default=60, help='prompts for the text tower (default 60)')
     parser.add_argument('--e2e-images', type=int, default=32, help='photos end to end (default 32)')
+    parser.add_argument('--cache-dir', help='reuse the OpenVINO entries there (default: a new folder, so the first '
+                                            'load builds them); with it, "first" is a cached load too')
     args = parser.parse_args(argv)
     repeats = 1 if args.quick else args.repeats
     import openvino as ov
@@ -71,7 +73,7 @@ def main(argv=None):
     loads['torch fp32'], candidates['torch fp32'] = timed(lambda: ruclip.load(folder))
     loads['torch bf16'], candidates['torch bf16'] = timed(lambda: ruclip.load(folder, dtype=torch.bfloat16))
     precisions = ['fp32'] + (['bf16'] if 'BF16' in core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES') else [])
-    cache = tempfile.mkdtemp(prefix='ruclip-ov-bench-')
+    cache = args.cache_dir or tempfile.mkdtemp(prefix='ruclip-ov-bench-')
     os.environ[ov_backend.CACHE_ENV] = cache
     for precision in precisions + ['int8']:
         print(f'  building openvino {precision} ...', flush=True)
@@ -102,7 +104,8 @@ def main(argv=None):
     e2e = bench.interleaved({n: (lambda p=p: zero_shot(p)) for n, p in predictors.items()}, repeats)
 
     base = 'torch fp32'
-    lines = [f'`python benchmarks/bench_openvino.py{" --quick" if args.quick else ""}`, {args.model} (random weights),',
+    command = ' '.join(['python benchmarks/bench_openvino.py'] + (argv if argv is not None else sys.argv[1:]))
+    lines = [f'`{command}`, {args.model} (random weights),',
              f'{cpu_class(core)};', f'1-minute load average {load_at_start:.2f} at the start, {os.getloadavg()[0]:.2f} '
              f'at the end; best of {repeats}.', '',
              f'| backend | load s (first / cached) | image tower, {args.images} images | text tower, {len(prompts)} '

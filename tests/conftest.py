@@ -78,6 +78,18 @@ def tiny_config(tiny_checkpoint):
     return json.loads((tiny_checkpoint / 'config.json').read_text())
 
 
+@pytest.fixture(scope='session')
+def openvino_cache(tmp_path_factory):
+    """One cache of compiled OpenVINO models for the session: the command line's default backend
+    builds each tiny checkpoint's entries once, never in the user's ~/.cache."""
+    return tmp_path_factory.mktemp('openvino-cache')
+
+
+@pytest.fixture(autouse=True)
+def _openvino_cache(monkeypatch, openvino_cache):
+    monkeypatch.setenv('RUCLIP_OPENVINO_CACHE', str(openvino_cache))
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

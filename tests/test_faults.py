@@ -163,7 +163,8 @@ PAUSING_RUCLIP = textwrap.dedent('''
     if os.environ['PAUSE'] == 'write':
         real_fsync = ruclip._outputs._fsync
         def fsync(path):
-            if ruclip._outputs.PARTIAL in os.path.basename(path):
+            name = os.path.basename(path)  # the output's temporary file, not a cache's (OpenVINO's digest memo)
+            if ruclip._outputs.PARTIAL in name and name.startswith('.latents.'):
                 pause()
             real_fsync(path)
         ruclip._outputs._fsync = fsync

@@ -14,14 +14,15 @@ OPENVINO_DTYPES = {torch.float32: 'fp32', torch.bfloat16: 'bf16'}  # and 'int8'
 def resolve(backend: str, dtype, device: torch.device) -> Tuple[str, object]:
     """(backend, dtype): 'torch' and a torch.dtype, or 'openvino' and 'fp32', 'bf16', 'int8' or 'auto'.
 
-    'auto' takes OpenVINO when it is installed and the device is the CPU, else torch; with dtype None
-    it then picks int8 when int8 reaches the cosine gate on this checkpoint, else fp32.
+    backend 'auto' takes OpenVINO when it is installed and the device is the CPU, else torch. OpenVINO's
+    'auto' precision (dtype 'auto', or None with backend 'auto') is decided when loading, per
+    checkpoint: int8 when its latents reach the cosine gate, else bf16 where the CPU has bf16 units,
+    else fp32. On torch, dtype is resolve_dtype's (None: float32; 'auto': bf16 where native).
     """
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f'Unknown backend {backend!r}; choose one of {list(BACKENDS)}')
     if backend == 'auto':
-        usable = device.type == 'cpu' and importlib.util.find_spec('openvino') is not None
-        if not usable:
+        if not openvino_usable(device):
             return 'torch', resolve_dtype(None if _is_int8(dtype) else dtype, device)
         if dtype is None:
             return 'openvino', 'auto'
@@ -34,23 +35,35 @@ def resolve(backend: str, dtype, device: torch.device) -> Tuple[str, object]:
         return 'torch', resolve_dtype(dtype, device)
     if device.type != 'cpu':
         raise ValueError(f"backend='openvino' runs on the CPU, got device='{device}'")
-    if _is_int8(dtype):
-        return 'openvino', 'int8'
+    if _is_int8(dtype) or _is_auto(dtype):
+        return 'openvino', dtype.lower()
     dtype = resolve_dtype(dtype)
     if dtype not in OPENVINO_DTYPES:
-        raise ValueError(f"backend='openvino' takes dtype torch.float32, torch.bfloat16 or 'int8', got {dtype}")
+        raise ValueError(f"backend='openvino' takes dtype torch.float32, torch.bfloat16, 'int8' or 'auto', got {dtype}")
     return 'openvino', OPENVINO_DTYPES[dtype]
 
 
+def runtime_of(clip) -> dict:
+    """{'backend': 'torch' or 'openvino', 'dtype': 'float32', 'bfloat16', 'float16', or OpenVINO's 'fp32',
+    'bf16', 'int8'}: what computes a loaded model's latents."""
+    backend = getattr(clip, 'backend', 'torch')
+    return dict(backend=backend, dtype=clip.precision if backend != 'torch' else str(clip.dtype).removeprefix('torch.'))
+
+
+def openvino_usable(device: torch.device) -> bool:
+    """Whether backend 'auto' takes OpenVINO for `device`: the CPU, with openvino installed."""
+    return device.type == 'cpu' and importlib.util.find_spec('openvino') is not None
+
+
 def load(folder: str, precision: str):
-    """An OpenVINOCLIP for the checkpoint folder; precision 'auto': int8 if it passes the gate, else fp32."""
-    from . import _int8
+    """An OpenVINOCLIP for the checkpoint folder at `precision` (see resolve)."""
     from .openvino import load_openvino
 
-    if precision != 'auto':
-        return load_openvino(folder, precision)
-    model = load_openvino(folder, 'int8', warn_int8=False)
-    return model if model.int8_cosine >= _int8.MIN_COSINE else load_openvino(folder, 'fp32')
+    return load_openvino(folder, precision)
+
+
+def _is_auto(dtype) -> bool:
+    return isinstance(dtype, str) and dtype.lower() == 'auto'
 
 
 def _is_int8(dtype) -> bool:

@@ -1,20 +1,22 @@
 """Cache entries of the OpenVINO backend: where they live, what their key covers, and whether one is whole.
 
 An entry is a folder <root>/<precision>-<key> holding image.blob, text.blob (compiled models) and
-meta.json, written last, so an entry without it is incomplete and is built again.
+meta.json, written into a temporary folder renamed into place, so an entry is whole or absent; one
+without meta.json or a blob (removed by hand) is built again. Blobs are never rewritten in place: a
+loaded model maps its blobs, and a rebuilt entry replaces the files.
 """
 import hashlib
 import json
 import os
 import re
-from typing import Optional
+from typing import Optional, Tuple
 
 from .. import __version__  # part of the key: a new ruclip may convert or quantise differently
 from .._outputs import atomic_open
 from .._weights import WEIGHT_FILES
 
 CACHE_ENV = 'RUCLIP_OPENVINO_CACHE'  # where entries go; default ~/.cache/ruclip/openvino
-FORMAT = 1  # of an entry; part of its key
+FORMAT = 2  # of an entry; part of its key (2: meta.json holds weights_sha256)
 IMAGE_BLOB, TEXT_BLOB, META = 'image.blob', 'text.blob', 'meta.json'
 
 
@@ -27,17 +29,19 @@ def cache_root(cache_dir: Optional[str] = None) -> str:
     return os.path.join(base, 'ruclip', 'openvino')
 
 
-def cache_key(folder: str, precision: str, ov, core, root: str) -> str:
-    """sha256 of what the compiled towers depend on: config.json, the weights, the precision, the ruclip,
-    OpenVINO (NNCF for int8) versions and the CPU (a compiled model is made for its instruction set)."""
+def cache_key(folder: str, precision: str, ov, core, root: str) -> Tuple[str, str]:
+    """(key, the weights' sha256): the key is the sha256 of what the compiled towers depend on:
+    config.json, the weights, the precision, the ruclip, OpenVINO (NNCF for int8) versions and the CPU
+    (a compiled model is made for its instruction set)."""
     with open(os.path.join(folder, 'config.json'), 'rb') as f:
         config = hashlib.sha256(f.read()).hexdigest()
     weights = next(os.path.join(folder, name) for name in WEIGHT_FILES if os.path.isfile(os.path.join(folder, name)))
-    parts = dict(format=FORMAT, ruclip=__version__, config=config, weights=weights_digest(weights, root),
+    weights = weights_digest(weights, root)
+    parts = dict(format=FORMAT, ruclip=__version__, config=config, weights=weights,
                  precision=precision, openvino=ov.get_version(), cpu=core.get_property('CPU', 'FULL_DEVICE_NAME'),
                  capabilities=sorted(core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES')),
                  nncf=_version('nncf') if precision == 'int8' else None)
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest(), weights
 
 
 def weights_digest(path: str, root: str) -> str:
@@ -64,12 +68,18 @@ def weights_digest(path: str, root: str) -> str:
     return digest.hexdigest()
 
 
+META_KEYS = ('format', 'precision', 'eos_id', 'logit_scale', 'weights_sha256')
+
+
 def read_meta(entry: str) -> Optional[dict]:
-    """An entry's meta.json, written last, or None if the entry is absent or incomplete."""
+    """An entry's meta.json, or None if the entry is absent, incomplete or its meta.json damaged."""
     try:
         with open(os.path.join(entry, META), encoding='utf-8') as f:
             meta = json.load(f)
     except (OSError, ValueError):
+        return None
+    keys = META_KEYS + (('int8_cosine',) if isinstance(meta, dict) and meta.get('precision') == 'int8' else ())
+    if not isinstance(meta, dict) or any(key not in meta for key in keys):
         return None
     return meta if all(os.path.isfile(os.path.join(entry, name)) for name in (IMAGE_BLOB, TEXT_BLOB)) else None
 

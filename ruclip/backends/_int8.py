@@ -6,6 +6,9 @@ Russian prompts (the Predictor's templates around everyday nouns). A second, dis
 checks the result: the lowest cosine between int8 and PyTorch fp32 latents, per tower, is kept in
 the cache entry, and int8 is only taken as a default (backend='auto') when both reach MIN_COSINE.
 """
+import logging
+import sys
+from contextlib import contextmanager, redirect_stdout
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -75,6 +78,11 @@ def quantize_towers(clip, processor, image_model, text_model, compile_f32) -> Tu
     compile_f32(ov_model) -> a callable compiled model, used to run the check set.
     """
     nncf = require('nncf', 'openvino', "int8 (dtype='int8') on the OpenVINO backend")
+    with _stdout_to_stderr():
+        return _quantize(nncf, clip, processor, image_model, text_model, compile_f32)
+
+
+def _quantize(nncf, clip, processor, image_model, text_model, compile_f32):
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
 
     options = dict(model_type=nncf.ModelType.TRANSFORMER, advanced_parameters=AdvancedQuantizationParameters(
@@ -94,6 +102,21 @@ def quantize_towers(clip, processor, image_model, text_model, compile_f32) -> Tu
     cosines = {'image': _lowest_cosine(compile_f32(image_q), check_images, image_ref),
                'text': _lowest_cosine(compile_f32(text_q), check_texts, text_ref)}
     return image_q, text_q, cosines
+
+
+@contextmanager
+def _stdout_to_stderr():
+    """NNCF's log lines and progress bars on stderr: stdout is the caller's (`ruclip classify --json > x`)."""
+    handlers = [h for h in logging.getLogger('nncf').handlers
+                if isinstance(h, logging.StreamHandler) and h.stream is sys.stdout]
+    for handler in handlers:
+        handler.setStream(sys.stderr)
+    try:
+        with redirect_stdout(sys.stderr):  # rich's progress bars write to whatever sys.stdout is
+            yield
+    finally:
+        for handler in handlers:
+            handler.setStream(sys.stdout)
 
 
 def _image_batches(processor, images: list, batch: int = 8) -> List[np.ndarray]:

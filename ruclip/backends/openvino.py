@@ -1,20 +1,23 @@
 """OpenVINOCLIP: both towers on OpenVINO's CPU runtime, in fp32, bf16 or int8; load_openvino builds it.
 
 The towers are ruclip's own (the ONNX export's ImageTower and TextTower), traced by torch.jit and
-converted by openvino.convert_model; int8 is quantised by NNCF (backends/_int8.py). The compiled
+converted by OpenVINO's PyTorch frontend; int8 is quantised by NNCF (backends/_int8.py). The compiled
 models are written to a cache entry keyed by the checkpoint's config and weights, the precision, the
-OpenVINO (and NNCF) version and this CPU, so a later load imports two files and reads no weights.
+OpenVINO (and NNCF) version and this CPU, so a later load maps two files into memory and reads no
+weights.
 """
 import json
 import os
+import shutil
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 import torch
 from torch import nn
 
 from .._optional import require
-from .._outputs import atomic_open
+from .._outputs import replacing_folder
 from ..config import CLIPConfig
 from ..model import CLIP
 from ._cache import CACHE_ENV, FORMAT, IMAGE_BLOB, META, TEXT_BLOB, cache_key, cache_root, read_meta  # noqa: F401
@@ -27,13 +30,16 @@ class OpenVINOCLIP(nn.Module):
 
     Inputs are RuCLIPProcessor's torch tensors, outputs float32 torch tensors on the CPU. Each call has
     its own infer request, so several threads may use one model. `precision` is 'fp32', 'bf16' or
-    'int8'; `int8_cosine`, for int8, the lowest cosine to fp32 latents measured on the check set.
+    'int8'; `int8_cosine`, for int8, the lowest cosine to fp32 latents measured on the check set;
+    `weights_sha256`, the checkpoint's weights file's (what the search index's identity records).
     """
     encode_image = CLIP.encode_image
     encode_text = CLIP.encode_text
     forward = CLIP.forward
 
-    def __init__(self, config: CLIPConfig, image, text, meta: dict):
+    backend = 'openvino'
+
+    def __init__(self, config: CLIPConfig, image, text, meta: dict, blobs=()):
         super().__init__()
         self.config = config
         self.eos_id, self.context_length = meta['eos_id'], config.context_length
@@ -42,7 +48,9 @@ class OpenVINOCLIP(nn.Module):
         self.int8_cosine = meta.get('int8_cosine')
         self.cache_folder = meta.get('folder')
         self.logit_scale = nn.Parameter(torch.tensor(meta['logit_scale']), requires_grad=False)
+        self.weights_sha256 = meta['weights_sha256']  # of the checkpoint's weights file
         self._image, self._text = image, text
+        self._blobs = blobs  # the mapped files the compiled models read their weights from: kept while they live
 
     dtype = torch.float32  # of the inputs and outputs, whatever the precision inside
     device = torch.device('cpu')
@@ -76,27 +84,54 @@ def _run(compiled, x: torch.Tensor) -> torch.Tensor:
 
 def load_openvino(folder: str, precision: str = 'fp32', cache_dir: Optional[str] = None,
                   warn_int8: bool = True) -> OpenVINOCLIP:
-    """The checkpoint in `folder` on OpenVINO at `precision` ('fp32', 'bf16', 'int8'), from the cache
-    entry (cache_dir, else $RUCLIP_OPENVINO_CACHE, else ~/.cache/ruclip/openvino), built there if new."""
+    """The checkpoint in `folder` on OpenVINO at `precision` ('fp32', 'bf16', 'int8', or 'auto': int8
+    where its latents reach the cosine gate, else bf16 where the CPU has bf16 units, else fp32), from
+    its cache entry (cache_dir, else $RUCLIP_OPENVINO_CACHE, else ~/.cache/ruclip/openvino), built there
+    if new. A cached entry is imported without reading the weights or importing NNCF."""
     ov = require('openvino', 'openvino', "backend='openvino'")
     core = ov.Core()
-    check_precision(core, precision)
-    config = CLIPConfig.from_file(os.path.join(folder, 'config.json'))
     root = cache_root(cache_dir)
-    entry = os.path.join(root, f'{precision}-{cache_key(folder, precision, ov, core, root)[:24]}')
-    meta = read_meta(entry)
-    if meta is None:
-        meta = _build(folder, precision, core, entry)
+    chosen = None
+    if precision == 'auto':
+        precision, chosen = _auto(folder, ov, core, root)
+    entry, meta = chosen or _entry(folder, precision, ov, core, root)
+    config = CLIPConfig.from_file(os.path.join(folder, 'config.json'))
     try:
-        image, text = _import(core, entry, precision)
-    except RuntimeError:  # a blob this OpenVINO cannot read (a damaged file): build the entry again
-        meta = _build(folder, precision, core, entry)
-        image, text = _import(core, entry, precision)
+        image, text, blobs = _import(core, entry, precision)
+    except (RuntimeError, ValueError):  # a blob this OpenVINO cannot read (a damaged file): build it again
+        meta = _build(folder, precision, core, entry, meta['weights_sha256'], replace=True)
+        image, text, blobs = _import(core, entry, precision)
     cosine = meta.get('int8_cosine')
-    if warn_int8 and cosine is not None and cosine < _int8().MIN_COSINE:
+    if warn_int8 and cosine is not None and cosine < _gate():
         warnings.warn(f'int8 latents of {folder} reach a cosine of only {cosine:.4f} to fp32 ones (under '
-                      f'{_int8().MIN_COSINE}); consider dtype=torch.float32 or bf16', RuntimeWarning, stacklevel=3)
-    return OpenVINOCLIP(config, image, text, dict(meta, folder=entry)).eval()
+                      f'{_gate()}); consider dtype=torch.float32 or bf16', RuntimeWarning, stacklevel=3)
+    return OpenVINOCLIP(config, image, text, dict(meta, folder=entry), blobs).eval()
+
+
+def auto_precision(folder: str, cache_dir: Optional[str] = None) -> str:
+    """The precision 'auto' takes for the checkpoint in `folder` on this CPU (its int8 entry built if new)."""
+    ov = require('openvino', 'openvino', "backend='openvino'")
+    return _auto(folder, ov, ov.Core(), cache_root(cache_dir))[0]
+
+
+def _auto(folder: str, ov, core, root: str):
+    """('int8', its (entry, meta)) when int8 reaches the gate, else (auto_fallback, None)."""
+    entry = _entry(folder, 'int8', ov, core, root)
+    return ('int8', entry) if entry[1]['int8_cosine'] >= _gate() else (auto_fallback(core), None)
+
+
+def auto_fallback(core) -> str:
+    """What precision 'auto' takes when int8 misses its gate: bf16 where the CPU has bf16 units, else fp32."""
+    return 'bf16' if 'BF16' in core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES') else 'fp32'
+
+
+def _entry(folder: str, precision: str, ov, core, root: str):
+    """(the entry's folder, its meta), the entry built first if it is absent or incomplete."""
+    check_precision(core, precision)
+    key, weights = cache_key(folder, precision, ov, core, root)
+    entry = os.path.join(root, f'{precision}-{key[:24]}')
+    meta = read_meta(entry)
+    return entry, meta if meta is not None else _build(folder, precision, core, entry, weights)
 
 
 def check_precision(core, precision: str) -> None:
@@ -109,8 +144,9 @@ def check_precision(core, precision: str) -> None:
                          f"torch.float32 or 'int8'")
 
 
-def _build(folder: str, precision: str, core, entry: str) -> dict:
-    """Convert (and quantise) the towers, compile them for this CPU and write the entry; its meta."""
+def _build(folder: str, precision: str, core, entry: str, weights_sha256: str, replace: bool = False) -> dict:
+    """Convert (and quantise) the towers, compile them for this CPU and write the entry, whole or not
+    at all (into a temporary folder, then renamed); its meta. replace: the entry exists but is damaged."""
     import openvino as ov
 
     from ..export.onnx import ImageTower, TextTower
@@ -123,7 +159,7 @@ def _build(folder: str, precision: str, core, entry: str) -> dict:
     image = _convert(ov, ImageTower(clip), torch.zeros(2, 3, size, size), [-1, 3, size, size], ov.Type.f32)
     text = _convert(ov, TextTower(clip), ids, [-1, -1], ov.Type.i64)
     meta = dict(format=FORMAT, precision=precision, openvino=ov.get_version(), eos_id=clip.eos_id,
-                logit_scale=clip.logit_scale.item(), source=os.path.abspath(folder))
+                logit_scale=clip.logit_scale.item(), source=os.path.abspath(folder), weights_sha256=weights_sha256)
     if precision == 'int8':
         processor = RuCLIPProcessor.from_config(clip.config, os.path.join(folder, 'bpe.model'))
         f32 = {'INFERENCE_PRECISION_HINT': 'f32'}
@@ -131,13 +167,15 @@ def _build(folder: str, precision: str, core, entry: str) -> dict:
                                                        lambda model: core.compile_model(model, 'CPU', f32))
         meta.update(int8_cosine=min(cosines.values()), int8_cosines=cosines)
     properties = {'INFERENCE_PRECISION_HINT': HINTS[precision], 'PERFORMANCE_HINT': 'LATENCY'}
-    os.makedirs(entry, exist_ok=True)
-    for name, model in ((IMAGE_BLOB, image), (TEXT_BLOB, text)):
-        blob = core.compile_model(model, 'CPU', properties).export_model()
-        with atomic_open(os.path.join(entry, name)) as f:
-            f.write(blob.getvalue() if hasattr(blob, 'getvalue') else blob)
-    with atomic_open(os.path.join(entry, META), 'w', encoding='utf-8') as f:
-        json.dump(meta, f, indent=2)
+    if replace:
+        shutil.rmtree(entry, ignore_errors=True)  # a process still mapping its blobs keeps reading them
+    with replacing_folder(entry) as temporary:
+        for name, model in ((IMAGE_BLOB, image), (TEXT_BLOB, text)):
+            blob = core.compile_model(model, 'CPU', properties).export_model()
+            with open(os.path.join(temporary, name), 'wb') as f:
+                f.write(blob.getvalue() if hasattr(blob, 'getvalue') else blob)
+        with open(os.path.join(temporary, META), 'w', encoding='utf-8') as f:
+            json.dump(meta, f, indent=2)
     return meta
 
 
@@ -168,14 +206,39 @@ def _convert(ov, tower: nn.Module, example: torch.Tensor, shape: list, element_t
 
 
 def _import(core, entry: str, precision: str):
+    """The entry's two compiled models, imported at once in two threads, each from its blob mapped
+    into memory rather than read into a copy, and the maps, which must outlive them.
+
+    OpenVINO lays most weights out anew as it imports, and reads the rest where they lie in the map;
+    once imported, the map's pages are handed back (they are read again from the file if needed). The
+    map is private: nothing reaches the file. Blobs are never written in place (a rebuilt entry
+    replaces them by rename), so a map stays valid for as long as the model lives.
+    """
+    import mmap
+
+    import numpy as np
+    import openvino as ov
+
     properties = {'INFERENCE_PRECISION_HINT': HINTS[precision], 'PERFORMANCE_HINT': 'LATENCY'}
-    compiled = []
-    for name in (IMAGE_BLOB, TEXT_BLOB):
+
+    def imported(name: str):
         with open(os.path.join(entry, name), 'rb') as f:
-            compiled.append(core.import_model(f.read(), 'CPU', properties))
-    return compiled
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)  # ValueError for an empty file
+        blob = np.frombuffer(mapped, dtype=np.uint8)
+        compiled = core.import_model(ov.Tensor(blob, shared_memory=True), 'CPU', properties)
+        if hasattr(mapped, 'madvise') and hasattr(mmap, 'MADV_DONTNEED'):
+            mapped.madvise(mmap.MADV_DONTNEED)
+        return compiled, (mapped, blob)
+
+    with ThreadPoolExecutor(2) as pool:
+        (image, image_blob), (text, text_blob) = pool.map(imported, (IMAGE_BLOB, TEXT_BLOB))
+    return image, text, (image_blob, text_blob)
 
 
 def _int8():
     from . import _int8
     return _int8
+
+
+def _gate() -> float:
+    return _int8().MIN_COSINE

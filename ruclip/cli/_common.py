@@ -45,15 +45,27 @@ class Command:
 
 # ---- shared options and helpers ------------------------------------------------------------------
 
+AUTO_BACKEND = "OpenVINO when it is installed (pip install 'ruclip[openvino]') and the device is the CPU, else PyTorch"
+AUTO_DTYPE = ('the fastest that keeps the documented accuracy: on OpenVINO int8 where its latents reach the cosine '
+              'gate, else bf16 where the CPU has bf16 units, else fp32; on PyTorch bf16 where the device computes it '
+              'natively, else fp32')
+OTHER_DTYPES = 'fp32, bf16, fp16 (PyTorch), int8 (OpenVINO)'
+BACKEND_HELP = f'auto (default): {AUTO_BACKEND}; torch; openvino'
+DTYPE_HELP = f'auto (default): {AUTO_DTYPE}. Or {OTHER_DTYPES}'
+
+
 def add_model_options(parser: argparse.ArgumentParser, *, model_default: Optional[str] = DEFAULT_MODEL,
-                      model_help: Optional[str] = None, dtype_default: Optional[str] = 'fp32',
-                      dtype_help: str = 'fp32 (default), bf16, fp16, or auto: bf16 where the device computes it natively',
-                      batch_size: bool = True):
-    """--model, --cache-dir, --device, --dtype, --batch-size (unless batch_size=False) and --quiet: the
-    options of a command that runs the model; the defaults (and their help) may be the command's own."""
+                      model_help: Optional[str] = None, backend_default: Optional[str] = 'auto',
+                      backend_help: str = BACKEND_HELP, dtype_default: Optional[str] = 'auto',
+                      dtype_help: str = DTYPE_HELP, batch_size: bool = True):
+    """--model, --cache-dir, --device, --backend, --dtype, --batch-size (unless batch_size=False) and
+    --quiet: the options of a command that runs the model; the defaults (and their help) may be the
+    command's own. `ruclip models` says what --backend auto --dtype auto run on this machine."""
     group = add_checkpoint_options(parser, model_default, model_help)
     group.add_argument('--device', type=_device, help='cpu, cuda, cuda:1, ... (default: cuda if available)')
-    group.add_argument('--dtype', choices=['fp32', 'bf16', 'fp16', 'auto'], default=dtype_default, help=dtype_help)
+    group.add_argument('--backend', choices=['torch', 'openvino', 'auto'], default=backend_default, help=backend_help)
+    group.add_argument('--dtype', choices=['fp32', 'bf16', 'fp16', 'int8', 'auto'], default=dtype_default,
+                       help=dtype_help)
     if batch_size:
         group.add_argument('--batch-size', type=positive_int, default=None, metavar='N',
                            help='images per forward pass (default: chosen for the device)')
@@ -80,16 +92,30 @@ def add_cache_dir(parser):
 
 def load_predictor(args: argparse.Namespace, templates: Optional[Sequence[str]] = None):
     """The Predictor the model options ask for."""
-    import torch
-
     from ..predictor import Predictor
+
+    clip, processor, device = load_model(args)
+    return Predictor(clip, processor, device, templates=templates, bs=args.batch_size, quiet=args.quiet)
+
+
+def load_model(args: argparse.Namespace):
+    """(clip, processor, device): ruclip.load with the model options (--device default: cuda if available)."""
     from ..pretrained import load
+
+    device = model_device(args)
+    clip, processor = load(args.model, device=device, cache_dir=args.cache_dir, dtype=args.dtype,
+                           backend=args.backend)
+    return clip, processor, device
+
+
+def model_device(args: argparse.Namespace):
+    """--device, else cuda when available, else the CPU; a UsageError for cuda without CUDA."""
+    import torch
 
     device = args.device or torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise UsageError(f'--device {device}: CUDA is not available on this machine; use --device cpu')
-    clip, processor = load(args.model, device=device, cache_dir=args.cache_dir, dtype=args.dtype)
-    return Predictor(clip, processor, device, templates=templates, bs=args.batch_size, quiet=args.quiet)
+    return device
 
 
 def positive_int(value: str) -> int:

@@ -3,7 +3,7 @@ shards in the clip-retrieval layout (ruclip.distributed), locally or on Ray."""
 import os
 
 from ._common import (EXIT_OK, EXIT_SKIPPED, Command, UsageError, add_model_options, exit_code, load_predictor,
-                      positive_int)
+                      model_device, positive_int)
 
 FILE_SUFFIXES = ('.npy', '.npz')
 SHARD_OPTIONS = dict(engine='local', partitions=None, partition=None, input_format='auto', image_column=None,
@@ -109,14 +109,19 @@ def _run_single_file(args) -> int:
     return exit_code(embeddings.skipped, len(files))
 
 
-def _dtype_name(args) -> str:
-    """--dtype (the model options') as the manifest records it: 'auto' resolved for the device."""
-    import torch
+def _runtime(args):
+    """(backend, dtype) of the model options resolved here, once, for the manifest and every worker:
+    'auto' becomes what it picks on this machine (OpenVINO's 'auto' per checkpoint: int8 or not)."""
+    from ..backends import resolve
+    from ..pretrained import checkpoint_folder
 
-    from .._device import resolve_dtype
-
-    device = args.device or torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    return str(resolve_dtype(args.dtype, device)).removeprefix('torch.')
+    backend, dtype = resolve(args.backend, args.dtype, model_device(args))
+    if backend == 'openvino':
+        if dtype == 'auto':
+            from ..backends.openvino import auto_precision
+            dtype = auto_precision(checkpoint_folder(args.model, cache_dir=args.cache_dir))
+        return backend, dtype
+    return backend, str(dtype).removeprefix('torch.')
 
 
 def _run_sharded(args) -> int:
@@ -134,8 +139,9 @@ def _run_sharded(args) -> int:
         count, only = count_given, [index]
     if count is None:
         count = len(inputs.units) if inputs.kind == 'tars' else -(-len(inputs.units) // 100_000)
+    backend, dtype = _runtime(args)
     settings = Settings(model=args.model, out=args.out.rstrip('/') or '/', partition_count=count,
-                        device=None if args.device is None else str(args.device), dtype=_dtype_name(args),
+                        device=None if args.device is None else str(args.device), backend=backend, dtype=dtype,
                         batch_size=args.batch_size, cache_dir=args.cache_dir, texts=args.texts,
                         url_timeout=args.url_timeout, quiet=args.quiet)
     if args.engine == 'ray':

@@ -1,7 +1,8 @@
 """`ruclip eval zeroshot|linear-probe|retrieval|report`: RuCLIP on benchmark datasets and your own."""
 import sys
 
-from ._common import (EXIT_OK, Command, UsageError, add_model_options, positive_int, print_json, print_table)
+from ._common import (EXIT_OK, Command, UsageError, add_model_options, load_predictor, positive_int, print_json,
+                      print_table)
 
 
 
@@ -85,7 +86,7 @@ def _run(args) -> int:
         if train_split is None:
             raise UsageError(f'--train-split is needed for dataset {args.dataset}')
     test = load_split(args.dataset, args.root, args.split, download=args.download, **extra)
-    predictor = _predictor(args)
+    predictor = load_predictor(args)
     if args.task == 'zeroshot':
         record = harness.evaluate_zeroshot(predictor, test, args.model, order=args.order, cache_dir=cache)
     elif args.task == 'retrieval':
@@ -99,6 +100,8 @@ def _run(args) -> int:
                              f'give --split and --train-split')
         record = harness.evaluate_linear_probe(predictor, train, test, args.model, protocol=args.protocol, val=val,
                                                cache_dir=cache, seed=args.seed)
+    from ..backends import runtime_of
+    record['runtime'] = runtime_of(predictor.clip_model)  # int8 and fp32 figures differ a little
     if args.out:
         from ..evaluation.results import write_result
         write_result(record, args.out)
@@ -111,22 +114,11 @@ def _run(args) -> int:
         print_json(record)
     else:
         rows = [[name, '' if value is None else f'{value:.4f}'] for name, value in record['metrics'].items()]
-        print(f"{record['dataset']} ({record['split']}, {record['n_images']} images), {record['task']}, {args.model}")
+        runtime = record['runtime']
+        print(f"{record['dataset']} ({record['split']}, {record['n_images']} images), {record['task']}, {args.model} "
+              f"({runtime['backend']} {runtime['dtype']})")
         print_table(['metric', 'value'], rows)
     return EXIT_OK
-
-
-def _predictor(args):
-    import torch
-
-    from ..predictor import Predictor
-    from ..pretrained import load
-
-    device = args.device or torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise UsageError(f'--device {device}: CUDA is not available on this machine; use --device cpu')
-    clip, processor = load(args.model, device=device, cache_dir=args.cache_dir, dtype=args.dtype)
-    return Predictor(clip, processor, device, bs=args.batch_size, quiet=args.quiet)
 
 
 def _report(args) -> int:

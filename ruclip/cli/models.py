@@ -1,5 +1,5 @@
-"""`ruclip models`: the six models, their sizes, whether each is cached here, and the dtype `auto` picks on this
-machine; never touches the network."""
+"""`ruclip models`: the six models, their sizes, whether each is cached here, and what the model commands'
+defaults (--backend auto --dtype auto) run on this machine; never touches the network."""
 from ._common import EXIT_OK, Command, add_cache_dir, print_json, print_table
 
 
@@ -24,15 +24,32 @@ def _run_models(args) -> int:
 
 
 def _machine() -> str:
-    """What --dtype auto (and dtype='auto') runs here: the CPU class decides on the CPU."""
+    """What the model commands' defaults, --backend auto --dtype auto, run here: the CPU class decides."""
+    import importlib.util
+
     import torch
 
     from .._device import auto_dtype, cpu_class
 
-    picks = [f"{str(auto_dtype(torch.device('cpu'))).removeprefix('torch.')} on the CPU (class {cpu_class()})"]
-    if torch.cuda.is_available():
-        picks.append(f"{str(auto_dtype(torch.device('cuda'))).removeprefix('torch.')} on {torch.cuda.get_device_name()}")
-    return 'this machine: --dtype auto runs ' + ' and '.join(picks)
+    def torch_dtype(device: str) -> str:
+        return str(auto_dtype(torch.device(device))).removeprefix('torch.')
+
+    if importlib.util.find_spec('openvino') is not None:
+        import openvino
+
+        from ..backends import _int8
+        from ..backends.openvino import auto_fallback
+
+        cpu = (f'OpenVINO int8 on the CPU (class {cpu_class()}) for a checkpoint whose int8 latents reach a cosine '
+               f'of {_int8.MIN_COSINE} to fp32 ones (measured when its int8 model is built), else OpenVINO '
+               f'{auto_fallback(openvino.Core())}')
+    else:
+        cpu = (f"PyTorch {torch_dtype('cpu')} on the CPU (class {cpu_class()}; OpenVINO is not installed: "
+               f"pip install 'ruclip[openvino]')")
+    line = 'this machine: --backend auto --dtype auto (the defaults) run '
+    if torch.cuda.is_available():  # the default --device
+        return line + f"PyTorch {torch_dtype('cuda')} on {torch.cuda.get_device_name()}; with --device cpu {cpu}"
+    return line + cpu
 
 
 COMMANDS = {'models': Command(_models_arguments, _run_models)}

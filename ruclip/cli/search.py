@@ -2,8 +2,8 @@
 import os
 import sys
 
-from ._common import (DEFAULT_MODEL, Command, UsageError, add_model_options, exit_code, load_predictor, positive_int,
-                      print_json, print_table)
+from ._common import (AUTO_BACKEND, AUTO_DTYPE, DEFAULT_MODEL, OTHER_DTYPES, Command, UsageError, add_model_options,
+                      exit_code, load_predictor, positive_int, print_json, print_table)
 
 
 def default_index() -> str:
@@ -17,16 +17,19 @@ def default_index() -> str:
 def _common_options(parser, batch_size: bool = True):
     parser.add_argument('--index', metavar='PATH', default=None,
                         help='the index file (default: $RUCLIP_INDEX or ~/.local/share/ruclip/images.ruclip-index)')
-    add_model_options(parser, model_default=None, dtype_default=None, batch_size=batch_size,
+    add_model_options(parser, model_default=None, backend_default=None, dtype_default=None, batch_size=batch_size,
                       model_help=f'a model of `ruclip models` or a checkpoint folder (default: the model the index '
                                  f'was built with; for a new index {DEFAULT_MODEL})',
-                      dtype_help="the model's dtype (default: the index's; for a new index fp32); auto: bf16 where "
-                                 "the device computes it natively")
+                      backend_help=f"the model's backend (default: the index's; for a new index auto: {AUTO_BACKEND}); "
+                                   f"torch; openvino",
+                      dtype_help=f"the model's dtype (default: the index's when the backend is too, else auto: "
+                                 f"{AUTO_DTYPE}). Or {OTHER_DTYPES}")
 
 
 def _open(args, create: bool = False):
     """The ImageIndex of --index, its model loaded from --model (default: the index's own) when first needed."""
     from ..search import ImageIndex
+    from ..search.identity import OPTION_DTYPES
 
     path = args.index or default_index()
     if not create and not os.path.isfile(path):
@@ -35,12 +38,18 @@ def _open(args, create: bool = False):
         os.makedirs(os.path.dirname(path), exist_ok=True)
     with ImageIndex(path) as existing:
         recorded = existing.model
-    named = args.model
+    named, backend, dtype = args.model, args.backend, args.dtype
     args.model = named or (recorded['name'] if recorded else DEFAULT_MODEL)
     args.batch_size = getattr(args, 'batch_size', None)
-    args.dtype = args.dtype or (recorded['dtype'] if recorded else 'fp32')
+    recorded_backend = recorded.get('backend', 'torch') if recorded else None
+    args.backend = backend or recorded_backend or 'auto'
+    same_backend = recorded and args.backend == recorded_backend
+    args.dtype = dtype or (recorded['dtype'] if same_backend else 'auto')
     index = ImageIndex(path, lambda: load_predictor(args), model_name=args.model)
-    index.check_model = bool(named and recorded and named != recorded['name'])
+    if recorded:  # an update that embeds nothing still loads the model to check it when the options name another
+        recorded_dtype = OPTION_DTYPES.get(recorded['dtype'], recorded['dtype'])
+        index.check_model = bool(named and named != recorded['name'] or backend and not same_backend
+                                 or dtype and dtype != recorded_dtype)
     return index
 
 

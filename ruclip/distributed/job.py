@@ -47,7 +47,7 @@ def start(inputs: Inputs, settings: Settings, overwrite: bool = False) -> Settin
     folder = checkpoint_folder(settings.model, cache_dir=settings.cache_dir)
     config = CLIPConfig.from_file(os.path.join(folder, 'config.json'))
     manifest = build_manifest(settings.model, folder, config, settings.dtype, inputs, settings.partition_count,
-                              settings.texts)
+                              settings.texts, backend=settings.backend)
     if settings.texts and not inputs.has_captions:
         raise ValueError(f'texts asked for, but the {inputs.kind} input has no caption column')
     return replace(settings, manifest_digest=prepare_output(os.fspath(settings.out), manifest, overwrite))

@@ -1,8 +1,8 @@
 """_manifest.json: what made the shards of an output folder, so runs are never mixed.
 
 It records the model (as named, plus sha256 of its config.json and bpe.model and a fingerprint of
-its weights file), the compute and output dtypes, the preprocessing, the input's kind and
-fingerprint, the partition count, whether captions are embedded, and the ruclip version. Every
+its weights file), the backend (when not PyTorch), the compute and output dtypes, the preprocessing,
+the input's kind and fingerprint, the partition count, whether captions are embedded, and the ruclip version. Every
 field but ruclip_version must match for a run to resume into a folder; the done markers carry the
 digest of those fields. A folder whose manifest differs, or that holds files but no manifest, is
 refused unless overwrite, which then clears the shards (and only the shards) first.
@@ -23,11 +23,13 @@ NOT_COMPARED = ('ruclip_version',)
 WEIGHT_SAMPLE_BYTES = 1 << 20
 
 
-def build_manifest(model: str, folder: str, config, dtype: str, inputs, partition_count: int, texts: bool) -> dict:
-    """config: the model's CLIPConfig; folder: its checkpoint folder (ruclip.pretrained.checkpoint_folder)."""
+def build_manifest(model: str, folder: str, config, dtype: str, inputs, partition_count: int, texts: bool,
+                   backend: str = 'torch') -> dict:
+    """config: the model's CLIPConfig; folder: its checkpoint folder (ruclip.pretrained.checkpoint_folder);
+    backend: recorded unless it is 'torch' (so a PyTorch run's manifest is as it was before backends)."""
     from .. import __version__
 
-    return dict(
+    manifest = dict(
         format=FORMAT, model=model, config_sha256=file_sha256(os.path.join(folder, 'config.json')),
         tokenizer_sha256=file_sha256(os.path.join(folder, 'bpe.model')), weights=weights_fingerprint(folder),
         compute_dtype=dtype, output_dtype='float16',
@@ -35,6 +37,9 @@ def build_manifest(model: str, folder: str, config, dtype: str, inputs, partitio
                            std=list(config.image_std), resize='shorter side, centre crop', jpeg_draft=False),
         input=dict(kind=inputs.kind, units=len(inputs.units), fingerprint=inputs.fingerprint()),
         partition_count=partition_count, texts=texts, ruclip_version=__version__)
+    if backend != 'torch':
+        manifest.update(backend=backend)
+    return manifest
 
 
 def weights_fingerprint(folder: str) -> str:

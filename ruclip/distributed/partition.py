@@ -34,7 +34,8 @@ class Settings:
     out: str
     partition_count: int
     device: Optional[str] = None
-    dtype: str = 'float32'
+    dtype: str = 'float32'  # a torch dtype's name, or with backend 'openvino' its precision ('fp32', 'int8', ...)
+    backend: str = 'torch'
     batch_size: Optional[int] = None
     num_workers: Optional[int] = None
     cache_dir: Optional[str] = None
@@ -72,12 +73,13 @@ def predictor_for(settings: Settings):
     from ..predictor import Predictor
     from ..pretrained import load
 
-    key = (settings.model, settings.device, settings.dtype, settings.batch_size, settings.num_workers,
-           settings.cache_dir, settings.quiet)
+    key = (settings.model, settings.device, settings.backend, settings.dtype, settings.batch_size,
+           settings.num_workers, settings.cache_dir, settings.quiet)
     with _PREDICTORS_LOCK:
         if key not in _PREDICTORS:
             device = settings.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-            clip, processor = load(settings.model, device=device, cache_dir=settings.cache_dir, dtype=settings.dtype)
+            clip, processor = load(settings.model, device=device, cache_dir=settings.cache_dir, dtype=settings.dtype,
+                                   backend=settings.backend)
             _PREDICTORS[key] = Predictor(clip, processor, device, bs=settings.batch_size, quiet=settings.quiet,
                                          num_workers=settings.num_workers)
         return _PREDICTORS[key]

@@ -1,7 +1,7 @@
 """Image latents of an evaluation split, computed once and cached on disk.
 
-The key covers everything that changes the latents: the model (its config, dtype and a digest of
-some of its weights, so two checkpoints of one architecture never share an entry), the image
+The key covers everything that changes the latents: the model (its config, backend, dtype and a
+digest of some of its weights, so two checkpoints of one architecture never share an entry), the image
 preprocessing (size, mean, std, JPEG draft mode) and the split (its source and every image's
 identity). Zero-shot, linear probe and retrieval on the same split and model reuse one file.
 """
@@ -36,10 +36,14 @@ def model_fingerprint(predictor: Predictor) -> dict:
         if name in state:
             digest.update(state[name].detach().float().cpu().numpy().tobytes())
     config = model.config
-    return {'config': {k: v for k, v in vars(config).items() if isinstance(v, (int, float, str, list, tuple))},
-            'dtype': str(model.dtype), 'weights': digest.hexdigest(),
-            'transform': [transform.size, list(transform.mean), list(transform.std)],
-            'jpeg_draft': bool(predictor.jpeg_draft)}
+    fingerprint = {'config': {k: v for k, v in vars(config).items() if isinstance(v, (int, float, str, list, tuple))},
+                   'dtype': str(model.dtype), 'weights': digest.hexdigest(),
+                   'transform': [transform.size, list(transform.mean), list(transform.std)],
+                   'jpeg_draft': bool(predictor.jpeg_draft)}
+    backend = getattr(model, 'backend', 'torch')
+    if backend != 'torch':  # weights compiled into another runtime: its precision and the weights file name them
+        fingerprint.update(backend=backend, dtype=model.precision, weights=model.weights_sha256)
+    return fingerprint
 
 
 def split_fingerprint(split: EvalSplit) -> dict:

@@ -2,6 +2,11 @@
 and clear errors for a bad backend, a missing package, or a precision the CPU cannot run."""
 import importlib
 import os
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -113,13 +118,20 @@ def test_the_key_follows_config_weights_and_precision(tiny_checkpoint, checkpoin
     core = openvino.Core()
 
     def key(folder, precision='fp32'):
-        return ov_backend.cache_key(str(folder), precision, openvino, core, str(tmp_path))
+        return ov_backend.cache_key(str(folder), precision, openvino, core, str(tmp_path / 'cache'))[0]
 
     assert key(tiny_checkpoint) == key(tiny_checkpoint)
-    assert len(os.listdir(tmp_path / 'digests')) == 1  # the weights were hashed once
+    assert len(os.listdir(tmp_path / 'cache' / 'digests')) == 1  # the weights were hashed once
     assert key(tiny_checkpoint) != key(tiny_checkpoint, 'int8')
     assert key(tiny_checkpoint) != key(checkpoint_factory(seed=1))  # other weights
     assert key(tiny_checkpoint) != key(checkpoint_factory(with_mean_std=False))  # another config.json
+    copy = tmp_path / 'copy'
+    shutil.copytree(tiny_checkpoint, copy)
+    assert key(copy) == key(tiny_checkpoint)  # the same files elsewhere: the same entry
+    other = checkpoint_factory(seed=2) / 'pytorch_model.bin'
+    assert os.path.getsize(other) == os.path.getsize(copy / 'pytorch_model.bin')
+    shutil.copyfile(other, copy / 'pytorch_model.bin')  # rewritten in place, same size: a new mtime
+    assert key(copy) == key(checkpoint_factory(seed=2)) != key(tiny_checkpoint)
 
 
 def test_int8_is_close_to_fp32_and_records_its_cosine(int8, reference, images):
@@ -137,12 +149,84 @@ def test_int8_is_close_to_fp32_and_records_its_cosine(int8, reference, images):
             assert cosine > 0.98
 
 
-@pytest.mark.parametrize('gate, precision', [(0.0, 'int8'), (1.01, 'fp32')])
-def test_auto_takes_int8_only_when_it_passes_the_gate(int8, fp32, tiny_checkpoint, monkeypatch, gate, precision):
-    monkeypatch.setattr(_int8, 'MIN_COSINE', gate)
-    monkeypatch.setattr(ov_backend, '_build', None)  # both entries are cached by now
-    model, _ = ruclip.load(tiny_checkpoint, backend='auto')
-    assert model.precision == precision
+@pytest.mark.parametrize('dtype', [None, 'auto'])
+def test_auto_takes_int8_when_it_passes_the_gate(int8, tiny_checkpoint, monkeypatch, dtype):
+    monkeypatch.setattr(_int8, 'MIN_COSINE', 0.0)
+    monkeypatch.setattr(ov_backend, '_build', None)  # cached by now
+    model, _ = ruclip.load(tiny_checkpoint, backend='auto', dtype=dtype)
+    assert model.precision == 'int8' and model.cache_folder == int8[0].cache_folder
+
+
+def test_auto_under_the_gate_takes_the_fallback_without_importing_int8(int8, fp32, tiny_checkpoint, monkeypatch):
+    monkeypatch.setattr(_int8, 'MIN_COSINE', 1.01)
+    monkeypatch.setattr(ov_backend, '_build', None)
+    monkeypatch.setattr(ov_backend, 'auto_fallback', lambda core: 'fp32')  # bf16 on a CPU with bf16 units
+    imported, real_import = [], ov_backend._import
+    monkeypatch.setattr(ov_backend, '_import', lambda core, entry, precision: imported.append(precision) or
+                        real_import(core, entry, precision))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # no int8 warning either: int8 was not asked for
+        model, _ = ruclip.load(tiny_checkpoint, backend='openvino', dtype='auto')
+    assert model.precision == 'fp32' and imported == ['fp32']
+
+
+@pytest.mark.parametrize('capabilities, fallback', [(['FP32', 'INT8'], 'fp32'), (['BF16', 'FP32', 'INT8'], 'bf16')])
+def test_the_fallback_is_bf16_only_where_the_cpu_has_bf16_units(capabilities, fallback):
+    class Core:
+        def get_property(self, device, name):
+            return capabilities
+
+    assert ov_backend.auto_fallback(Core()) == fallback
+
+
+CACHED_LOAD = """
+import gc, sys, torch, ruclip, ruclip.model
+import ruclip.backends._int8 as q
+q.MIN_COSINE = 0.0
+real = ruclip.model.CLIP.from_pretrained
+def no_weights(*args, **kwargs):
+    raise AssertionError('a cached load read the weights')
+ruclip.model.CLIP.from_pretrained = no_weights
+model, processor = ruclip.load(sys.argv[1], backend='auto', dtype='auto')
+assert model.precision == 'int8', model.precision
+assert 'nncf' not in sys.modules, 'a cached load imported nncf'
+gc.collect()  # what the compiled models read lies in the mapped blobs, which the model must keep
+pixels = torch.rand(2, 3, 224, 224)
+latents = model.encode_image(pixels)
+ruclip.model.CLIP.from_pretrained = real
+with torch.inference_mode():
+    expected = ruclip.load(sys.argv[1])[0].encode_image(pixels)
+cosine = torch.nn.functional.cosine_similarity(latents, expected).min()
+assert cosine > 0.9, cosine
+"""
+
+
+def test_a_cached_load_reads_no_weights_imports_no_nncf_and_keeps_its_maps(int8, tiny_checkpoint, cache):
+    """In a fresh process: this one imported nncf for the int8 build."""
+    env = dict(os.environ, **{ov_backend.CACHE_ENV: str(cache)})
+    done = subprocess.run([sys.executable, '-c', CACHED_LOAD, str(tiny_checkpoint)], capture_output=True, text=True,
+                          env=env, cwd=str(Path(__file__).resolve().parents[2]))
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize('name, damage', [(ov_backend.IMAGE_BLOB, b''), (ov_backend.IMAGE_BLOB, b'not a model' * 8),
+                                          (ov_backend.IMAGE_BLOB, 'half'), (ov_backend.META, b'{}'),
+                                          (ov_backend.META, b'{"precision": "fp32", "eos_id"')])
+def test_a_damaged_entry_is_built_again(tiny_checkpoint, tmp_path, monkeypatch, reference, images, name, damage):
+    monkeypatch.setenv(ov_backend.CACHE_ENV, str(tmp_path))
+    entry = ruclip.load(tiny_checkpoint, backend='openvino')[0].cache_folder
+    path = os.path.join(entry, name)
+    with open(path, 'rb') as f:
+        whole = f.read()
+    with open(path + '.new', 'wb') as f:
+        f.write(whole[:len(whole) // 2] if damage == 'half' else damage)
+    os.replace(path + '.new', path)  # as a rebuild does: a mapped blob is never written in place
+    model, processor = ruclip.load(tiny_checkpoint, backend='openvino')
+    assert model.cache_folder == entry and os.path.getsize(path) == len(whole)
+    assert sorted(os.listdir(tmp_path)) == ['digests', os.path.basename(entry)]  # no temporary folder left
+    pixels = processor(images=images)['pixel_values']
+    with torch.inference_mode():
+        torch.testing.assert_close(model.encode_image(pixels), reference[0].encode_image(pixels), atol=ATOL, rtol=0)
 
 
 def test_unknown_backend_lists_the_choices(tiny_checkpoint):
@@ -152,7 +236,7 @@ def test_unknown_backend_lists_the_choices(tiny_checkpoint):
 
 @pytest.mark.parametrize('backend, dtype, message', [
     ('torch', 'int8', "Unknown dtype 'int8' for backend='torch'.*int8 runs with backend='openvino'"),
-    ('openvino', torch.float16, "takes dtype torch.float32, torch.bfloat16 or 'int8'"),
+    ('openvino', torch.float16, "takes dtype torch.float32, torch.bfloat16, 'int8' or 'auto', got torch.float16"),
 ])
 def test_a_dtype_the_backend_cannot_run_is_refused(tiny_checkpoint, backend, dtype, message):
     with pytest.raises(ValueError, match=message):

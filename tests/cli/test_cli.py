@@ -7,16 +7,20 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import openvino
 import pytest
 import torch
 from PIL import Image
 
 import ruclip
+from ruclip._device import auto_dtype, cpu_class
+from ruclip.backends.openvino import auto_fallback
 from ruclip.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS = ['кошка', 'собака', 'лошадь', 'птица']
 CAPTIONS = ['кошка спит на диване', 'собака бежит по полю', 'красный дом у реки']
+TORCH_FP32 = ['--backend', 'torch', '--dtype', 'fp32']  # the library's numbers these tests compare with
 
 
 @pytest.fixture(scope='module')
@@ -41,6 +45,15 @@ def readable(photos):
 def predictor(tiny_checkpoint):
     clip, processor = ruclip.load(tiny_checkpoint)
     return ruclip.Predictor(clip, processor, 'cpu', bs=2, quiet=True)
+
+
+@pytest.fixture(scope='module')
+def default_model(tiny_checkpoint, openvino_cache):
+    """What the model options' defaults (--backend auto --dtype auto) load here, built now: the tests in
+    fresh processes then find it cached (a build would write NNCF's progress to their stderr)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv('RUCLIP_OPENVINO_CACHE', str(openvino_cache))
+        return ruclip.load(tiny_checkpoint, backend='auto', dtype='auto')
 
 
 def run(capsys, *argv):
@@ -68,13 +81,24 @@ def test_models_lists_the_six_and_finds_the_cached_one_without_the_network(capsy
     code, out, _ = run(capsys, 'models', '--cache-dir', hub_cache)
     table, machine = out.split('\n\n')
     header, *lines = table.splitlines()
-    from ruclip._device import auto_dtype, cpu_class
-    assert machine.startswith(f"this machine: --dtype auto runs {str(auto_dtype(torch.device('cpu')))[6:]} on the CPU "
-                              f"(class {cpu_class()})")
+    assert machine.startswith('this machine: --backend auto --dtype auto (the defaults) run OpenVINO int8 on the CPU '
+                              f'(class {cpu_class()}) for a checkpoint whose int8 latents reach a cosine of 0.995')
+    assert machine.endswith(f'else OpenVINO {auto_fallback(openvino.Core())}\n')
     assert code == 0 and header.split() == ['model', 'vit', 'image', 'size', 'cached', 'size', 'on', 'disk']
     assert lines[0].split() == ['ruclip-vit-base-patch32-224', 'ViT-B/32', '224px', 'yes',
                                 f"{cached['size_bytes'] / 2**20:.1f}", 'MiB']
     assert [line.split()[3:] for line in lines[1:]] == [['no', '-']] * 5
+
+
+def test_models_without_openvino_names_what_pytorch_runs(capsys, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: None if name == 'openvino' else real(name, *a))
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    code, out, _ = run(capsys, 'models')
+    assert code == 0 and out.split('\n\n')[1] == (
+        'this machine: --backend auto --dtype auto (the defaults) run PyTorch '
+        f"{str(auto_dtype(torch.device('cpu')))[6:]} on the CPU (class {cpu_class()}; OpenVINO is not installed: pip install 'ruclip[openvino]')\n")
 
 
 def test_models_describes_a_checkpoint_folder(capsys, tiny_checkpoint):
@@ -86,7 +110,7 @@ def test_models_describes_a_checkpoint_folder(capsys, tiny_checkpoint):
 def test_classify_json_is_the_librarys_top_k_and_skips_the_broken_file(capsys, photos, readable, predictor,
                                                                       tiny_checkpoint):
     code, out, err = run(capsys, 'classify', photos, '--labels', *LABELS, '--top-k', 4, '--json',
-                         '--model', tiny_checkpoint, '--batch-size', 2, '--quiet')
+                         '--model', tiny_checkpoint, '--batch-size', 2, '--quiet', *TORCH_FP32)
     assert code == 1
     assert 'broken.jpg' in err and 'skipped 1 of 6 image files' in err
     result = json.loads(out)
@@ -102,10 +126,63 @@ def test_classify_json_is_the_librarys_top_k_and_skips_the_broken_file(capsys, p
     assert top_1 == predictor.run(readable, predictor.get_text_latents(LABELS))
 
 
+def test_classify_by_default_runs_the_fastest_path_here(capsys, monkeypatch, readable, default_model,
+                                                        tiny_checkpoint):
+    """No --backend, no --dtype: OpenVINO at its 'auto' precision (int8 where it passes its gate), the
+    same numbers as ruclip.load(..., backend='auto', dtype='auto') gives in Python."""
+    loaded = []
+    real_load = ruclip.backends.load
+    monkeypatch.setattr(ruclip.backends, 'load', lambda folder, precision: loaded.append(precision) or
+                        real_load(folder, precision))
+    code, out, _ = run(capsys, 'classify', *readable, '--labels', *LABELS, '--top-k', 4, '--json',
+                       '--model', tiny_checkpoint, '-q')
+    assert code == 0 and loaded == ['auto']
+    clip, processor = default_model
+    assert clip.backend == 'openvino' and clip.precision in ('int8', auto_fallback(openvino.Core()))
+    expected = ruclip.classify(ruclip.Predictor(clip, processor, quiet=True), readable, LABELS, k=4)
+    result = json.loads(out)['results']
+    for entry, labels, scores in zip(result, expected.labels, expected.scores):
+        assert [e['label'] for e in entry['top']] == labels
+        np.testing.assert_allclose([e['probability'] for e in entry['top']], scores.numpy(), atol=1e-6)
+
+
+def test_sharded_embed_records_what_the_defaults_resolved_to(capsys, tmp_path, readable, default_model,
+                                                              tiny_checkpoint):
+    """--backend auto --dtype auto are resolved once, by the run's starter: every partition runs that."""
+    for options, backend, dtype in (([], 'openvino', default_model[0].precision),
+                                    (TORCH_FP32, None, 'float32')):
+        out = tmp_path / f'shards-{backend}'
+        code, _, err = run(capsys, 'embed', *readable, '--out', out, '--partitions', 2, '--model', tiny_checkpoint,
+                           '-q', *options)
+        assert code == 0, err
+        manifest = json.loads((out / '_manifest.json').read_text())
+        assert (manifest.get('backend'), manifest['compute_dtype']) == (backend, dtype)
+
+
+@pytest.mark.parametrize('options, message', [
+    (['--backend', 'torch', '--dtype', 'int8'], "int8 runs with backend='openvino'"),
+    (['--backend', 'openvino', '--dtype', 'fp16'], "backend='openvino' takes dtype torch.float32, torch.bfloat16"),
+    (['--backend', 'openvino', '--device', 'meta'], "backend='openvino' runs on the CPU"),
+])
+def test_a_backend_and_dtype_that_do_not_go_together_exit_2(capsys, readable, tiny_checkpoint, options, message):
+    code, out, err = run(capsys, 'classify', readable[0], '--labels', *LABELS, '--model', tiny_checkpoint, '-q',
+                         *options)
+    assert code == 2 and out == '' and message in err
+
+
+def test_the_model_commands_take_backend_and_dtype_defaulting_to_auto(capsys):
+    for command in ('classify', 'rank', 'embed', 'eval zeroshot', 'index', 'search'):
+        with pytest.raises(SystemExit):
+            main([*command.split(), '--help'])
+        text = ' '.join(capsys.readouterr().out.split())
+        assert '--backend {torch,openvino,auto}' in text and '--dtype {fp32,bf16,fp16,int8,auto}' in text
+        assert ('auto (default): OpenVINO when it is installed' in text) == (command not in ('index', 'search'))
+
+
 def test_classify_table_with_templates(capsys, readable, predictor, tiny_checkpoint):
     templates = ['{}', 'фото, на котором {}']
     code, out, err = run(capsys, 'classify', *readable[:2], '--labels', *LABELS, '--templates', *templates,
-                         '--model', tiny_checkpoint, '-q')
+                         '--model', tiny_checkpoint, '-q', *TORCH_FP32)
     assert code == 0 and err == ''
     header, *rows = out.splitlines()
     assert header.split() == ['image', 'top', '1', 'top', '2', 'top', '3']
@@ -120,7 +197,7 @@ def test_rank_json_agrees_with_the_similarity_matrix(capsys, tmp_path, photos, r
     texts = tmp_path / 'captions.txt'
     texts.write_text('\n'.join(CAPTIONS[:2]) + '\n\n  ' + CAPTIONS[2] + '  \n', encoding='utf-8')
     code, out, _ = run(capsys, 'rank', '--images', photos, '--texts', texts, '--top-k', 2, '--json',
-                       '--model', tiny_checkpoint, '-q')
+                       '--model', tiny_checkpoint, '-q', *TORCH_FP32)
     assert code == 1
     result = json.loads(out)
     assert result['texts'] == CAPTIONS and result['files'] == readable
@@ -149,7 +226,8 @@ def test_rank_text_output_reads_captions_from_stdin(capsys, monkeypatch, readabl
 def test_embed_writes_get_image_latents_and_the_files(capsys, tmp_path, photos, readable, predictor,
                                                       tiny_checkpoint, suffix):
     out_file = tmp_path / f'latents.{suffix}'
-    code, out, err = run(capsys, 'embed', photos, '--out', out_file, '--model', tiny_checkpoint, '--batch-size', 2)
+    code, out, err = run(capsys, 'embed', photos, '--out', out_file, '--model', tiny_checkpoint, '--batch-size', 2,
+                         *TORCH_FP32)
     assert code == 1
     assert 'broken.jpg' in err and 'skipped 1 of 6' in err and 'image/s' in err  # the progress bar
     assert out.startswith('wrote 5 image latents of 24 dimensions')
@@ -225,7 +303,7 @@ def ruclip_process(*argv, **environment):
                             stderr=subprocess.PIPE, env={**os.environ, **environment})
 
 
-def test_a_closed_stdout_ends_the_command_quietly(tmp_path, photos, tiny_checkpoint):
+def test_a_closed_stdout_ends_the_command_quietly(tmp_path, photos, tiny_checkpoint, default_model):
     """`ruclip ... | head -1`: the reader is gone before the results come; no 'failed', exit code 141."""
     process = ruclip_process('classify', photos / 'a.png', '--labels', *LABELS, '--model', tiny_checkpoint, '-q',
                              '--json')
@@ -234,7 +312,8 @@ def test_a_closed_stdout_ends_the_command_quietly(tmp_path, photos, tiny_checkpo
     assert process.wait(timeout=120) == 141 and err == ''
 
 
-def test_json_is_utf8_whatever_the_locale_and_an_unencodable_table_is_no_usage_error(photos, tiny_checkpoint):
+def test_json_is_utf8_whatever_the_locale_and_an_unencodable_table_is_no_usage_error(photos, tiny_checkpoint,
+                                                                                    default_model):
     argv = ['classify', photos / 'a.png', '--labels', *LABELS, '--model', tiny_checkpoint, '-q']
     process = ruclip_process(*argv, '--json', PYTHONIOENCODING='cp1251')
     out, err = process.communicate(timeout=120)
@@ -247,7 +326,7 @@ def test_json_is_utf8_whatever_the_locale_and_an_unencodable_table_is_no_usage_e
     assert 'PYTHONIOENCODING=utf-8' in err.decode()
 
 
-def test_json_keeps_file_names_that_are_not_utf8(tmp_path, photos, tiny_checkpoint):
+def test_json_keeps_file_names_that_are_not_utf8(tmp_path, photos, tiny_checkpoint, default_model):
     """A cp1251 file name (Windows archives) under the C.UTF-8 locale of containers: its bytes come back as they were."""
     folder = tmp_path / 'cp1251'
     folder.mkdir()
@@ -272,7 +351,7 @@ def test_json_goes_to_a_text_only_stdout(monkeypatch, capsys):
     assert len(json.loads(stream.getvalue())) == len(ruclip.MODELS)
 
 
-def test_python_dash_m_ruclip_runs_the_command(tmp_path, photos, tiny_checkpoint):
+def test_python_dash_m_ruclip_runs_the_command(tmp_path, photos, tiny_checkpoint, default_model):
     """The real entry point, in a fresh process: stdout is the JSON, warnings and the exit code as documented."""
     result = subprocess.run(
         [sys.executable, '-m', 'ruclip', 'classify', photos / 'a.png', photos / 'broken.jpg', '--labels', *LABELS,

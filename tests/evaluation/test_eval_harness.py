@@ -103,6 +103,18 @@ def test_feature_cache_is_reused_and_keyed_by_model(checkpoints, colours, tmp_pa
     assert len(list(tmp_path.glob('*.npy'))) == 2
 
 
+def test_feature_cache_keys_tell_backends_precisions_and_weights_apart(checkpoints, colours):
+    split = load_split('imagefolder', colours, 'test')
+
+    def key(folder, **options):
+        clip, processor = ruclip.load(folder, **options)
+        return features.cache_key(ruclip.Predictor(clip, processor, quiet=True), split)
+
+    keys = [key(checkpoints[1]), key(checkpoints[1], backend='openvino', dtype='fp32'),
+            key(checkpoints[1], backend='openvino', dtype='int8'), key(checkpoints[0], backend='openvino', dtype='fp32')]
+    assert len(set(keys)) == 4 and key(checkpoints[1], backend='openvino', dtype='fp32') == keys[1]
+
+
 def test_text_tower_alone(checkpoints):
     tool = predictor(checkpoints[1])
     sentences = ['Мама мыла раму.', 'Кот спит на диване', 'мама мыла раму.']
@@ -122,7 +134,10 @@ def test_cli_zeroshot_json_plot_and_report(checkpoints, colours, tmp_path, capsy
     assert code == 0
     record = json.loads(out.read_text(encoding='utf-8'))
     assert {'dataset', 'model', 'task', 'metrics', 'language'} <= set(record) and record['metrics']['acc1'] >= 0.9
-    assert picture.stat().st_size > 1000 and 'acc1' in capsys.readouterr().out
+    ran = ruclip.load(checkpoints[1], backend='auto', dtype='auto')[0]  # what the defaults run here
+    assert record['runtime'] == dict(backend=ran.backend, dtype=ran.precision)
+    printed = capsys.readouterr().out
+    assert picture.stat().st_size > 1000 and 'acc1' in printed and f'({ran.backend} {ran.precision})' in printed
     # a webdataset copy of CIFAR-10's name: the report puts the README's figure beside ours
     wds = tmp_path / 'wds'
     write_wds_colours(wds)

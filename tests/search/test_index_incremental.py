@@ -108,8 +108,9 @@ def test_import_ruclip_embed_output_and_clip_retrieval_layout(tmp_path, predicto
 
     files = write_library(tmp_path / 'lib', 10)
     monkeypatch.chdir(tmp_path)
-    assert main(['embed', 'lib', '--out', 'lib.npz', '--model', str(tiny_checkpoint), '-q']) == 0
-    assert main(['embed', 'lib', '--out', 'lib.npy', '--model', str(tiny_checkpoint), '-q']) == 0
+    torch_fp32 = ['--backend', 'torch', '--dtype', 'fp32']  # the predictor's, whose results are compared
+    assert main(['embed', 'lib', '--out', 'lib.npz', '--model', str(tiny_checkpoint), '-q', *torch_fp32]) == 0
+    assert main(['embed', 'lib', '--out', 'lib.npy', '--model', str(tiny_checkpoint), '-q', *torch_fp32]) == 0
     built = ruclip.ImageIndex(tmp_path / 'built.index', predictor)
     built.update(['lib'])
     expected = [hit.path for hit in built.search('кошка', k=10)]
@@ -120,7 +121,7 @@ def test_import_ruclip_embed_output_and_clip_retrieval_layout(tmp_path, predicto
         report = index.update(['lib'])  # recorded sizes and mtimes: nothing to embed
         assert (report.unchanged, report.embedded) == (10, 0)
     assert main(['index', '--from-embeddings', 'lib.npz', '--index', 'cli.index', '--model', str(tiny_checkpoint),
-                 '-q']) == 0
+                 '-q', *torch_fp32]) == 0
     assert [hit.path for hit in ruclip.ImageIndex(tmp_path / 'cli.index', predictor).search('кошка', k=10)] == expected
     pyarrow = importlib.import_module('pyarrow')
     import pyarrow.parquet

@@ -164,11 +164,14 @@ def test_unreadable_files_are_skipped_then_retried(tmp_path, predictor, tiny_che
     assert len(ruclip.ImageIndex(tmp_path / 'x.index')) == 7
 
 
+TORCH_FP32 = ['--backend', 'torch', '--dtype', 'fp32']  # the predictor the test compares with
+
+
 def test_sigkill_mid_index_loses_nothing_after_a_rerun(tmp_path, predictor, tiny_checkpoint):
     files = write_library(tmp_path / 'lib', 160, size=(24, 18))
     path = str(tmp_path / 'x.index')
     command = [sys.executable, '-m', 'ruclip', 'index', str(tmp_path / 'lib'), '--index', path, '--model',
-               str(tiny_checkpoint), '--commit-every', '8', '--batch-size', '8', '-q']
+               str(tiny_checkpoint), '--commit-every', '8', '--batch-size', '8', '-q', *TORCH_FP32]
     environment = dict(os.environ, PYTHONPATH=os.getcwd())
     process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     committed = 0
