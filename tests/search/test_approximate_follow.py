@@ -110,7 +110,7 @@ def test_a_faiss_index_that_misses_too_much_leaves_searches_exact(tmp_path, tiny
     write_library(tmp_path / 'lib', 8)
     monkeypatch.setattr(approximate, 'RECALL_TARGET', 1.01)  # no calibration reaches it
     assert main(['index', str(tmp_path / 'lib'), '--index', str(tmp_path / 'x.index'), '--model',
-                 str(tiny_checkpoint), '--faiss', '-q']) == 0
+                 str(tiny_checkpoint), '--backend', 'torch', '--dtype', 'fp32', '--faiss', '-q']) == 0
     assert 'under 1.01, so searches stay exact unless --approximate' in capsys.readouterr().err
     index = ruclip.ImageIndex(tmp_path / 'x.index', predictor_for(tiny_checkpoint))
     searched = []
