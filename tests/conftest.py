@@ -1,6 +1,8 @@
 """Tiny RuCLIP checkpoints written in the exact Hub layout, shared by all tests."""
 import json
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -78,16 +80,31 @@ def tiny_config(tiny_checkpoint):
     return json.loads((tiny_checkpoint / 'config.json').read_text())
 
 
+OPENVINO_CACHE_ENV = 'RUCLIP_OPENVINO_CACHE'
+
+
+def pytest_configure(config):
+    """One cache of compiled OpenVINO models for the session, set before any test module is imported
+    (some copy os.environ for their child processes then): the command line's default backend builds
+    each tiny checkpoint's entries once, never in the user's ~/.cache."""
+    config._ruclip_previous_cache = os.environ.get(OPENVINO_CACHE_ENV)
+    os.environ[OPENVINO_CACHE_ENV] = tempfile.mkdtemp(prefix='ruclip-tests-openvino-')
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(os.environ.pop(OPENVINO_CACHE_ENV), ignore_errors=True)
+    if getattr(config, '_ruclip_previous_cache', None) is not None:
+        os.environ[OPENVINO_CACHE_ENV] = config._ruclip_previous_cache
+
+
 @pytest.fixture(scope='session')
-def openvino_cache(tmp_path_factory):
-    """One cache of compiled OpenVINO models for the session: the command line's default backend
-    builds each tiny checkpoint's entries once, never in the user's ~/.cache."""
-    return tmp_path_factory.mktemp('openvino-cache')
+def openvino_cache():
+    return Path(os.environ[OPENVINO_CACHE_ENV])
 
 
 @pytest.fixture(autouse=True)
 def _openvino_cache(monkeypatch, openvino_cache):
-    monkeypatch.setenv('RUCLIP_OPENVINO_CACHE', str(openvino_cache))
+    monkeypatch.setenv(OPENVINO_CACHE_ENV, str(openvino_cache))  # a test may have changed it
 
 
 @pytest.fixture(autouse=True)

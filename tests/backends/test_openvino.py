@@ -44,24 +44,19 @@ def reference(tiny_checkpoint):
 
 @pytest.fixture(scope='module')
 def fp32(tiny_checkpoint, cache):
-    os.environ[ov_backend.CACHE_ENV] = str(cache)  # module scope: before the autouse fixture runs
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # module scope: before the autouse fixture runs
+        patch.setenv(ov_backend.CACHE_ENV, str(cache))
         return ruclip.load(tiny_checkpoint, backend='openvino')
-    finally:
-        del os.environ[ov_backend.CACHE_ENV]
 
 
 @pytest.fixture(scope='module')
 def int8(tiny_checkpoint, cache):
-    os.environ[ov_backend.CACHE_ENV] = str(cache)
     with pytest.MonkeyPatch.context() as patch:  # a smaller calibration set: the model is tiny
+        patch.setenv(ov_backend.CACHE_ENV, str(cache))
         patch.setattr(_int8, 'CALIBRATION_IMAGES', 8)
         patch.setattr(_int8, 'CHECK_IMAGES', 8)
         patch.setattr(_int8, 'NOUNS', _int8.NOUNS[:8])  # 48 prompts, a batch for each half
-        try:
-            return ruclip.load(tiny_checkpoint, backend='openvino', dtype='int8')
-        finally:
-            del os.environ[ov_backend.CACHE_ENV]
+        return ruclip.load(tiny_checkpoint, backend='openvino', dtype='int8')
 
 
 def latents(model, processor, images):
