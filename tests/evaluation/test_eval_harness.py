@@ -3,6 +3,7 @@ names: zero-shot, linear probe, retrieval, the feature cache, result files, the 
 the command line, and CLIP_benchmark's own zero-shot code run on the same data through our loader."""
 import importlib
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -107,7 +108,9 @@ def test_feature_cache_keys_tell_backends_precisions_and_weights_apart(checkpoin
     split = load_split('imagefolder', colours, 'test')
 
     def key(folder, **options):
-        clip, processor = ruclip.load(folder, **options)
+        with warnings.catch_warnings():  # int8 of this checkpoint may miss its gate: asked for all the same
+            warnings.simplefilter('ignore', RuntimeWarning)
+            clip, processor = ruclip.load(folder, **options)
         return features.cache_key(ruclip.Predictor(clip, processor, quiet=True), split)
 
     keys = [key(checkpoints[1]), key(checkpoints[1], backend='openvino', dtype='fp32'),
