@@ -254,15 +254,16 @@ class ImageIndex:
         brought in step (approximate.follow) or built again."""
         folder = matrix.cache_folder(self.path)
         saved = approximate.saved(folder)
+        generation = database.meta(self._connection, 'generation')
+        if saved is None or saved[0] == generation and saved[1] is not None:
+            self._latents()
+            return  # nothing changed since the faiss index was saved, or there is none
         index = before = None
-        if saved is not None and saved[1] is not None:
+        if saved[1] is not None:
             before = matrix.cached(folder, saved[0])  # mapped now: writing the new cache deletes these files
             index, report = self._approximate[1:] if self._approximate and self._approximate[0] == saved[0] \
                 else approximate.load(saved[1])
         stored = self._latents()
-        generation = database.meta(self._connection, 'generation')
-        if saved is None or saved[0] == generation and index is not None:
-            return
         if before is not None and approximate.follow(index, before.latents, before.ids, stored.latents, stored.ids):
             self._save_approximate(index, report)  # as calibrated at report['rows'] rows
         else:
