@@ -120,8 +120,8 @@ def follow(index, old_latents: np.ndarray, old_ids: np.ndarray, latents: np.ndar
     kind = kind_of(index)
     if kind == 'hnsw' or rebuild_kind(index, len(old_ids), len(ids)) != kind:
         return False
-    if kind != 'flat' and not faiss().extract_index_ivf(index).nlist / 2 <= cells_for(len(ids)) <= \
-            faiss().extract_index_ivf(index).nlist * 2:
+    cells = None if kind == 'flat' else faiss().extract_index_ivf(index).nlist
+    if cells is not None and not cells / 2 <= cells_for(len(ids)) <= cells * 2:
         return False
     common, old_at, new_at = np.intersect1d(old_ids, ids, assume_unique=True, return_indices=True)
     changed = np.zeros(len(common), bool)

@@ -80,13 +80,8 @@ def _first_pass(half: np.ndarray, query: np.ndarray, k: int, rows: Optional[np.n
     step = max(k, chunk_bytes // max(1, half.shape[1] * half.itemsize))
     threshold = -np.inf
     kept_positions, kept_scores = [], []
-    for start in range(0, n, step):
-        if rows is None:
-            positions = np.arange(start, min(start + step, n))
-            scores = (matrix[start:start + step] @ vector).float().numpy()
-        else:
-            positions = rows[start:start + step]
-            scores = (matrix[torch.from_numpy(positions)] @ vector).float().numpy()
+    for positions, where in _chunks(n, step, rows):
+        scores = (matrix[where if rows is None else torch.from_numpy(where)] @ vector).float().numpy()
         if len(scores) >= k:
             threshold = max(threshold, float(np.partition(scores, len(scores) - k)[len(scores) - k]) - 2 * bound)
         keep = np.flatnonzero(scores >= threshold)
@@ -108,13 +103,8 @@ def _float32_top_k(latents: np.ndarray, query: np.ndarray, k: int, rows: Optiona
         return np.empty(0, np.float32), np.empty(0, np.int64)
     step = max(k, chunk_bytes // max(1, latents.shape[1] * latents.itemsize))
     best_scores, best_positions = np.empty(0, np.float32), np.empty(0, np.int64)
-    for start in range(0, n, step):
-        if rows is None:
-            positions = np.arange(start, min(start + step, n))
-            scores = latents[start:start + step] @ query
-        else:
-            positions = rows[start:start + step]
-            scores = latents[positions] @ query
+    for positions, where in _chunks(n, step, rows):
+        scores = latents[where] @ query
         if len(scores) > k:
             kth = np.partition(scores, len(scores) - k)[len(scores) - k]
             keep = np.flatnonzero(scores >= kth)  # every tie of the k-th, so ties go by position
@@ -126,3 +116,12 @@ def _float32_top_k(latents: np.ndarray, query: np.ndarray, k: int, rows: Optiona
             best_scores, best_positions = best_scores[order], best_positions[order]
     order = np.lexsort((best_positions, -best_scores))
     return best_scores[order], best_positions[order]
+
+
+def _chunks(n: int, step: int, rows: Optional[np.ndarray]):
+    """(positions, what indexes them: a slice of the matrix, or those positions) for each chunk of step rows."""
+    for start in range(0, n, step):
+        if rows is None:
+            yield np.arange(start, min(start + step, n)), slice(start, start + step)
+        else:
+            yield rows[start:start + step], rows[start:start + step]
