@@ -57,7 +57,12 @@ class VisionTransformer(nn.Module):
 
 
 class CLIP(nn.Module):
-    """RuCLIP. The constructor takes the original's arguments (the keys of config.json)."""
+    """RuCLIP. The constructor takes the original's arguments (the keys of config.json).
+
+    name_or_path: how ruclip.load was asked for it (a name of ruclip.MODELS or the checkpoint
+    folder), None for a model built otherwise; its identity (ruclip.identity) names it so.
+    """
+    name_or_path = None
 
     def __init__(self, embed_dim, image_resolution, vision_layers, vision_width, vision_patch_size,
                  context_length, vocab_size, transformer_width, transformer_heads, transformer_layers,

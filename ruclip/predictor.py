@@ -1,6 +1,8 @@
 """Predictor: batched text and image latents and zero-shot labels, the original's API."""
+import os
 import threading
-from typing import Callable, Iterable, Iterator, List, Optional
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 import torch
 from tqdm.auto import tqdm
@@ -9,6 +11,7 @@ from ._batches import default_num_workers, image_batches
 from ._checks import count, str_list
 from ._device import resolve_device
 from ._malloc import keep_freed_memory
+from .identity import ModelIdentity, model_identity, weights_digest
 from .model import CLIP
 from .processor import RuCLIPProcessor
 
@@ -23,6 +26,20 @@ DEFAULT_TEMPLATES = [
 CPU_ACTIVATION_BYTES = 28 * 2 ** 20  # on CPU, a batch's widest activation, [tokens, 4 * width], stays under this
 CUDA_BATCH_SIZE = 128  # images per forward pass on CUDA
 CUDA_TEXT_TOKENS = 65536  # text tokens per forward pass on CUDA
+
+
+@dataclass(frozen=True)
+class EmbeddedImages:
+    """What Predictor.embed_images made of a list of images.
+
+    latents: [len(kept), embed_dim] float32 L2-normalised, on the CPU; row i for images[kept[i]].
+    kept: the positions in the input of the images that were read, ascending.
+    failures: (position, the image as given, reason) for each image that could not be read, in
+        input order; the reason names the file (or the byte count of encoded bytes).
+    """
+    latents: torch.Tensor
+    kept: List[int]
+    failures: List[Tuple[int, object, str]]
 
 
 class Predictor:
@@ -44,6 +61,10 @@ class Predictor:
         little; off by default.
     compile: run the image tower through torch.compile (the first batch then takes a while to
         compile; the last batch is padded so that every batch has the same shape).
+    Settings here are the defaults of every call; `templates` and the progress bar can be given per
+    call too. `identity` (a ruclip.identity.ModelIdentity) says which model and preprocessing make
+    the latents; files derived from them record it.
+
     tune_malloc: on CPU under Linux/glibc, fix malloc's mmap and trim thresholds for the whole
         process (ruclip._malloc) so that activation memory is reused rather than returned to the OS
         and faulted in again at every layer; the process then keeps up to 512 MiB of freed memory.
@@ -74,8 +95,17 @@ class Predictor:
         self.compile = compile
         self._compiled_visual = None  # built at first use
         self._compile_lock = threading.Lock()
+        weights = getattr(clip_model, 'weights_digest', None) or weights_digest(clip_model.state_dict())  # once
+        self._identities = {draft: model_identity(self.clip_model, clip_processor, jpeg_draft=draft, weights=weights)
+                            for draft in (False, True)}
         if tune_malloc and self.device.type == 'cpu':
             keep_freed_memory()
+
+    @property
+    def identity(self) -> ModelIdentity:
+        """Which model, backend, precision and preprocessing make this predictor's latents (the
+        weights as they were when the Predictor was made)."""
+        return self._identities[self.jpeg_draft]
 
     @property
     def batch_size(self) -> int:
@@ -100,12 +130,14 @@ class Predictor:
             return CUDA_TEXT_TOKENS
         return CPU_ACTIVATION_BYTES // (4 * width * self.clip_model.dtype.itemsize)
 
-    def get_text_latents(self, class_labels: Iterable[str]) -> torch.Tensor:
+    def get_text_latents(self, class_labels: Iterable[str], *,
+                         templates: Optional[Iterable[str]] = None) -> torch.Tensor:
         """[n_classes, embed_dim] float32, L2-normalised: each label (lowercased) in every one of
-        self.templates, the templates' latents averaged, as the original."""
+        the templates (default: self.templates), the templates' latents averaged, as the original."""
         labels = str_list(class_labels, 'class_labels')
-        texts = [template.format(label.lower().strip()) for template in self.templates for label in labels]
-        latents = self._encode_texts(texts).view(len(self.templates), len(labels), -1).mean(0)
+        templates = self.templates if templates is None else check_templates(templates)
+        texts = [template.format(label.lower().strip()) for template in templates for label in labels]
+        latents = self._encode_texts(texts).view(len(templates), len(labels), -1).mean(0)
         return (latents / latents.norm(dim=-1, keepdim=True)).to(self.device)
 
     def get_caption_latents(self, captions: Iterable[str]) -> torch.Tensor:
@@ -146,25 +178,44 @@ class Predictor:
                 labels.extend(logits_per_text.argmax(0).tolist())
         return labels
 
-    def get_image_latents(self, images: Iterable, *, on_error: Optional[Callable] = None) -> torch.Tensor:
-        """[n_images, embed_dim] float32 L2-normalised image latents ([0, embed_dim] for no images);
-        images may be any iterable of PIL images, file paths or encoded bytes.
+    def get_image_latents(self, images: Iterable, *, on_error: Optional[Callable] = None,
+                          progress: Optional[bool] = None) -> torch.Tensor:
+        """[n_images, embed_dim] float32 L2-normalised image latents ([0, embed_dim] for no images),
+        on self.device; images may be any iterable of PIL images, file paths or encoded bytes.
 
         on_error: None (default): an image that cannot be read raises an error naming its position.
             Otherwise on_error(index, image, error) is called for it, in input order, and it is left
-            out of the result.
+            out of the result (embed_images returns the same as data).
+        progress: show a progress bar (default: unless self.quiet).
         """
         with torch.inference_mode():
-            batches = list(self._normalized_image_latents(images, on_error, allow_empty=True))
+            batches = list(self._normalized_image_latents(images, on_error, allow_empty=True, progress=progress))
         if not batches:
             return torch.empty(0, self.clip_model.config.embed_dim, device=self.device)
         return torch.cat(batches)  # outside inference mode: an ordinary tensor, with no second copy
 
+    def embed_images(self, images: Iterable, *, progress: Optional[bool] = None) -> EmbeddedImages:
+        """Latents of the images that can be read and the reasons of those that cannot: the one way
+        ruclip embeds images for an index, shards, an evaluation or a training set. Never raises for
+        an unreadable image (an empty input gives no rows). progress: as get_image_latents."""
+        failures = []
+
+        def record(index: int, image, error: Exception) -> None:
+            reason, name = str(error), os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
+            failures.append((index, image, reason if name is None or name in reason else f'{name}: {reason}'))
+
+        latents = self.get_image_latents(images, progress=progress, on_error=record)
+        failed = {index for index, _, _ in failures}
+        total = len(failed) + len(latents)
+        kept = [index for index in range(total) if index not in failed]
+        return EmbeddedImages(latents=latents.float().cpu(), kept=kept, failures=failures)
+
     def _normalized_image_latents(self, images: Iterable, on_error: Optional[Callable] = None,
-                                  allow_empty: bool = False) -> Iterator[torch.Tensor]:
+                                  allow_empty: bool = False, progress: Optional[bool] = None) -> Iterator[torch.Tensor]:
         total = len(images) if hasattr(images, '__len__') else None
         on_cuda = self.device.type == 'cuda'
-        with tqdm(total=total, unit='image', disable=self.quiet) as progress:
+        show = not self.quiet if progress is None else bool(progress)
+        with tqdm(total=total, unit='image', disable=not show) as progress:
             skipped = []
 
             def skip(index: int, image, error: Exception) -> None:
@@ -183,9 +234,7 @@ class Predictor:
                 seen += n
                 progress.update(n)
                 yield latents / latents.norm(dim=-1, keepdim=True)
-        if seen == 0 and skipped:
-            raise ValueError(f'none of the {len(skipped)} images could be read')
-        if seen == 0 and not allow_empty:
+        if seen == 0 and not skipped and not allow_empty:
             raise ValueError('images is empty: give at least one image')
 
     def _encode_image(self, pixel_values: torch.Tensor) -> torch.Tensor:

@@ -84,6 +84,7 @@ def load(name: str, device: Union[str, torch.device] = 'cpu', cache_dir: Optiona
         clip = backends.load(folder, dtype)
     else:
         clip = CLIP.from_pretrained(folder, dtype=dtype, device=device)
+    clip.name_or_path = name if name in MODELS else os.path.abspath(folder)  # what the model's identity names
     return clip, RuCLIPProcessor.from_config(clip.config, os.path.join(folder, 'bpe.model'))
 
 

@@ -74,18 +74,11 @@ def embed_images(predictor: Predictor, files: Iterable[Union[str, os.PathLike]])
     files = [os.fspath(path) for path in files]
     if not files:
         raise ValueError('files is empty: give at least one image file')
-    skipped = {}
-
-    def skip(index: int, path: str, error: Exception) -> None:
-        reason = str(error)
-        logger.warning('skipped: %s', reason if path in reason else f'{path}: {reason}')
-        skipped[index] = (path, reason)
-
-    try:
-        latents = predictor.get_image_latents(files, on_error=skip)
-    except ValueError:
-        if len(skipped) == len(files):
-            raise ValueError(f'none of the {len(files)} image files could be read') from None
-        raise
-    readable = [path for index, path in enumerate(files) if index not in skipped]
-    return Embeddings(latents=latents, files=readable, skipped=unreadable_folders + list(skipped.values()))
+    embedded = predictor.embed_images(files)
+    skipped = [(path, reason) for _, path, reason in embedded.failures]
+    for _, reason in skipped:
+        logger.warning('skipped: %s', reason)
+    if not embedded.kept:
+        raise ValueError(f'none of the {len(files)} image files could be read')
+    return Embeddings(latents=embedded.latents.to(predictor.device), files=[files[i] for i in embedded.kept],
+                      skipped=unreadable_folders + skipped)

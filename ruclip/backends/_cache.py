@@ -16,7 +16,7 @@ from .._outputs import atomic_open
 from .._weights import WEIGHT_FILES
 
 CACHE_ENV = 'RUCLIP_OPENVINO_CACHE'  # where entries go; default ~/.cache/ruclip/openvino
-FORMAT = 2  # of an entry; part of its key (2: meta.json holds weights_sha256)
+FORMAT = 3  # of an entry; part of its key (2: meta.json holds weights_sha256; 3: and weights_digest)
 IMAGE_BLOB, TEXT_BLOB, META = 'image.blob', 'text.blob', 'meta.json'
 
 
@@ -68,7 +68,7 @@ def weights_digest(path: str, root: str) -> str:
     return digest.hexdigest()
 
 
-META_KEYS = ('format', 'precision', 'eos_id', 'logit_scale', 'weights_sha256')
+META_KEYS = ('format', 'precision', 'eos_id', 'logit_scale', 'weights_sha256', 'weights_digest')
 
 
 def read_meta(entry: str) -> Optional[dict]:

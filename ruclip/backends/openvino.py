@@ -19,6 +19,7 @@ from torch import nn
 from .._optional import require
 from .._outputs import replacing_folder
 from ..config import CLIPConfig
+from ..identity import weights_digest
 from ..model import CLIP
 from ._cache import CACHE_ENV, FORMAT, IMAGE_BLOB, META, TEXT_BLOB, cache_key, cache_root, read_meta  # noqa: F401
 
@@ -31,7 +32,8 @@ class OpenVINOCLIP(nn.Module):
     Inputs are RuCLIPProcessor's torch tensors, outputs float32 torch tensors on the CPU. Each call has
     its own infer request, so several threads may use one model. `precision` is 'fp32', 'bf16' or
     'int8'; `int8_cosine`, for int8, the lowest cosine to fp32 latents measured on the check set;
-    `weights_sha256`, the checkpoint's weights file's (what the search index's identity records).
+    `weights_sha256`, the checkpoint's weights file's; `weights_digest`, ruclip.identity.weights_digest
+    of the PyTorch model it was converted from (what its ModelIdentity records).
     """
     encode_image = CLIP.encode_image
     encode_text = CLIP.encode_text
@@ -49,6 +51,7 @@ class OpenVINOCLIP(nn.Module):
         self.cache_folder = meta.get('folder')
         self.logit_scale = nn.Parameter(torch.tensor(meta['logit_scale']), requires_grad=False)
         self.weights_sha256 = meta['weights_sha256']  # of the checkpoint's weights file
+        self.weights_digest = meta['weights_digest']
         self._image, self._text = image, text
         self._blobs = blobs  # the mapped files the compiled models read their weights from: kept while they live
 
@@ -159,7 +162,8 @@ def _build(folder: str, precision: str, core, entry: str, weights_sha256: str, r
     image = _convert(ov, ImageTower(clip), torch.zeros(2, 3, size, size), [-1, 3, size, size], ov.Type.f32)
     text = _convert(ov, TextTower(clip), ids, [-1, -1], ov.Type.i64)
     meta = dict(format=FORMAT, precision=precision, openvino=ov.get_version(), eos_id=clip.eos_id,
-                logit_scale=clip.logit_scale.item(), source=os.path.abspath(folder), weights_sha256=weights_sha256)
+                logit_scale=clip.logit_scale.item(), source=os.path.abspath(folder), weights_sha256=weights_sha256,
+                weights_digest=weights_digest(clip.state_dict()))
     if precision == 'int8':
         processor = RuCLIPProcessor.from_config(clip.config, os.path.join(folder, 'bpe.model'))
         f32 = {'INFERENCE_PRECISION_HINT': 'f32'}

@@ -29,7 +29,7 @@ def _common_options(parser, batch_size: bool = True):
 def _open(args, create: bool = False):
     """The ImageIndex of --index, its model loaded from --model (default: the index's own) when first needed."""
     from ..search import ImageIndex
-    from ..search.identity import OPTION_DTYPES
+    from ..identity import OPTION_DTYPES
 
     path = args.index or default_index()
     if not create and not os.path.isfile(path):

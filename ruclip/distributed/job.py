@@ -6,7 +6,7 @@ from typing import List, Optional
 
 from .inputs import Inputs
 from .manifest import build_manifest, prepare_output, write_success
-from .partition import Settings
+from .partition import Settings, predictor_for
 from .shards import partition_done, read_marker
 
 
@@ -32,11 +32,9 @@ class Report:
         return text + ('; all partitions done (_SUCCESS)' if self.complete else '')
 
 
-def start(inputs: Inputs, settings: Settings, overwrite: bool = False) -> Settings:
-    """Check the output folder against this run's manifest (writing it if new); the settings with its digest."""
-    from ..config import CLIPConfig
-    from ..pretrained import checkpoint_folder
-
+def start(inputs: Inputs, settings: Settings, overwrite: bool = False, predictor=None) -> Settings:
+    """Check the output folder against this run's manifest (writing it if new); the settings with its
+    digest and the model's fingerprint, which every worker's model must have. Loads the model here."""
     if settings.partition_count < 1:
         raise ValueError(f'the partition count must be at least 1, got {settings.partition_count}')
     if not inputs.units:
@@ -44,13 +42,12 @@ def start(inputs: Inputs, settings: Settings, overwrite: bool = False) -> Settin
     if settings.partition_count > len(inputs.units):
         raise ValueError(f'{settings.partition_count} partitions for {len(inputs.units)} {inputs.kind} '
                          f'(the unit partitioned): some would be empty; use at most {len(inputs.units)}')
-    folder = checkpoint_folder(settings.model, cache_dir=settings.cache_dir)
-    config = CLIPConfig.from_file(os.path.join(folder, 'config.json'))
-    manifest = build_manifest(settings.model, folder, config, settings.dtype, inputs, settings.partition_count,
-                              settings.texts, backend=settings.backend)
     if settings.texts and not inputs.has_captions:
         raise ValueError(f'texts asked for, but the {inputs.kind} input has no caption column')
-    return replace(settings, manifest_digest=prepare_output(os.fspath(settings.out), manifest, overwrite))
+    identity = (predictor or predictor_for(settings)).identity
+    manifest = build_manifest(settings.model, identity, inputs, settings.partition_count, settings.texts)
+    digest = prepare_output(os.fspath(settings.out), manifest, overwrite)
+    return replace(settings, manifest_digest=digest, model_fingerprint=identity.fingerprint)
 
 
 def pending(settings: Settings, only: Optional[List[int]] = None) -> (List[int], List[int]):

@@ -19,7 +19,7 @@ def run_local(inputs: Inputs, settings: Settings, only: Optional[List[int]] = No
     predictor: a Predictor to use instead of loading settings.model (it must be that model).
     """
     started = time.perf_counter()
-    settings = start(inputs, settings, overwrite)
+    settings = start(inputs, settings, overwrite, predictor)
     todo, skipped = pending(settings, only)
     if skipped:
         logger.info('%d partitions already done, skipped: %s', len(skipped), skipped)

@@ -1,11 +1,11 @@
 """_manifest.json: what made the shards of an output folder, so runs are never mixed.
 
-It records the model (as named, plus sha256 of its config.json and bpe.model and a fingerprint of
-its weights file), the backend (when not PyTorch), the compute and output dtypes, the preprocessing,
-the input's kind and fingerprint, the partition count, whether captions are embedded, and the ruclip version. Every
-field but ruclip_version must match for a run to resume into a folder; the done markers carry the
-digest of those fields. A folder whose manifest differs, or that holds files but no manifest, is
-refused unless overwrite, which then clears the shards (and only the shards) first.
+It records the model (as named, and its ruclip.identity.ModelIdentity: config, tokenizer, weights,
+backend, precision, preprocessing), the output dtype, the input's kind and fingerprint, the partition
+count, whether captions are embedded, and the ruclip version. Every field but ruclip_version must
+match for a run to resume into a folder; the done markers carry the digest of those fields. A folder
+whose manifest differs, or that holds files but no manifest, is refused unless overwrite, which then
+clears the shards (and only the shards) first.
 """
 import hashlib
 import json
@@ -14,46 +14,21 @@ import shutil
 from typing import Optional
 
 from .._outputs import atomic_open
-from .shards import FOLDERS, file_sha256
+from .shards import FOLDERS
 
 MANIFEST = '_manifest.json'
 SUCCESS = '_SUCCESS'
-FORMAT = 'ruclip-shards/1'
+FORMAT = 'ruclip-shards/2'  # 2: the model's identity replaces config, tokenizer and weights digests of its own
 NOT_COMPARED = ('ruclip_version',)
-WEIGHT_SAMPLE_BYTES = 1 << 20
 
 
-def build_manifest(model: str, folder: str, config, dtype: str, inputs, partition_count: int, texts: bool,
-                   backend: str = 'torch') -> dict:
-    """config: the model's CLIPConfig; folder: its checkpoint folder (ruclip.pretrained.checkpoint_folder);
-    backend: recorded unless it is 'torch' (so a PyTorch run's manifest is as it was before backends)."""
+def build_manifest(model: str, identity, inputs, partition_count: int, texts: bool) -> dict:
+    """model: the name the run loads; identity: its Predictor's ruclip.identity.ModelIdentity."""
     from .. import __version__
 
-    manifest = dict(
-        format=FORMAT, model=model, config_sha256=file_sha256(os.path.join(folder, 'config.json')),
-        tokenizer_sha256=file_sha256(os.path.join(folder, 'bpe.model')), weights=weights_fingerprint(folder),
-        compute_dtype=dtype, output_dtype='float16',
-        preprocessing=dict(image_size=config.image_resolution, mean=list(config.image_mean),
-                           std=list(config.image_std), resize='shorter side, centre crop', jpeg_draft=False),
-        input=dict(kind=inputs.kind, units=len(inputs.units), fingerprint=inputs.fingerprint()),
-        partition_count=partition_count, texts=texts, ruclip_version=__version__)
-    if backend != 'torch':
-        manifest.update(backend=backend)
-    return manifest
-
-
-def weights_fingerprint(folder: str) -> str:
-    """sha256 of the weight file's name, size, first and last MiB: tells checkpoints apart without
-    reading gigabytes."""
-    name = next(n for n in ('model.safetensors', 'pytorch_model.bin') if os.path.isfile(os.path.join(folder, n)))
-    path = os.path.join(folder, name)
-    size = os.path.getsize(path)
-    digest = hashlib.sha256(f'{name}\0{size}\0'.encode())
-    with open(path, 'rb') as file:
-        digest.update(file.read(WEIGHT_SAMPLE_BYTES))
-        file.seek(max(0, size - WEIGHT_SAMPLE_BYTES))
-        digest.update(file.read(WEIGHT_SAMPLE_BYTES))
-    return digest.hexdigest()
+    return dict(format=FORMAT, model=model, model_identity=identity.to_dict(), output_dtype='float16',
+                input=dict(kind=inputs.kind, units=len(inputs.units), fingerprint=inputs.fingerprint()),
+                partition_count=partition_count, texts=texts, ruclip_version=__version__)
 
 
 def manifest_digest(manifest: dict) -> str:

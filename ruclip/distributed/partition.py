@@ -43,6 +43,7 @@ class Settings:
     url_timeout: float = 10.0
     quiet: bool = True
     manifest_digest: str = ''
+    model_fingerprint: str = ''  # of the model the manifest records (job.start): every worker's must be it
 
 
 @dataclass
@@ -67,7 +68,8 @@ class Embedded:
 
 
 def predictor_for(settings: Settings):
-    """This process's Predictor for `settings` (loaded once, then reused)."""
+    """This process's Predictor for `settings` (loaded once, then reused), checked to be the model
+    the run's manifest records (settings.model_fingerprint, once job.start has set it)."""
     import torch
 
     from ..predictor import Predictor
@@ -82,14 +84,25 @@ def predictor_for(settings: Settings):
                                    backend=settings.backend)
             _PREDICTORS[key] = Predictor(clip, processor, device, bs=settings.batch_size, quiet=settings.quiet,
                                          num_workers=settings.num_workers)
-        return _PREDICTORS[key]
+        predictor = _PREDICTORS[key]
+    check_worker_model(predictor, settings)
+    return predictor
+
+
+def check_worker_model(predictor, settings: Settings) -> None:
+    """ValueError unless the predictor is the model the run's manifest records (a worker whose copy of
+    the checkpoint, backend or precision differs would write latents of another model)."""
+    identity = predictor.identity
+    if settings.model_fingerprint and identity.fingerprint != settings.model_fingerprint:
+        raise ValueError(f'this worker\'s model {identity.describe()} is not the one the run\'s manifest in '
+                         f'{settings.out} records (fingerprint {settings.model_fingerprint[:12]}): give every '
+                         f'worker the same checkpoint, backend and dtype')
 
 
 def embed_samples(predictor, samples: Iterable[Sample], texts: bool, with_captions: bool) -> Embedded:
     """Embed samples (URLs already fetched) in order; unreadable ones go to `failed` with the reason."""
     result = Embedded()
     candidates: List[Sample] = []
-    unreadable: Dict[int, str] = {}
 
     def fail(sample: Sample, reason: str) -> None:
         result.failed.append(dict(image_path=sample.image_path, key=sample.key, caption=sample.caption,
@@ -105,22 +118,12 @@ def embed_samples(predictor, samples: Iterable[Sample], texts: bool, with_captio
                 candidates.append(sample)
                 yield sample.image
 
-    def on_error(index: int, image, error: Exception) -> None:
-        unreadable[index] = str(error)
-
-    try:
-        latents = predictor.get_image_latents(images(), on_error=on_error).float().cpu().numpy()
-    except ValueError:
-        if not candidates or len(unreadable) < len(candidates):
-            raise
-        latents = np.zeros((0, predictor.clip_model.config.embed_dim), np.float32)  # none could be read
-    kept = []
-    for index, sample in enumerate(candidates):
-        if index in unreadable:
-            reason = unreadable[index]
-            fail(sample, reason if sample.image_path in reason else f'{sample.image_path}: {reason}')
-        else:
-            kept.append(sample)
+    embedded = predictor.embed_images(images(), progress=False)
+    for index, _, reason in embedded.failures:
+        sample = candidates[index]
+        fail(sample, reason if sample.image_path in reason else f'{sample.image_path}: {reason}')
+    kept = [candidates[index] for index in embedded.kept]
+    latents = embedded.latents.numpy()
     result.metadata = [sample.metadata(with_captions) for sample in kept]
     if kept:
         result.image_latents.append(latents)
@@ -135,7 +138,10 @@ def embed_partition(partition_id: int, inputs: Inputs, settings: Settings, predi
     partition's done marker: rows, failed, files with sizes and sha256."""
     if not settings.manifest_digest:
         raise ValueError('settings has no manifest digest: pass the settings that prepare(inputs, settings) returns')
-    predictor = predictor or predictor_for(settings)
+    if predictor is None:
+        predictor = predictor_for(settings)
+    else:
+        check_worker_model(predictor, settings)
     samples = fetched(inputs.partition_samples(partition_id, settings.partition_count), settings.url_timeout)
     embedded = embed_samples(predictor, samples, settings.texts, inputs.has_captions)
     return write_embedded(partition_id, embedded, settings, predictor.clip_model.config.embed_dim)

@@ -7,7 +7,6 @@ Two orders of the same ingredients, which give slightly different weights:
   averaged, then normalised.
 Either way the tokenizer lowercases every text, as RuCLIP was trained.
 """
-import copy
 from typing import Sequence
 
 import torch
@@ -27,9 +26,7 @@ def zero_shot_weights(predictor: Predictor, classnames: Sequence[str], templates
     classnames = str_list(classnames, 'classnames')
     templates = check_templates(str_list(templates, 'templates'))
     if order == 'predictor':
-        prompted = copy.copy(predictor)  # the same model and settings, these templates
-        prompted.templates = templates
-        return prompted.get_text_latents(classnames).float().cpu()
+        return predictor.get_text_latents(classnames, templates=templates).float().cpu()
     if order != 'clip':
         raise ValueError(f"order must be one of {list(ORDERS)}, got {order!r}")
     texts = [template.format(name) for name in classnames for template in templates]

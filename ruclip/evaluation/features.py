@@ -1,9 +1,8 @@
 """Image latents of an evaluation split, computed once and cached on disk.
 
-The key covers everything that changes the latents: the model (its config, backend, dtype and a
-digest of some of its weights, so two checkpoints of one architecture never share an entry), the image
-preprocessing (size, mean, std, JPEG draft mode) and the split (its source and every image's
-identity). Zero-shot, linear probe and retrieval on the same split and model reuse one file.
+The key covers everything that changes the latents: the model (its ruclip.identity.ModelIdentity:
+config, tokenizer, weights, backend, precision, preprocessing) and the split (its source and every
+image's identity). Zero-shot, linear probe and retrieval on the same split and model reuse one file.
 """
 import hashlib
 import json
@@ -19,31 +18,11 @@ from ..predictor import Predictor
 from .datasets import EvalSplit
 
 logger = logging.getLogger('ruclip')
-DIGESTED_WEIGHTS = ('visual.proj', 'text_projection', 'visual.conv1.weight', 'visual.ln_post.weight')
 
 
 def default_cache_dir() -> str:
     base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
     return os.path.join(base, 'ruclip', 'eval-features')
-
-
-def model_fingerprint(predictor: Predictor) -> dict:
-    """What identifies the latents a predictor computes: model config, dtype, weights digest, preprocessing."""
-    model, transform = predictor.clip_model, predictor.clip_processor.image_transform
-    digest = hashlib.sha256()
-    state = model.state_dict()
-    for name in DIGESTED_WEIGHTS:
-        if name in state:
-            digest.update(state[name].detach().float().cpu().numpy().tobytes())
-    config = model.config
-    fingerprint = {'config': {k: v for k, v in vars(config).items() if isinstance(v, (int, float, str, list, tuple))},
-                   'dtype': str(model.dtype), 'weights': digest.hexdigest(),
-                   'transform': [transform.size, list(transform.mean), list(transform.std)],
-                   'jpeg_draft': bool(predictor.jpeg_draft)}
-    backend = getattr(model, 'backend', 'torch')
-    if backend != 'torch':  # weights compiled into another runtime: its precision and the weights file name them
-        fingerprint.update(backend=backend, dtype=model.precision, weights=model.weights_sha256)
-    return fingerprint
 
 
 def split_fingerprint(split: EvalSplit) -> dict:
@@ -62,7 +41,7 @@ def split_fingerprint(split: EvalSplit) -> dict:
 
 
 def cache_key(predictor: Predictor, split: EvalSplit) -> str:
-    text = json.dumps([model_fingerprint(predictor), split_fingerprint(split)], sort_keys=True, default=str)
+    text = json.dumps([predictor.identity.fingerprint, split_fingerprint(split)], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

@@ -1,5 +1,5 @@
 """ImageIndex: an on-disk index of image latents for search by text, by example image or both."""
-import copy
+import dataclasses
 import os
 import threading
 from dataclasses import dataclass
@@ -8,7 +8,7 @@ from typing import Iterable, List, Optional, Union
 import numpy as np
 
 from . import approximate, database, exact, importers, matrix, scan, update
-from .identity import check_same_model, model_identity
+from ..identity import check_same_model
 from .query import as_terms, query_latent
 
 
@@ -29,7 +29,7 @@ class ImageIndex:
         one, called the first time the model is needed (so an update that finds nothing new and a
         search by a stored image never load it). Any other model is refused with an error naming
         both. May be None for an existing index that is only searched by stored latents.
-    model_name: how to name the model in the index (default: 'unnamed model').
+    model_name: how to name the model in the index (default: the name ruclip.load was given).
     readonly: open the file read-only; search works, update and import raise PermissionError.
     wait: seconds an update waits for another process's update to finish before IndexBusy.
     Latents are stored as float32, exactly as the predictor returned them. One ImageIndex may be
@@ -51,7 +51,8 @@ class ImageIndex:
     # ---- what it holds ---------------------------------------------------------------------------
     @property
     def model(self) -> Optional[dict]:
-        """The identity of the model that filled the index (see identity.model_identity), None when new."""
+        """The identity of the model that filled the index (a ruclip.identity.ModelIdentity's to_dict()),
+        None when new."""
         return None if self._connection is None else database.meta(self._connection, 'model')
 
     def __len__(self) -> int:
@@ -81,10 +82,12 @@ class ImageIndex:
                 raise ValueError(f'index {self.path} needs its model for this: give ImageIndex a predictor')
             predictor = self._source() if callable(self._source) and not hasattr(self._source, 'clip_model') \
                 else self._source
-            identity = model_identity(predictor, self._model_name)
+            identity = predictor.identity
+            if self._model_name:
+                identity = dataclasses.replace(identity, name=self._model_name)
             if self.model is not None:
-                check_same_model(self.model, identity, self.path)
-            self._predictor, self._identity = predictor, identity
+                check_same_model(self.model, identity, f'index {self.path}')
+            self._predictor, self._identity = predictor, identity.to_dict()
         return self._predictor
 
     # ---- changing it -----------------------------------------------------------------------------
@@ -172,9 +175,7 @@ class ImageIndex:
             is given, else exact; True: faiss (built now if needed); False: exact.
         """
         terms = as_terms(query)
-        quiet = copy.copy(self.predictor)
-        quiet.quiet = True
-        return self.search_latent(query_latent(quiet, terms, templates), k, prefix=prefix,
+        return self.search_latent(query_latent(self.predictor, terms, templates), k, prefix=prefix,
                                   approximate_search=approximate_search)
 
     def similar(self, row_id: int, k: int = 10, **options) -> List[Hit]:

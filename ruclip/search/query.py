@@ -96,7 +96,7 @@ def query_latent(predictor, terms: List[Term], templates: bool = True) -> np.nda
     if images:
         from ..image import open_image
         decoded = [open_image(term.value) for term in images]  # an unreadable one raises, naming it
-        latents.append(predictor.get_image_latents(decoded).float().cpu().numpy())
+        latents.append(predictor.get_image_latents(decoded, progress=False).float().cpu().numpy())
     weights = np.array([term.weight for term in texts + images], dtype=np.float32)
     total = weights @ np.concatenate(latents)
     norm = float(np.linalg.norm(total))

@@ -3,10 +3,9 @@
 Order of work, so that a crash at any moment loses at most the batch being embedded: first one
 transaction records touched files (same content, new mtime), files whose content the index already
 holds (moved, renamed or copied: their latent is copied, not recomputed) and drops files that are
-gone; then new and changed files are embedded with Predictor.get_image_latents and committed
+gone; then new and changed files are embedded with Predictor.embed_images and committed
 `commit_every` images per transaction. A rerun sees committed files as unchanged and embeds the rest.
 """
-import copy
 import logging
 import os
 import sqlite3
@@ -71,28 +70,16 @@ def _record_known(connection, changes: Changes, report: UpdateReport) -> List[Fo
 
 def _embed(connection, items: List[Found], predictor, commit_every: int, report: UpdateReport,
            index_path: str) -> None:
-    quiet = copy.copy(predictor)  # the same model, without a progress bar per batch of commits
-    quiet.quiet = True
     with tqdm(total=len(items), unit='image', desc='indexing', disable=predictor.quiet) as progress:
         for start in range(0, len(items), commit_every):
             batch = items[start:start + commit_every]
-            failed = {}
-
-            def skip(position, path, error):
-                reason = str(error)
-                logger.warning('skipped: %s', reason if path in reason else f'{path}: {reason}')
-                failed[position] = (path, reason)
-
-            try:
-                latents = quiet.get_image_latents([item.path for item in batch], on_error=skip)
-            except ValueError:
-                if len(failed) < len(batch):
-                    raise
-                latents = None  # none of this batch could be read
-            kept = [item for position, item in enumerate(batch) if position not in failed]
-            rows = [] if latents is None else [
-                (os.fsencode(item.path), item.size, item.mtime_ns, item.hash, latent.tobytes())
-                for item, latent in zip(kept, latents.float().cpu().numpy().astype(np.float32, copy=False))]
+            embedded = predictor.embed_images([item.path for item in batch], progress=False)
+            failed = [(path, reason) for _, path, reason in embedded.failures]
+            for _, reason in failed:
+                logger.warning('skipped: %s', reason)
+            rows = [(os.fsencode(batch[position].path), batch[position].size, batch[position].mtime_ns,
+                     batch[position].hash, latent.tobytes())
+                    for position, latent in zip(embedded.kept, embedded.latents.numpy())]
             try:
                 with database.transaction(connection):
                     connection.executemany(UPSERT, rows)
@@ -103,7 +90,7 @@ def _embed(connection, items: List[Found], predictor, commit_every: int, report:
                                       f'{len(items) - report.embedded - len(report.skipped)}') from None
                 raise
             report.embedded += len(rows)
-            report.skipped.extend(failed[position] for position in sorted(failed))
+            report.skipped.extend(failed)
             progress.update(len(batch))
 
 

@@ -150,13 +150,14 @@ def test_sharded_embed_records_what_the_defaults_resolved_to(capsys, tmp_path, r
                                                               tiny_checkpoint):
     """--backend auto --dtype auto are resolved once, by the run's starter: every partition runs that."""
     for options, backend, dtype in (([], 'openvino', default_model[0].precision),
-                                    (TORCH_FP32, None, 'float32')):
+                                    (TORCH_FP32, 'torch', 'float32')):
         out = tmp_path / f'shards-{backend}'
         code, _, err = run(capsys, 'embed', *readable, '--out', out, '--partitions', 2, '--model', tiny_checkpoint,
                            '-q', *options)
         assert code == 0, err
         manifest = json.loads((out / '_manifest.json').read_text())
-        assert (manifest.get('backend'), manifest['compute_dtype']) == (backend, dtype)
+        recorded = manifest['model_identity']
+        assert (recorded['backend'], recorded['dtype']) == (backend, dtype)
 
 
 @pytest.mark.parametrize('options, message', [

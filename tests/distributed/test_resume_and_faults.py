@@ -40,9 +40,9 @@ def test_a_rerun_skips_the_partitions_done_and_redoes_the_rest(image_folder, tin
 
 
 @pytest.mark.parametrize('change, field', [
-    (dict(dtype='float16'), 'compute_dtype'),
+    (dict(dtype='float16'), 'model_identity'),
     (dict(partition_count=5), 'partition_count'),
-    ('other model', 'weights'),
+    ('other model', 'model_identity'),
     ('other input', 'input'),
 ])
 def test_a_folder_of_another_run_is_refused_unless_overwrite(change, field, image_folder, tiny_checkpoint,

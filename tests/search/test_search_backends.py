@@ -5,7 +5,6 @@ import pytest
 import ruclip
 from helpers.library import predictor_for, write_library
 from ruclip.cli import main
-from ruclip.search.identity import model_identity
 
 
 def openvino_predictor(checkpoint, dtype):
@@ -14,13 +13,14 @@ def openvino_predictor(checkpoint, dtype):
 
 
 def test_the_identity_covers_backend_precision_and_the_weights(tiny_checkpoint, checkpoint_factory):
-    torch_fp32 = model_identity(predictor_for(tiny_checkpoint))
-    assert (torch_fp32['backend'], torch_fp32['dtype']) == ('torch', 'float32')
-    openvino_fp32 = model_identity(openvino_predictor(tiny_checkpoint, 'fp32'))
-    assert (openvino_fp32['backend'], openvino_fp32['dtype']) == ('openvino', 'fp32')
-    other_weights = model_identity(openvino_predictor(checkpoint_factory(seed=1), 'fp32'))  # the same config
-    assert len({torch_fp32['fingerprint'], openvino_fp32['fingerprint'], other_weights['fingerprint']}) == 3
-    assert model_identity(openvino_predictor(tiny_checkpoint, 'fp32')) == openvino_fp32  # stable
+    torch_fp32 = predictor_for(tiny_checkpoint).identity
+    assert (torch_fp32.backend, torch_fp32.dtype) == ('torch', 'float32')
+    openvino_fp32 = openvino_predictor(tiny_checkpoint, 'fp32').identity
+    assert (openvino_fp32.backend, openvino_fp32.dtype) == ('openvino', 'fp32')
+    other_weights = openvino_predictor(checkpoint_factory(seed=1), 'fp32').identity  # the same config
+    assert len({torch_fp32.fingerprint, openvino_fp32.fingerprint, other_weights.fingerprint}) == 3
+    assert openvino_predictor(tiny_checkpoint, 'fp32').identity == openvino_fp32  # stable
+    assert torch_fp32.differences(openvino_fp32) == 'backend torch vs openvino, dtype float32 vs fp32'
 
 
 def test_an_index_refuses_latents_of_another_backend(tmp_path, tiny_checkpoint):
@@ -28,7 +28,7 @@ def test_an_index_refuses_latents_of_another_backend(tmp_path, tiny_checkpoint):
     index = ruclip.ImageIndex(tmp_path / 'lib.index', openvino_predictor(tiny_checkpoint, 'fp32'))
     index.update([tmp_path / 'lib'])
     assert index.model['backend'] == 'openvino'
-    with pytest.raises(ValueError, match=r"\(openvino fp32, .*not with .*\(torch float32, .*backend openvino vs torch"):
+    with pytest.raises(ValueError, match=r"\(openvino fp32, .*not of .*\(torch float32, .*backend openvino vs torch"):
         ruclip.ImageIndex(index.path, predictor_for(tiny_checkpoint)).search('кошка')
     assert len(ruclip.ImageIndex(index.path, openvino_predictor(tiny_checkpoint, 'fp32')).search('кошка', k=2)) == 2
 

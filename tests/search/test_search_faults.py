@@ -85,9 +85,9 @@ def test_foreign_newer_and_non_sqlite_files_are_refused(tmp_path, predictor):
 def test_another_model_is_refused_naming_both(built, checkpoint_factory, tmp_path):
     other = checkpoint_factory(seed=1)
     index = ruclip.ImageIndex(built.path, predictor_for(other), model_name='other-model')
-    with pytest.raises(ValueError, match=r"built with the model '.*' .* not with 'other-model'"):
+    with pytest.raises(ValueError, match=r"holds latents of the model '.*' .* not of 'other-model'"):
         index.search('кошка')
-    with pytest.raises(ValueError, match='not with'):
+    with pytest.raises(ValueError, match='not of'):
         album = tmp_path / 'lib' / 'album0'
         (album / 'x.png').write_bytes((album / 'photo0000.jpg').read_bytes())  # a move: no embedding needed
         os.remove(album / 'photo0000.jpg')
