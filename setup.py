@@ -12,9 +12,11 @@ DISTRIBUTED = ['pyarrow>=14']  # metadata parquet files, parquet/CSV tables
 RAY = ['ray[data]>=2.40'] + DISTRIBUTED
 DISTRIBUTED_TEST = ['embedding-reader>=1.7', 'webdataset>=0.2', 'faiss-cpu>=1.7']  # readers of the clip-retrieval layout
 EVAL = ['scikit-learn>=1.3', 'torchvision', 'scipy']  # scipy: torchvision's Flowers102, StanfordCars, ImageNet devkit
-OPENVINO = ['openvino>=2025.1', 'nncf>=2.16']  # nncf: int8 only; ~250 MB installed with scipy and scikit-learn
+OPENVINO = ['openvino>=2025.1', 'nncf>=2.16']  # nncf: int8 only; ~430 MB installed with scipy and scikit-learn
 SEARCH = ['pyarrow>=10']  # only to read clip-retrieval's parquet metadata: the index itself is sqlite3 + numpy
 FAISS = ['faiss-cpu>=1.8']
+DOCS = ['mkdocs>=1.6', 'mkdocs-material>=9.5', 'mkdocstrings[python]>=0.26']  # mkdocs.yml: the docs site
+NOTEBOOKS = ['nbformat>=5', 'nbclient>=0.10', 'ipykernel']  # tests/docs runs examples/*.ipynb
 
 setup(
     name='ruclip',
@@ -38,9 +40,10 @@ setup(
         'ray': RAY,
         'eval': EVAL,
         'openvino': OPENVINO,
+        'docs': DOCS,
         # the suite's tools; none needs a compiler
         'test': ['pytest', 'pytest-timeout', 'torchvision', 'matplotlib>=3.6'] + ONNX + HF + RAY + DISTRIBUTED_TEST
-                + EVAL + ['clip-benchmark'] + OPENVINO + SEARCH + FAISS + ['selenium>=4.10'],
+                + EVAL + ['clip-benchmark'] + OPENVINO + SEARCH + FAISS + ['selenium>=4.10'] + DOCS + NOTEBOOKS,
         # tests/parity/: against youtokentome and the original ruclip 0.0.2 (fetched by the tests from PyPI);
         # youtokentome has no wheels: install it with --no-build-isolation, Cython and wheel present
         'parity': ['youtokentome', 'more-itertools'],

@@ -19,8 +19,10 @@ CHUNK_ELEMENTS = 1 << 24  # rank_latents() holds at most about this many similar
 class TopK:
     """The k best columns of each row of a score matrix, best first.
 
-    indices: [rows, k] long, column indices; scores: [rows, k] float, their scores;
-    labels: the columns' names per row (labels[row][j] names indices[row, j]), or None.
+    Attributes:
+        indices: `[rows, k]` long tensor, the column indices.
+        scores: `[rows, k]` float tensor, their scores.
+        labels: the columns' names per row (`labels[row][j]` names `indices[row, j]`), or None.
     """
     indices: torch.Tensor
     scores: torch.Tensor

@@ -260,14 +260,10 @@ def test_missing_openvino_names_the_extra(tiny_checkpoint, monkeypatch):
         ruclip.load(tiny_checkpoint, backend='openvino')
 
 
-def test_readme_openvino_example_runs(hub_with_all_models, monkeypatch, tmp_path):
-    import re
-    from pathlib import Path
-
+def test_docs_openvino_example_runs(hub_with_all_models, monkeypatch, tmp_path):
+    from helpers.doc_blocks import DOCS, code_blocks
     from helpers.images import rgb_image as picture
-    readme = (Path(__file__).resolve().parents[2] / 'README.md').read_text(encoding='utf-8')
-    section = readme.split('## CPU runtime: OpenVINO')[1].split('\n## ')[0]
-    (block,) = re.findall(r'```python\n(.*?)```', section, flags=re.S)
+    (block,) = code_blocks(DOCS / 'cpu.md', 'CPU runtime: OpenVINO (fp32, bf16, int8)')
     for name in ('a.jpg', 'b.jpg'):
         picture(64, 48).save(tmp_path / name)
     monkeypatch.chdir(tmp_path)

@@ -1,24 +1,22 @@
-"""README's 'Embedding millions of images' section: its commands parse, its Python runs on tiny data."""
+"""docs/embed.md: its commands parse, its Python runs on tiny data."""
 import importlib
 import os
-import re
 import shlex
 
 
 from ruclip.cli import build_parser
-from test_readme import README, readme_python_blocks
+from helpers.doc_blocks import DOCS, code_blocks
 
-HEADING = 'Embedding millions of images: shards, resume, SLURM, Ray, Spark'
+PAGE = DOCS / 'embed.md'
 
 
 def section_commands():
-    section = README.read_text(encoding='utf-8').split(f'\n## {HEADING}\n', 1)[1].split('\n## ', 1)[0]
-    lines = [line for block in re.findall(r'```bash\n(.*?)```', section, flags=re.S) for line in block.splitlines()]
+    lines = [line for block in code_blocks(PAGE, language='bash') for line in block.splitlines()]
     lines = [line.replace('${SLURM_ARRAY_TASK_ID}', '5') for line in lines if line.strip() and not line.startswith('#')]
     return [shlex.split(line, comments=True) for line in lines]
 
 
-def test_the_readme_commands_parse():
+def test_the_docs_commands_parse():
     commands = [c for c in section_commands() if c[:2] == ['ruclip', 'embed']]
     assert len(commands) == 6
     for command in commands:
@@ -42,9 +40,9 @@ class FakeSparkContext:
         self.calls = [function(i) for i in self.items]
 
 
-def test_the_readme_python_and_spark_recipe_run(tmp_path, monkeypatch, image_folder, tiny_checkpoint):
+def test_the_docs_python_and_spark_recipe_run(tmp_path, monkeypatch, image_folder, tiny_checkpoint):
     importlib.import_module('pyarrow')
-    (block,) = readme_python_blocks(HEADING)
+    (block,) = code_blocks(PAGE)
     monkeypatch.chdir(tmp_path)
     os.symlink(image_folder, 'photos')
     code = block.replace("'ruclip-vit-base-patch32-224'", repr(str(tiny_checkpoint)))

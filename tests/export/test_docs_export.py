@@ -1,24 +1,21 @@
-"""README's 'Deploying elsewhere' examples run against a tiny checkpoint served by a local Hub stand-in."""
+"""docs/export.md's examples run against a tiny checkpoint served by a local Hub stand-in."""
 import importlib
-import re
 import shlex
 
 import pytest
 
+from helpers.doc_blocks import DOCS, code_blocks, command_lines
 from helpers.images import rgb_image
 from ruclip.cli import build_parser
-from test_readme import README, readme_python_blocks
 
-HEADING = 'Deploying elsewhere: ONNX and Hugging Face transformers'
+PAGE = DOCS / 'export.md'
 
 
 def readme_bash_commands():
-    section = README.read_text(encoding='utf-8').split(f'\n## {HEADING}\n', 1)[1].split('\n## ', 1)[0]
-    blocks = re.findall(r'```bash\n(.*?)```', section, flags=re.S)
-    return [shlex.split(line, comments=True) for block in blocks for line in block.splitlines() if line.strip()]
+    return [shlex.split(line, comments=True) for line in command_lines(PAGE)]
 
 
-def test_readme_commands_parse():
+def test_docs_commands_parse():
     commands = readme_bash_commands()
     assert [c[:2] for c in commands] == [['ruclip', 'export-onnx'], ['ruclip', 'export-hf']]
     for command in commands:
@@ -33,19 +30,19 @@ def cat_picture(tmp_path, monkeypatch):
 
 
 @pytest.mark.usefixtures('hub_with_all_models')
-def test_readme_onnx_example_runs(cat_picture):
+def test_docs_onnx_example_runs(cat_picture):
     importlib.import_module('onnxruntime')
     importlib.import_module('onnxscript')
-    onnx_block, _ = readme_python_blocks(HEADING)
+    (onnx_block,) = code_blocks(PAGE, 'ONNX')
     namespace = {}
     exec(onnx_block, namespace)
     assert namespace['image_latents'].shape == (1, 24) and namespace['text_latents'].shape == (2, 24)
 
 
 @pytest.mark.usefixtures('hub_with_all_models')
-def test_readme_transformers_example_runs(cat_picture):
+def test_docs_transformers_example_runs(cat_picture):
     importlib.import_module('transformers')
-    _, hf_block = readme_python_blocks(HEADING)
+    (hf_block,) = code_blocks(PAGE, 'Hugging Face transformers')
     namespace = {}
     exec(hf_block, namespace)
     assert namespace['probs'].shape == (1, 2)

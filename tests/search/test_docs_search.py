@@ -1,22 +1,16 @@
-"""The README's search section, run as written against the Hub stand-in's tiny checkpoint."""
+"""docs/search.md's commands and Python, run as written against the Hub stand-in's tiny checkpoint."""
 import importlib
-import re
 import shlex
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers.doc_blocks import DOCS, code_blocks
 from helpers.images import rgb_image
 from helpers.library import write_library
 from ruclip.cli import main
 
-README = Path(__file__).resolve().parents[2] / 'README.md'
-HEADING = '## Search a photo library: `ruclip index`, `ruclip search`, `ruclip serve`'
-
-
-def section() -> str:
-    return README.read_text(encoding='utf-8').split(f'\n{HEADING}\n', 1)[1].split('\n## ', 1)[0]
+PAGE = DOCS / 'search.md'
 
 
 @pytest.fixture
@@ -31,8 +25,8 @@ def home(tmp_path, monkeypatch, hub_with_all_models):
     return tmp_path / 'home'
 
 
-def test_readme_commands_run(home, capsys):
-    (block,) = [b for b in re.findall(r'```bash\n(.*?)```', section(), flags=re.S) if 'ruclip index' in b]
+def test_docs_commands_run(home, capsys):
+    (block,) = [b for b in code_blocks(PAGE, language='bash') if 'ruclip index' in b]
     ran = 0
     for line in block.splitlines():
         command = line.split('  #')[0].strip()
@@ -46,8 +40,8 @@ def test_readme_commands_run(home, capsys):
     assert '15 embedded' in output and '"path"' in output
 
 
-def test_readme_python_example_runs(home, tmp_path):
-    (block,) = re.findall(r'```python\n(.*?)```', section(), flags=re.S)
+def test_docs_python_example_runs(home, tmp_path):
+    (block,) = code_blocks(PAGE)
     import ruclip
     clip, processor = ruclip.load('ruclip-vit-base-patch32-384')
     predictor = ruclip.Predictor(clip, processor, 'cpu', quiet=True)

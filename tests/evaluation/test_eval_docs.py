@@ -1,34 +1,28 @@
-"""The README's benchmark example, run as written on a tiny Food101 copy and a tiny trained checkpoint."""
+"""docs/evaluate.md's Python example, run as written on a tiny Food101 copy and a tiny trained checkpoint."""
 import importlib
-import re
-from pathlib import Path
-
 
 from helpers.checkpoints import write_checkpoint
+from helpers.doc_blocks import DOCS, code_blocks
 from helpers.eval_data import SMALL_ARCHITECTURE, train_colour_checkpoint, write_food101
 from ruclip.evaluation import prompts
 
-README = Path(__file__).resolve().parents[2] / 'README.md'
+
+def docs_example() -> str:
+    (block,) = code_blocks(DOCS / 'evaluate.md')
+    return block
 
 
-def readme_example() -> str:
-    text = README.read_text(encoding='utf-8')
-    section = text[text.index('## Benchmarks: zero-shot, linear probe and retrieval'):]
-    section = section[:section.index('\n## ', 10)]
-    return re.findall(r'```python\n(.*?)```', section, re.S)[0]
-
-
-def test_readme_benchmark_example_runs(tmp_path, monkeypatch, bpe_model, capsys):
+def test_docs_evaluation_example_runs(tmp_path, monkeypatch, bpe_model, capsys):
     importlib.import_module('torchvision')
     base = write_checkpoint(tmp_path / 'base', SMALL_ARCHITECTURE, bpe_model)
     model = train_colour_checkpoint(base, tmp_path / 'model')
     write_food101(tmp_path / 'data', prompts.english_names('food101'), per_class=2)
     monkeypatch.chdir(tmp_path)
-    code = readme_example()
+    code = docs_example()
     assert "ruclip.load('ruclip-vit-base-patch32-224')" in code and "load_split('food101', 'data/')" in code
     code = code.replace("ruclip.load('ruclip-vit-base-patch32-224')", f"ruclip.load({str(model)!r})")
     namespace = {}
-    exec(compile(code, 'README.md', 'exec'), namespace)
+    exec(compile(code, 'docs/evaluate.md', 'exec'), namespace)
     assert namespace['record']['dataset'] == 'food101' and namespace['record']['n_images'] == 8
     assert (tmp_path / 'food101.json').is_file()
     out = capsys.readouterr().out
