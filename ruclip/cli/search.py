@@ -106,7 +106,8 @@ def _run_index(args) -> int:
     print(f'{index.path}: {", ".join(parts)}; {len(index)} images in the index')
     if report is None:
         return 0
-    return exit_code(report.skipped, report.embedded + len(report.skipped))
+    files_skipped = sum(1 for path, _ in report.skipped if not os.path.isdir(path))
+    return exit_code(report.skipped, report.embedded + files_skipped)
 
 
 # ---- ruclip search -----------------------------------------------------------------------------
