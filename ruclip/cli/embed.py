@@ -39,7 +39,8 @@ def _embed_arguments(parser):
     shards.add_argument('--url-timeout', type=float, default=10.0, metavar='SECONDS',
                         help='seconds to wait for each URL (default 10); a URL that fails is recorded in failed/')
     shards.add_argument('--overwrite', action='store_true',
-                        help='delete shards of another run (other model, dtype, input...) in --out and start again')
+                        help='delete shards of another run (other model, dtype, input...) in --out and start again: '
+                             'only the files a run writes; a folder without _manifest.json is never touched')
     shards.add_argument('--ray-address', metavar='ADDRESS',
                         help='the Ray cluster to use (default: RAY_ADDRESS, else a new local one)')
     shards.add_argument('--actors', type=positive_int, metavar='N',
