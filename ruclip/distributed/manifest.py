@@ -12,7 +12,7 @@ deletes only what it can show it wrote.
 import hashlib
 import json
 import os
-from typing import Optional
+from typing import List, Optional
 
 from .._outputs import atomic_open
 from .shards import FOLDERS, file_sha256, is_shard_file
@@ -99,6 +99,12 @@ def prepare_output(out: str, manifest: dict, overwrite: bool = False) -> str:
         with atomic_open(os.path.join(out, MANIFEST), 'w', encoding='utf-8') as file:
             json.dump(manifest, file, indent=1, ensure_ascii=False)
     return manifest_digest(manifest)
+
+
+def written_paths(out: str) -> List[str]:
+    """What a run writes in `out`: the layout's folders, the manifest and _SUCCESS (none of them may
+    be, or hold, one of its inputs)."""
+    return [os.path.join(out, name) for name in (*FOLDERS, MANIFEST, SUCCESS)]
 
 
 def clear_shards(out: str) -> None:
