@@ -132,18 +132,23 @@ def test_a_full_disk_during_an_export_leaves_no_folder_and_no_half_export(capsys
     assert sorted(p.name for p in tmp_path.iterdir()) == ['old']
 
 
-def test_an_export_over_a_folder_replaces_its_files_and_keeps_the_others(capsys, tmp_path, tiny_checkpoint):
+def test_an_export_over_a_folder_replaces_only_files_an_export_wrote(capsys, tmp_path, tiny_checkpoint):
     importlib.import_module('transformers')
     out = tmp_path / 'hf'
     out.mkdir()
-    (out / 'config.json').write_text('{"old": true}')
+    (out / 'config.json').write_text('{"mine": true}')  # the user's own file, named as one of the export's
     (out / 'notes.txt').write_text('mine')
-    code, stdout, _ = run(capsys, 'export-hf', '--model', tiny_checkpoint, '--out', out, '--overwrite', '-q')
-    written = stdout.splitlines()
-    assert code == 0 and str(out / 'config.json') in written and str(out / 'notes.txt') not in written
-    assert json.loads((out / 'config.json').read_text())['model_type'] == 'clip'
-    assert (out / 'notes.txt').read_text() == 'mine'
-    assert sorted(written) == written and all(Path(path).is_file() for path in written)
+    code, stdout, err = run(capsys, 'export-hf', '--model', tiny_checkpoint, '--out', out, '--overwrite', '-q')
+    assert code == 2 and stdout == '' and 'holds config.json, which ruclip did not write there' in err
+    assert snapshot(out) == {'config.json': b'{"mine": true}', 'notes.txt': b'mine'}
+    (out / 'config.json').unlink()
+    for _ in range(2):  # a new export, then one over it
+        code, stdout, _ = run(capsys, 'export-hf', '--model', tiny_checkpoint, '--out', out, '--overwrite', '-q')
+        written = stdout.splitlines()
+        assert code == 0 and str(out / 'config.json') in written and str(out / 'notes.txt') not in written
+        assert json.loads((out / 'config.json').read_text())['model_type'] == 'clip'
+        assert (out / 'notes.txt').read_text() == 'mine'
+        assert sorted(written) == written and all(Path(path).is_file() for path in written)
 
 
 # ---- SIGKILL and Ctrl-C --------------------------------------------------------------------------

@@ -108,6 +108,13 @@ def load_model(args: argparse.Namespace):
     return clip, processor, device
 
 
+def model_folders(args: argparse.Namespace) -> List[str]:
+    """--model when it names a checkpoint folder, as a list: what no output may be written into (see
+    _outputs.check_not_input); a model by name lives in the Hugging Face cache, which no output enters."""
+    model = getattr(args, 'model', None)
+    return [model] if model and os.path.isdir(model) else []
+
+
 def model_device(args: argparse.Namespace):
     """--device, else cuda when available, else the CPU; a UsageError for cuda without CUDA."""
     import torch

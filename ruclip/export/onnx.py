@@ -99,7 +99,7 @@ def export_onnx(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.Pat
     example_ids = torch.zeros(2, model.context_length, dtype=torch.long, device=device)  # [2, context_length]
     example_ids[:, 1] = model.eos_id
     written = {}
-    with replacing_folder(out_dir) as temporary:
+    with replacing_folder(out_dir, record=True) as temporary:
         written.update(_export(ImageTower(model), torch.zeros(2, 3, size, size, device=device), 'pixel_values',
                                'image_latents', {0: batch}, os.path.join(temporary, IMAGE_FILE), opset, model, 'image'))
         written.update(_export(TextTower(model), example_ids, 'input_ids', 'text_latents', {0: batch, 1: length},

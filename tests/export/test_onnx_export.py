@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ruclip import RuCLIPProcessor, load
+from ruclip._outputs import EXPORT_RECORD
 from ruclip.export.onnx import IMAGE_FILE, TEXT_FILE, OnnxCLIP, export_onnx
 from helpers.images import SIZES, rgb_image
 from helpers.texts import varied_texts
@@ -149,7 +150,7 @@ def test_export_finds_a_model_in_a_given_cache_and_returns_the_files_written(hub
     paths = export_onnx('ruclip-vit-base-patch32-224', out, cache_dir=str(hub_cache), local_files_only=True)
     assert paths == {key: str(out / name) for key, name in (('image', IMAGE_FILE), ('text', TEXT_FILE),
                                                             ('config', 'config.json'), ('bpe_model', 'bpe.model'))}
-    assert sorted(path.name for path in out.iterdir()) == sorted(os.path.basename(path) for path in paths.values())
+    assert sorted(path.name for path in out.iterdir()) == sorted([EXPORT_RECORD, *map(os.path.basename, paths.values())])
 
 
 def test_export_refuses_the_checkpoint_folder_and_a_folder_with_files(tiny_checkpoint, tmp_path, loaded):
