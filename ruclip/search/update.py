@@ -12,7 +12,6 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Callable, List, Tuple
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from . import database
