@@ -1,5 +1,4 @@
 """README's probabilities, pictures and command-line sections run as written, on a local Hub stand-in."""
-import importlib
 import re
 import shlex
 
@@ -9,7 +8,7 @@ import torch
 from helpers.images import rgb_image
 from test_readme import README, readme_python_blocks
 
-importlib.import_module('matplotlib')
+pytest.importorskip('matplotlib')
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """README's 'Embedding millions of images' section: its commands parse, its Python runs on tiny data."""
-import importlib
 import os
 import re
 import shlex
 
+import pytest
 
 from ruclip.cli import build_parser
 from test_readme import README, readme_python_blocks
@@ -43,7 +43,7 @@ class FakeSparkContext:
 
 
 def test_the_readme_python_and_spark_recipe_run(tmp_path, monkeypatch, image_folder, tiny_checkpoint):
-    importlib.import_module('pyarrow')
+    pytest.importorskip('pyarrow')
     (block,) = readme_python_blocks(HEADING)
     monkeypatch.chdir(tmp_path)
     os.symlink(image_folder, 'photos')

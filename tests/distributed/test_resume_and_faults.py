@@ -1,5 +1,4 @@
 """Resume, refusal to mix runs, a run killed by SIGKILL, a full disk, and the embed command."""
-import importlib
 import errno
 import os
 import signal
@@ -16,7 +15,7 @@ from ruclip.cli import main
 from ruclip.distributed import Settings, list_inputs, run_local
 from ruclip.distributed import partition as partition_module
 
-importlib.import_module('pyarrow')
+pytest.importorskip('pyarrow')
 
 
 def settings(tiny_checkpoint, out, **options):

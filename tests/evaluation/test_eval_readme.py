@@ -1,8 +1,8 @@
 """The README's benchmark example, run as written on a tiny Food101 copy and a tiny trained checkpoint."""
-import importlib
 import re
 from pathlib import Path
 
+import pytest
 
 from helpers.checkpoints import write_checkpoint
 from helpers.eval_data import SMALL_ARCHITECTURE, train_colour_checkpoint, write_food101
@@ -19,7 +19,7 @@ def readme_example() -> str:
 
 
 def test_readme_benchmark_example_runs(tmp_path, monkeypatch, bpe_model, capsys):
-    importlib.import_module('torchvision')
+    pytest.importorskip('torchvision')
     base = write_checkpoint(tmp_path / 'base', SMALL_ARCHITECTURE, bpe_model)
     model = train_colour_checkpoint(base, tmp_path / 'model')
     write_food101(tmp_path / 'data', prompts.english_names('food101'), per_class=2)
