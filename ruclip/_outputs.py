@@ -113,9 +113,9 @@ def _fsync_folder(folder: str) -> None:
         pass
 
 
-def check_writable_file(path: str, what: str, inputs: Iterable = ()) -> None:
-    """Raise ValueError unless `path` can be created or overwritten as a file, is none of `inputs`
-    (paths compared once symlinks are resolved) and lies outside any Hugging Face cache."""
+def check_writable_file(path: str, what: str, inputs: Iterable = (), inside: Iterable = ()) -> None:
+    """Raise ValueError unless `path` can be created or overwritten as a file, lies outside any Hugging
+    Face cache and passes check_not_input(path, what, inputs, inside)."""
     cache = _hub_cache_repo(path)
     if cache:
         raise ValueError(f'{what}: {path} is inside the Hugging Face cache ({cache}); choose a file outside it')
@@ -127,10 +127,40 @@ def check_writable_file(path: str, what: str, inputs: Iterable = ()) -> None:
     _check_writable_folder(folder, what)
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise ValueError(f'{what}: {path} cannot be overwritten (permission denied)')
-    target = os.path.realpath(path)
+    check_not_input(path, what, inputs, inside)
+
+
+def check_not_input(path, what: str, inputs: Iterable = (), inside: Iterable = ()) -> None:
+    """The one check that an output never replaces what a command reads: a ValueError when `path`
+    (a file or folder to write) is one of `inputs` (files or folders of any kind: images, tables,
+    dataset files, tar shards, result files), the same file however it is named (symlinks and hard
+    links), when `path` is a folder that holds one of them, or when `path` is or lies inside one of
+    the folders `inside` (a checkpoint folder, which nothing is written into)."""
+    path = os.fspath(path)
+    for folder in inside:
+        check_outside(path, folder, what, role='of the model')
+    if not os.path.exists(path):
+        return  # every input exists: a new name is none of them
+    if os.path.isdir(path):
+        for source in inputs:
+            if within(source, path):
+                raise ValueError(f'{what}: {path} holds {os.fspath(source)}, one of the inputs; choose another folder')
+        return
+    written = os.stat(path)
     for source in inputs:
-        if os.path.realpath(source) == target:
-            raise ValueError(f'{what}: {path} is one of the inputs; choose another file name')
+        try:
+            read = os.stat(source)
+        except OSError:
+            continue
+        if (read.st_dev, read.st_ino) == (written.st_dev, written.st_ino):
+            name = '' if os.path.abspath(os.fspath(source)) == os.path.abspath(path) else f' ({os.fspath(source)})'
+            raise ValueError(f'{what}: {path} is one of the inputs{name}; choose another file name')
+
+
+def within(path, folder) -> bool:
+    """Whether `path` is `folder` or lies inside it, once symlinks are resolved."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def check_export_folder(out_dir, model, overwrite: bool = False) -> str:
@@ -154,7 +184,8 @@ def check_export_folder(out_dir, model, overwrite: bool = False) -> str:
         raise ValueError(f'out_dir {out_dir} is a file, expected a folder')
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
         raise ValueError(f'out_dir {out_dir} is not empty; choose a new or empty folder, or pass overwrite=True '
-                         f'(--overwrite) to write over its files')
+                         f'(--overwrite) to write the export beside its files (replacing only files an earlier '
+                         f'export wrote there)')
     existing = os.path.abspath(out_dir)
     while not os.path.isdir(existing):  # the folder, or the nearest one above it that exists
         if os.path.exists(existing):
@@ -164,14 +195,13 @@ def check_export_folder(out_dir, model, overwrite: bool = False) -> str:
     return out_dir
 
 
-def check_outside(out_dir, folder) -> None:
+def check_outside(out_dir, folder, what: str = 'out_dir', role: str = 'being exported') -> None:
     """A ValueError if out_dir is the checkpoint `folder` or inside it (real paths compared)."""
-    target, checkpoint = os.path.realpath(out_dir), os.path.realpath(folder)
-    if target == checkpoint:
-        raise ValueError(f'out_dir {out_dir} is the checkpoint folder being exported; choose another folder')
-    if target.startswith(checkpoint.rstrip(os.sep) + os.sep):
-        raise ValueError(f'out_dir {out_dir} is inside the checkpoint folder being exported ({folder}); '
-                         f'choose a folder outside it')
+    if os.path.realpath(out_dir) == os.path.realpath(folder):
+        raise ValueError(f'{what} {out_dir} is the checkpoint folder {role}; choose another folder')
+    if within(out_dir, folder):
+        raise ValueError(f'{what} {out_dir} is inside the checkpoint folder {role} ({folder}); '
+                         f'choose a place outside it')
 
 
 def _hub_cache_repo(path: str) -> Optional[str]:
@@ -191,13 +221,20 @@ def _hub_cache_repo(path: str) -> Optional[str]:
     return None
 
 
+EXPORT_RECORD = '.ruclip-export.json'  # in an export folder: the files ruclip wrote there, which it may replace
+
+
 @contextmanager
-def replacing_folder(out_dir) -> Iterator[str]:
+def replacing_folder(out_dir, record: bool = False) -> Iterator[str]:
     """A new temporary folder beside `out_dir` to write an export into. Once the block ends without
     error its files are synced and take their places: the folder is renamed to `out_dir` when that
     is new or empty, else each file replaces its namesake in `out_dir` by a rename (a symlink there
     is replaced, never written through). On any error the temporary folder is removed, with the
     folders above `out_dir` that were created for it.
+
+    record: keep in `out_dir` a list of the files ruclip wrote there (EXPORT_RECORD), and replace no
+    file that is not on it: an export over a folder holding a namesake of one of its files that
+    ruclip did not write raises ValueError naming it, before anything in `out_dir` changes.
     """
     out_dir = os.path.abspath(os.fspath(out_dir))
     parent = os.path.dirname(out_dir)
@@ -206,6 +243,8 @@ def replacing_folder(out_dir) -> Iterator[str]:
     os.chmod(temporary, 0o777 & ~_umask())  # mkdtemp's 0700 would make the export private
     try:
         yield temporary
+        if record:
+            _record_export(temporary, out_dir)
         for path in _files(temporary):
             _fsync(path)
         if os.path.isdir(out_dir) and not os.listdir(out_dir):
@@ -224,6 +263,24 @@ def replacing_folder(out_dir) -> Iterator[str]:
             except OSError:
                 break
         raise
+
+
+def _record_export(temporary: str, out_dir: str) -> None:
+    """Write EXPORT_RECORD into `temporary`: its files and those an earlier export recorded in
+    `out_dir`; a ValueError if a file of `temporary` would replace one in `out_dir` not recorded there."""
+    import json
+
+    written = sorted(os.path.relpath(path, temporary) for path in _files(temporary))
+    earlier = []
+    if os.path.isfile(os.path.join(out_dir, EXPORT_RECORD)):
+        with open(os.path.join(out_dir, EXPORT_RECORD), encoding='utf-8') as file:
+            earlier = json.load(file).get('files', [])
+    theirs = [name for name in written if os.path.lexists(os.path.join(out_dir, name)) and name not in earlier]
+    if theirs:
+        raise ValueError(f'out_dir {out_dir} holds {", ".join(theirs)}, which ruclip did not write there (no earlier '
+                         f'export recorded it in {EXPORT_RECORD}): nothing was changed; choose a new or empty folder')
+    with open(os.path.join(temporary, EXPORT_RECORD), 'w', encoding='utf-8') as file:
+        json.dump(dict(files=sorted(set(written) | set(earlier))), file, indent=1)
 
 
 def _umask() -> int:

@@ -56,13 +56,58 @@ class VisionTransformer(nn.Module):
         return (patches @ weight.t()).view(B, g * g, -1)  # [B, grid**2, width]
 
 
-class CLIP(nn.Module):
-    """RuCLIP. The constructor takes the original's arguments (the keys of config.json).
+class TwoTowerModel(nn.Module):
+    """encode_image, encode_text and forward, with their checks on the inputs, over two towers.
 
-    name_or_path: how ruclip.load was asked for it (a name of ruclip.MODELS or the checkpoint
+    A subclass gives the towers: visual(pixel_values [B, 3, S, S]) -> [B, embed_dim] image latents and
+    text_latents_at(input_ids [B, T], eos_positions [B]) -> [B, embed_dim] text latents, neither
+    checking its input; and config, eos_id, context_length, vocab_size, logit_scale, dtype and device.
+    CLIP runs the towers in torch; ruclip.backends' models run them on other runtimes, with the same
+    checks and the same trim of texts.
+
+    name_or_path: how ruclip.load was asked for the model (a name of ruclip.MODELS or the checkpoint
     folder), None for a model built otherwise; its identity (ruclip.identity) names it so.
     """
     name_or_path = None
+
+    def encode_image(self, pixel_values: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """[B, 3, S, S] processed images -> [B, embed_dim] image latents."""
+        size = self.config.image_resolution
+        if not isinstance(pixel_values, torch.Tensor):
+            raise TypeError(f'pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}')
+        if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != (3, size, size):
+            raise ValueError(f'pixel_values must have shape [batch, 3, {size}, {size}] for this model, '
+                             f'got {list(pixel_values.shape)}')
+        if not pixel_values.is_floating_point():
+            raise ValueError(f'pixel_values must be floats (images normalised by RuCLIPProcessor), '
+                             f'got {pixel_values.dtype}')
+        if pixel_values.shape[0] == 0:
+            raise ValueError('pixel_values is empty: encode at least one image')
+        latents = self.visual(pixel_values.to(device=self.device, dtype=self.dtype))
+        return F.normalize(latents, dim=-1) if normalize else latents
+
+    def encode_text(self, input_ids: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """[B, T] token ids (any integer dtype, each in [0, vocab_size)), each row holding an eos token
+        -> [B, embed_dim] text latents.
+
+        Attention is causal and the latent is read at the eos token, so positions after the last
+        eos in the batch cannot change the result: they are cut off before the transformer runs.
+        """
+        eos_positions = find_eos(input_ids, self.eos_id, self.context_length, self.vocab_size)  # [B]
+        length = int(eos_positions.max()) + 1
+        input_ids = input_ids[:, :length].to(device=self.device, dtype=torch.long)
+        latents = self.text_latents_at(input_ids, eos_positions.to(self.device))
+        return F.normalize(latents, dim=-1) if normalize else latents
+
+    def forward(self, input_ids: torch.Tensor, pixel_values: torch.Tensor):
+        image_latents = self.encode_image(pixel_values, normalize=True)
+        text_latents = self.encode_text(input_ids, normalize=True)
+        logits_per_image = self.logit_scale.exp() * image_latents @ text_latents.t()
+        return logits_per_image, logits_per_image.t()
+
+
+class CLIP(TwoTowerModel):
+    """RuCLIP. The constructor takes the original's arguments (the keys of config.json)."""
 
     def __init__(self, embed_dim, image_resolution, vision_layers, vision_width, vision_patch_size,
                  context_length, vocab_size, transformer_width, transformer_heads, transformer_layers,
@@ -126,35 +171,6 @@ class CLIP(nn.Module):
     def device(self) -> torch.device:
         return self.visual.conv1.weight.device
 
-    def encode_image(self, pixel_values: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        """[B, 3, S, S] processed images -> [B, embed_dim] image latents."""
-        size = self.config.image_resolution
-        if not isinstance(pixel_values, torch.Tensor):
-            raise TypeError(f'pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}')
-        if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != (3, size, size):
-            raise ValueError(f'pixel_values must have shape [batch, 3, {size}, {size}] for this model, '
-                             f'got {list(pixel_values.shape)}')
-        if not pixel_values.is_floating_point():
-            raise ValueError(f'pixel_values must be floats (images normalised by RuCLIPProcessor), '
-                             f'got {pixel_values.dtype}')
-        if pixel_values.shape[0] == 0:
-            raise ValueError('pixel_values is empty: encode at least one image')
-        latents = self.visual(pixel_values.to(device=self.device, dtype=self.dtype))
-        return F.normalize(latents, dim=-1) if normalize else latents
-
-    def encode_text(self, input_ids: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        """[B, T] token ids (any integer dtype, each in [0, vocab_size)), each row holding an eos token
-        -> [B, embed_dim] text latents.
-
-        Attention is causal and the latent is read at the eos token, so positions after the last
-        eos in the batch cannot change the result: they are cut off before the transformer runs.
-        """
-        eos_positions = find_eos(input_ids, self.eos_id, self.context_length, self.vocab_size)  # [B]
-        length = int(eos_positions.max()) + 1
-        input_ids = input_ids[:, :length].to(device=self.device, dtype=torch.long)
-        latents = self.text_latents_at(input_ids, eos_positions.to(self.device))
-        return F.normalize(latents, dim=-1) if normalize else latents
-
     def text_latents_at(self, input_ids: torch.Tensor, eos_positions: torch.Tensor) -> torch.Tensor:
         """The text tower on [B, T] ids as given (no checks, no trim), read at eos_positions [B].
 
@@ -166,12 +182,6 @@ class CLIP(nn.Module):
         index = eos_positions.view(-1, 1, 1).expand(-1, 1, x.shape[-1])  # [B, 1, width]
         x = x.gather(1, index).squeeze(1)  # [B, width]
         return self.ln_final(x) @ self.text_projection  # [B, embed_dim]
-
-    def forward(self, input_ids: torch.Tensor, pixel_values: torch.Tensor):
-        image_latents = self.encode_image(pixel_values, normalize=True)
-        text_latents = self.encode_text(input_ids, normalize=True)
-        logits_per_image = self.logit_scale.exp() * image_latents @ text_latents.t()
-        return logits_per_image, logits_per_image.t()
 
     @classmethod
     def from_pretrained(cls, folder: Union[str, os.PathLike], dtype: Optional[torch.dtype] = None,
@@ -196,6 +206,39 @@ class CLIP(nn.Module):
             model = cls.from_config(config)
         assign_state_dict(model, state_dict, dtype=dtype, device=device)  # and finite values
         return model.eval()
+
+
+class ImageTower(nn.Module):
+    """pixel_values [B, 3, S, S] float32 -> image latents [B, embed_dim] float32, whatever the weights' dtype.
+
+    CLIP's image tower as one traceable function, without encode_image's checks: what the ONNX
+    export and the OpenVINO backend convert.
+    """
+
+    def __init__(self, clip: CLIP):
+        super().__init__()
+        self.clip = clip
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.clip.visual(pixel_values.to(self.clip.dtype)).float()
+
+
+class TextTower(nn.Module):
+    """input_ids [B, T] int64, each row holding an eos -> text latents [B, embed_dim] float32.
+
+    CLIP.encode_text as one traceable function, without its checks and its trim to the batch's
+    longest text, whose length depends on the data and would be frozen into a graph. Attention is
+    causal and the latent is read at the first eos, so any T from the last eos + 1 up to
+    context_length gives the same latents; the runtimes trim as CLIP does.
+    """
+
+    def __init__(self, clip: CLIP):
+        super().__init__()
+        self.clip = clip
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        eos_positions = (input_ids == self.clip.eos_id).int().argmax(dim=1)  # [B], first eos of each row
+        return self.clip.text_latents_at(input_ids, eos_positions).float()  # [B, embed_dim]
 
 
 def find_eos(input_ids: torch.Tensor, eos_id: int, context_length: int,

@@ -11,6 +11,8 @@ import torch
 from helpers.checkpoints import TINY_ARCHITECTURES, write_checkpoint
 from helpers.fake_hub import FakeHub, point_hub_client_at
 
+pytest_plugins = ['helpers.extras']  # --all-extras
+
 
 BPE_MODEL = Path(__file__).resolve().parent / 'data' / 'bpe_600.model'
 
@@ -81,8 +83,6 @@ def tiny_config(tiny_checkpoint):
 
 
 OPENVINO_CACHE_ENV = 'RUCLIP_OPENVINO_CACHE'
-
-
 def pytest_configure(config):
     """One cache of compiled OpenVINO models for the session, set before any test module is imported
     (some copy os.environ for their child processes then): the command line's default backend builds

@@ -1,6 +1,5 @@
 """The examples of the core's docs pages (getting started, zero-shot, loading, CPU, command line) run as
 written, on a local Hub stand-in serving tiny checkpoints; each capability's pages run beside its tests."""
-import importlib
 import shlex
 
 import pytest
@@ -9,7 +8,7 @@ import torch
 from helpers.doc_blocks import DOCS, code_blocks, command_lines
 from helpers.images import rgb_image
 
-importlib.import_module('matplotlib')
+pytest.importorskip('matplotlib')
 
 
 @pytest.fixture

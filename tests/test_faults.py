@@ -5,7 +5,6 @@ absent, no input and no cached checkpoint has changed, and the exit code says wh
 Tests run as root here, where chmod 000 does not stop a read: unreadable paths are made by patching
 os.scandir and open to raise PermissionError, as the kernel would for another user.
 """
-import importlib
 import errno
 import io
 import json
@@ -118,7 +117,7 @@ def test_a_full_disk_leaves_neither_half_of_an_npy_pair(capsys, monkeypatch, tmp
 
 def test_a_full_disk_during_an_export_leaves_no_folder_and_no_half_export(capsys, monkeypatch, tmp_path,
                                                                             tiny_checkpoint):
-    transformers = importlib.import_module('transformers')
+    transformers = pytest.importorskip('transformers')
     monkeypatch.setattr(transformers.CLIPProcessor, 'save_pretrained', enospc)  # after the model's files
     code, stdout, err = run(capsys, 'export-hf', '--model', tiny_checkpoint, '--out', tmp_path / 'new' / 'hf', '-q')
     assert code == 3 and 'No space left on device' in err and stdout == ''
@@ -132,18 +131,23 @@ def test_a_full_disk_during_an_export_leaves_no_folder_and_no_half_export(capsys
     assert sorted(p.name for p in tmp_path.iterdir()) == ['old']
 
 
-def test_an_export_over_a_folder_replaces_its_files_and_keeps_the_others(capsys, tmp_path, tiny_checkpoint):
-    importlib.import_module('transformers')
+def test_an_export_over_a_folder_replaces_only_files_an_export_wrote(capsys, tmp_path, tiny_checkpoint):
+    pytest.importorskip('transformers')
     out = tmp_path / 'hf'
     out.mkdir()
-    (out / 'config.json').write_text('{"old": true}')
+    (out / 'config.json').write_text('{"mine": true}')  # the user's own file, named as one of the export's
     (out / 'notes.txt').write_text('mine')
-    code, stdout, _ = run(capsys, 'export-hf', '--model', tiny_checkpoint, '--out', out, '--overwrite', '-q')
-    written = stdout.splitlines()
-    assert code == 0 and str(out / 'config.json') in written and str(out / 'notes.txt') not in written
-    assert json.loads((out / 'config.json').read_text())['model_type'] == 'clip'
-    assert (out / 'notes.txt').read_text() == 'mine'
-    assert sorted(written) == written and all(Path(path).is_file() for path in written)
+    code, stdout, err = run(capsys, 'export-hf', '--model', tiny_checkpoint, '--out', out, '--overwrite', '-q')
+    assert code == 2 and stdout == '' and 'holds config.json, which ruclip did not write there' in err
+    assert snapshot(out) == {'config.json': b'{"mine": true}', 'notes.txt': b'mine'}
+    (out / 'config.json').unlink()
+    for _ in range(2):  # a new export, then one over it
+        code, stdout, _ = run(capsys, 'export-hf', '--model', tiny_checkpoint, '--out', out, '--overwrite', '-q')
+        written = stdout.splitlines()
+        assert code == 0 and str(out / 'config.json') in written and str(out / 'notes.txt') not in written
+        assert json.loads((out / 'config.json').read_text())['model_type'] == 'clip'
+        assert (out / 'notes.txt').read_text() == 'mine'
+        assert sorted(written) == written and all(Path(path).is_file() for path in written)
 
 
 # ---- SIGKILL and Ctrl-C --------------------------------------------------------------------------
@@ -305,6 +309,7 @@ def test_an_output_that_is_an_input_is_refused_and_the_input_kept(capsys, tmp_pa
 
 @pytest.mark.parametrize('command', ['export-hf', 'export-onnx'])
 def test_an_export_into_the_cache_is_refused_by_name_or_folder(capsys, tmp_path, hub_cache, command):
+    pytest.importorskip({'export-hf': 'transformers', 'export-onnx': 'onnxscript'}[command])  # checked first
     repo = hub_cache / 'models--ai-forever--ruclip-vit-base-patch32-224'
     snapshot_folder = next((repo / 'snapshots').iterdir())
     before = snapshot(repo)

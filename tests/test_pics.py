@@ -1,11 +1,11 @@
 """pics/make_pics.py regenerates the README's pictures with the library's plotting code."""
-import importlib
 import importlib.util
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
-importlib.import_module('matplotlib')
+pytest.importorskip('matplotlib')
 SCRIPT = Path(__file__).resolve().parents[1] / 'pics' / 'make_pics.py'
 
 

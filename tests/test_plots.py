@@ -1,5 +1,4 @@
 """The pictures, rendered headless: their cells, labels and values, and Cyrillic that renders."""
-import importlib
 import io
 import sys
 import warnings
@@ -11,7 +10,7 @@ from PIL import Image
 
 import ruclip
 
-matplotlib = importlib.import_module('matplotlib')
+matplotlib = pytest.importorskip('matplotlib')
 matplotlib.use('Agg')
 
 CAPTIONS = ['жёлтая звезда', 'синий квадрат', 'щука и ёж']

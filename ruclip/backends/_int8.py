@@ -6,22 +6,25 @@ Russian prompts (the Predictor's templates around everyday nouns). A second, dis
 checks the result: the lowest cosine between int8 and PyTorch fp32 latents, per tower, is kept in
 the cache entry, and int8 is only taken as a default (backend='auto') when both reach MIN_COSINE.
 """
+import contextvars
 import logging
+import os
 import sys
-from contextlib import contextmanager, redirect_stdout
-from typing import Dict, List, Tuple
+from contextlib import contextmanager, nullcontext, redirect_stdout
+from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._optional import require
+from ._imports import import_nncf
 
 MIN_COSINE = 0.995  # int8 latents against fp32 ones, lowest over the check set, for int8 to be a default
 SMOOTH_QUANT_ALPHA = 0.5  # NNCF's default for transformers is 0.95; 0.5 was closer to fp32 on both towers
 CALIBRATION_IMAGES = 32
 CHECK_IMAGES = 16
 TEXT_BATCH = 32
+_NNCF_OUTPUT = contextvars.ContextVar('nncf_output', default=True)  # False within without_nncf_output()
 NOUNS = [
     'кошка', 'собака', 'лошадь', 'птица', 'рыба', 'дом', 'машина', 'автобус', 'велосипед', 'самолёт', 'корабль',
     'поезд', 'дерево', 'цветок', 'гора', 'река', 'море', 'лес', 'город', 'улица', 'мост', 'человек', 'ребёнок',
@@ -77,8 +80,8 @@ def quantize_towers(clip, processor, image_model, text_model, compile_f32) -> Tu
 
     compile_f32(ov_model) -> a callable compiled model, used to run the check set.
     """
-    nncf = require('nncf', 'openvino', "int8 (dtype='int8') on the OpenVINO backend")
-    with _stdout_to_stderr():
+    nncf = import_nncf()
+    with _nncf_output(), _no_cuda_warning():
         return _quantize(nncf, clip, processor, image_model, text_model, compile_f32)
 
 
@@ -105,18 +108,43 @@ def _quantize(nncf, clip, processor, image_model, text_model, compile_f32):
 
 
 @contextmanager
-def _stdout_to_stderr():
-    """NNCF's log lines and progress bars on stderr: stdout is the caller's (`ruclip classify --json > x`)."""
-    handlers = [h for h in logging.getLogger('nncf').handlers
-                if isinstance(h, logging.StreamHandler) and h.stream is sys.stdout]
-    for handler in handlers:
-        handler.setStream(sys.stderr)
+def without_nncf_output() -> Iterator[None]:
+    """Within it, an int8 build shows none of NNCF's log lines and progress bars (the command line's -q)."""
+    token = _NNCF_OUTPUT.set(False)
     try:
-        with redirect_stdout(sys.stderr):  # rich's progress bars write to whatever sys.stdout is
-            yield
+        yield
     finally:
+        _NNCF_OUTPUT.reset(token)
+
+
+@contextmanager
+def _nncf_output() -> Iterator[None]:
+    """NNCF's log lines and progress bars on stderr, as stdout is the caller's (`ruclip classify --json > x`),
+    or nowhere within without_nncf_output()."""
+    with open(os.devnull, 'w') if not _NNCF_OUTPUT.get() else nullcontext(sys.stderr) as stream:
+        handlers = [h for h in logging.getLogger('nncf').handlers
+                    if isinstance(h, logging.StreamHandler) and h.stream is sys.stdout]
         for handler in handlers:
-            handler.setStream(sys.stdout)
+            handler.setStream(stream)
+        try:
+            with redirect_stdout(stream):  # rich's progress bars write to whatever sys.stdout is
+                yield
+        finally:
+            for handler in handlers:
+                handler.setStream(sys.stdout)
+
+
+@contextmanager
+def _no_cuda_warning():
+    """No "No CUDA runtime is found" warning from torch.utils.cpp_extension, which NNCF imports while it
+    looks for a torch model among quantize's inputs (they are OpenVINO models here)."""
+    logger = logging.getLogger('torch.utils.cpp_extension')
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _image_batches(processor, images: list, batch: int = 8) -> List[np.ndarray]:

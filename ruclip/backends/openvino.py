@@ -1,6 +1,6 @@
 """OpenVINOCLIP: both towers on OpenVINO's CPU runtime, in fp32, bf16 or int8; load_openvino builds it.
 
-The towers are ruclip's own (the ONNX export's ImageTower and TextTower), traced by torch.jit and
+The towers are ruclip's own (ruclip.model's ImageTower and TextTower), traced by torch.jit and
 converted by OpenVINO's PyTorch frontend; int8 is quantised by NNCF (backends/_int8.py). The compiled
 models are written to a cache entry keyed by the checkpoint's config and weights, the precision, the
 OpenVINO (and NNCF) version and this CPU, so a later load maps two files into memory and reads no
@@ -16,17 +16,17 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .._optional import require
 from .._outputs import replacing_folder
 from ..config import CLIPConfig
 from ..identity import weights_digest
-from ..model import CLIP
+from ..model import CLIP, ImageTower, TextTower, TwoTowerModel
+from ._imports import import_openvino
 from ._cache import CACHE_ENV, FORMAT, IMAGE_BLOB, META, TEXT_BLOB, cache_key, cache_root, read_meta  # noqa: F401
 
 HINTS = {'fp32': 'f32', 'bf16': 'bf16', 'int8': 'f32'}  # INFERENCE_PRECISION_HINT (int8: what is left in float)
 
 
-class OpenVINOCLIP(nn.Module):
+class OpenVINOCLIP(TwoTowerModel):
     """encode_image, encode_text and forward as CLIP's (same checks, same trim of texts), run by OpenVINO.
 
     Inputs are RuCLIPProcessor's torch tensors, outputs float32 torch tensors on the CPU. Each call has
@@ -35,10 +35,6 @@ class OpenVINOCLIP(nn.Module):
     `weights_sha256`, the checkpoint's weights file's; `weights_digest`, ruclip.identity.weights_digest
     of the PyTorch model it was converted from (what its ModelIdentity records).
     """
-    encode_image = CLIP.encode_image
-    encode_text = CLIP.encode_text
-    forward = CLIP.forward
-
     backend = 'openvino'
 
     def __init__(self, config: CLIPConfig, image, text, meta: dict, blobs=()):
@@ -67,7 +63,16 @@ class OpenVINOCLIP(nn.Module):
         return _run(self._text, input_ids.long())
 
     def to(self, *args, **kwargs) -> 'OpenVINOCLIP':
-        device, dtype, *_ = torch._C._nn._parse_to(*args, **kwargs)
+        """Itself, for what nn.Module.to takes that names the CPU and float32; a ValueError for any other
+        device or dtype (a device, a dtype or a tensor, as arguments or keywords)."""
+        device, dtype = None, None
+        for value in (*args, kwargs.get('device'), kwargs.get('dtype'), kwargs.get('tensor')):
+            if isinstance(value, torch.Tensor):
+                device, dtype = value.device, value.dtype
+            elif isinstance(value, torch.dtype):
+                dtype = value
+            elif isinstance(value, (str, torch.device)) or isinstance(value, int) and not isinstance(value, bool):
+                device = torch.device(value)
         if device is not None and torch.device(device).type != 'cpu':
             raise ValueError(f"the OpenVINO backend runs on the CPU; got device='{device}' (load with "
                              f"backend='torch' for {torch.device(device).type})")
@@ -91,7 +96,7 @@ def load_openvino(folder: str, precision: str = 'fp32', cache_dir: Optional[str]
     where its latents reach the cosine gate, else bf16 where the CPU has bf16 units, else fp32), from
     its cache entry (cache_dir, else $RUCLIP_OPENVINO_CACHE, else ~/.cache/ruclip/openvino), built there
     if new. A cached entry is imported without reading the weights or importing NNCF."""
-    ov = require('openvino', 'openvino', "backend='openvino'")
+    ov = import_openvino()
     core = ov.Core()
     root = cache_root(cache_dir)
     chosen = None
@@ -113,7 +118,7 @@ def load_openvino(folder: str, precision: str = 'fp32', cache_dir: Optional[str]
 
 def auto_precision(folder: str, cache_dir: Optional[str] = None) -> str:
     """The precision 'auto' takes for the checkpoint in `folder` on this CPU (its int8 entry built if new)."""
-    ov = require('openvino', 'openvino', "backend='openvino'")
+    ov = import_openvino()
     return _auto(folder, ov, ov.Core(), cache_root(cache_dir))[0]
 
 
@@ -152,7 +157,6 @@ def _build(folder: str, precision: str, core, entry: str, weights_sha256: str, r
     at all (into a temporary folder, then renamed); its meta. replace: the entry exists but is damaged."""
     import openvino as ov
 
-    from ..export.onnx import ImageTower, TextTower
     from ..processor import RuCLIPProcessor
 
     clip = CLIP.from_pretrained(folder)

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from typing import List, Optional
 
 from ._common import (EXIT_BROKEN_PIPE, EXIT_CODES, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SKIPPED,
-                      EXIT_USAGE, Command, UsageError)
+                      EXIT_USAGE, Command, UsageError, quiet_libraries)
 
 # name, module, one-line help
 COMMANDS = [
@@ -74,7 +74,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run `ruclip ARGV...` and return its exit code (argparse exits with 2 on bad usage itself)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
-    with _log_to_stderr(), warnings.catch_warnings():
+    with _log_to_stderr(), warnings.catch_warnings(), quiet_libraries(getattr(args, 'quiet', False)):
         # images over PIL.Image.MAX_IMAGE_PIXELS are skipped with a line of ours; not PIL's warning too
         warnings.filterwarnings('ignore', message=r'Image size \(\d+ pixels\) exceeds limit')
         try:

@@ -8,8 +8,9 @@ import argparse
 import json
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Iterator, List, Optional, Sequence
 
 DEFAULT_MODEL = 'ruclip-vit-base-patch32-384'
 
@@ -86,6 +87,27 @@ def add_quiet_option(parser):
     parser.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
 
 
+@contextmanager
+def quiet_libraries(quiet: bool) -> Iterator[None]:
+    """With --quiet, no progress bars or log lines from the libraries a command runs: the Hub client's
+    downloads and NNCF's int8 builds (ruclip's own bars follow --quiet where they are made)."""
+    if not quiet:
+        yield
+        return
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    from ..backends._int8 import without_nncf_output
+
+    disabled = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        with without_nncf_output():
+            yield
+    finally:
+        if not disabled:
+            enable_progress_bars()
+
+
 def add_cache_dir(parser):
     parser.add_argument('--cache-dir', metavar='FOLDER', help='the Hugging Face cache to use (default: the standard one)')
 
@@ -106,6 +128,13 @@ def load_model(args: argparse.Namespace):
     clip, processor = load(args.model, device=device, cache_dir=args.cache_dir, dtype=args.dtype,
                            backend=args.backend)
     return clip, processor, device
+
+
+def model_folders(args: argparse.Namespace) -> List[str]:
+    """--model when it names a checkpoint folder, as a list: what no output may be written into (see
+    _outputs.check_not_input); a model by name lives in the Hugging Face cache, which no output enters."""
+    model = getattr(args, 'model', None)
+    return [model] if model and os.path.isdir(model) else []
 
 
 def model_device(args: argparse.Namespace):

@@ -3,7 +3,7 @@ shards in the clip-retrieval layout (ruclip.distributed), locally or on Ray."""
 import os
 
 from ._common import (EXIT_OK, EXIT_SKIPPED, Command, UsageError, add_model_options, exit_code, load_predictor,
-                      model_device, positive_int)
+                      model_device, model_folders, positive_int)
 
 FILE_SUFFIXES = ('.npy', '.npz')
 SHARD_OPTIONS = dict(engine='local', partitions=None, partition=None, input_format='auto', image_column=None,
@@ -39,7 +39,8 @@ def _embed_arguments(parser):
     shards.add_argument('--url-timeout', type=float, default=10.0, metavar='SECONDS',
                         help='seconds to wait for each URL (default 10); a URL that fails is recorded in failed/')
     shards.add_argument('--overwrite', action='store_true',
-                        help='delete shards of another run (other model, dtype, input...) in --out and start again')
+                        help='delete shards of another run (other model, dtype, input...) in --out and start again: '
+                             'only the files a run writes; a folder without _manifest.json is never touched')
     shards.add_argument('--ray-address', metavar='ADDRESS',
                         help='the Ray cluster to use (default: RAY_ADDRESS, else a new local one)')
     shards.add_argument('--actors', type=positive_int, metavar='N',
@@ -92,7 +93,7 @@ def _run_single_file(args) -> int:
     outputs = [out] if out.endswith('.npz') else [out, listing]
     files = find_images(args.images)
     for path in outputs:
-        check_writable_file(path, '--out', inputs=files)
+        check_writable_file(path, '--out', inputs=[*args.images, *files], inside=model_folders(args))
     embeddings = embed_images(load_predictor(args), files)
     latents = embeddings.latents.float().cpu().numpy()
     if out.endswith('.npz'):
@@ -127,8 +128,14 @@ def _runtime(args):
 def _run_sharded(args) -> int:
     import sys
 
+    from .._outputs import check_not_input
     from ..distributed import Settings, list_inputs, run_local, run_ray
 
+    from ..distributed.manifest import written_paths
+
+    check_not_input(args.out, '--out', inside=model_folders(args))
+    for path in written_paths(args.out):
+        check_not_input(path, '--out', inputs=args.images)
     inputs = list_inputs(args.images, args.input_format, args.image_column, args.caption_column)
     count = args.partitions
     only = None

@@ -1,8 +1,9 @@
 """`ruclip eval zeroshot|linear-probe|retrieval|report`: RuCLIP on benchmark datasets and your own."""
+import os
 import sys
 
-from ._common import (EXIT_OK, Command, UsageError, add_model_options, load_predictor, positive_int, print_json,
-                      print_table)
+from ._common import (EXIT_OK, Command, UsageError, add_model_options, load_predictor, model_folders, positive_int,
+                      print_json, print_table)
 
 
 
@@ -62,15 +63,20 @@ def _run_options(parser):
 def _run(args) -> int:
     if args.task == 'report':
         return _report(args)
-    from .._outputs import check_writable_file
+    from .._outputs import check_not_input, check_writable_file, within
     from ..evaluation import harness
     from ..evaluation.datasets import DATASETS, load_split
     from ..evaluation.features import default_cache_dir
     from ..evaluation.prompts import read_lines
 
-    for path, what in ((args.out, '--out'), (getattr(args, 'plot', None), '--plot')):
-        if path:
-            check_writable_file(path, what)
+    outputs = [(path, what) for path, what in ((args.out, '--out'), (getattr(args, 'plot', None), '--plot')) if path]
+    if len(outputs) == 2 and os.path.abspath(args.out) == os.path.abspath(args.plot):
+        raise UsageError(f'--out and --plot name the same file, {args.out}: give each its own')
+    given = [args.root] + [path for path in (getattr(args, 'classnames', None), getattr(args, 'templates', None)) if path]
+    if os.path.isdir(args.root):  # every file already in a dataset folder is data: images, shards, lists
+        given += [path for path, _ in outputs if os.path.isfile(path) and within(path, args.root)]
+    for path, what in outputs:
+        check_writable_file(path, what, inputs=given, inside=model_folders(args))
     extra = {}
     if getattr(args, 'classnames', None):
         extra['classnames'] = read_lines(args.classnames)
@@ -86,15 +92,22 @@ def _run(args) -> int:
         if train_split is None:
             raise UsageError(f'--train-split is needed for dataset {args.dataset}')
     test = load_split(args.dataset, args.root, args.split, download=args.download, **extra)
+    splits = [test]
+    if args.task == 'linear-probe':
+        train = load_split(args.dataset, args.root, train_split, download=args.download, **extra)
+        val_split = args.val_split or (spec.val if spec else None)
+        val = load_split(args.dataset, args.root, val_split, **extra) if val_split and args.protocol == 'clip' else None
+        splits += [train] + ([val] if val else [])
+    images = [image for split in splits if isinstance(split.images, list) for image in split.images
+              if isinstance(image, (str, os.PathLike))]  # the files a CSV, JSONL or image folder names
+    for path, what in outputs:
+        check_not_input(path, what, inputs=images)
     predictor = load_predictor(args)
     if args.task == 'zeroshot':
         record = harness.evaluate_zeroshot(predictor, test, args.model, order=args.order, cache_dir=cache)
     elif args.task == 'retrieval':
         record = harness.evaluate_retrieval(predictor, test, args.model, ks=args.k, cache_dir=cache)
     else:
-        train = load_split(args.dataset, args.root, train_split, download=args.download, **extra)
-        val_split = args.val_split or (spec.val if spec else None)
-        val = load_split(args.dataset, args.root, val_split, **extra) if val_split and args.protocol == 'clip' else None
         if train.source == test.source:
             raise UsageError(f'the train and test splits are the same data ({train.split}); '
                              f'give --split and --train-split')

@@ -54,8 +54,8 @@ def _add_out_options(parser: argparse.ArgumentParser, what: str) -> None:
     add_quiet_option(group)
     parser.add_argument('--out', required=True, metavar='DIR', help=f'a new or empty folder to write {what} into')
     parser.add_argument('--overwrite', action='store_true',
-                        help='write into --out even if it holds files (never into the checkpoint folder or a '
-                             'Hugging Face cache)')
+                        help='write into --out even if it holds files, replacing only files an earlier export wrote '
+                             'there (never into the checkpoint folder or a Hugging Face cache)')
 
 
 def _opset(value: str) -> int:

@@ -35,14 +35,13 @@ def _machine() -> str:
         return str(auto_dtype(torch.device(device))).removeprefix('torch.')
 
     if importlib.util.find_spec('openvino') is not None:
-        import openvino
-
         from ..backends import _int8
+        from ..backends._imports import import_openvino
         from ..backends.openvino import auto_fallback
 
         cpu = (f'OpenVINO int8 on the CPU (class {cpu_class()}) for a checkpoint whose int8 latents reach a cosine '
                f'of {_int8.MIN_COSINE} to fp32 ones (measured when its int8 model is built), else OpenVINO '
-               f'{auto_fallback(openvino.Core())}')
+               f'{auto_fallback(import_openvino().Core())}')
     else:
         cpu = (f"PyTorch {torch_dtype('cpu')} on the CPU (class {cpu_class()}; OpenVINO is not installed: "
                f"pip install 'ruclip[openvino]')")

@@ -3,7 +3,7 @@ import os
 import sys
 
 from ._common import (AUTO_BACKEND, AUTO_DTYPE, DEFAULT_MODEL, OTHER_DTYPES, Command, UsageError, add_model_options,
-                      exit_code, load_predictor, positive_int, print_json, print_table)
+                      exit_code, load_predictor, model_folders, positive_int, print_json, print_table)
 
 
 def default_index() -> str:
@@ -85,6 +85,7 @@ def describe_approximate(report: dict) -> str:
 def _run_index(args) -> int:
     if not (args.paths or args.from_embeddings or args.from_clip_retrieval):
         raise UsageError('give the folders or files to index (or --from-embeddings / --from-clip-retrieval)')
+    _check_outputs(args)
     index = _open(args, create=True)
     index.wait = args.wait
     report, imported = None, 0
@@ -106,7 +107,20 @@ def _run_index(args) -> int:
     print(f'{index.path}: {", ".join(parts)}; {len(index)} images in the index')
     if report is None:
         return 0
-    return exit_code(report.skipped, report.embedded + len(report.skipped))
+    files_skipped = sum(1 for path, _ in report.skipped if not os.path.isdir(path))
+    return exit_code(report.skipped, report.embedded + files_skipped)
+
+
+def _check_outputs(args) -> None:
+    """The index file and what SQLite and the index write beside it are none of the inputs, nor in a
+    checkpoint folder (see _outputs.check_not_input)."""
+    from .._outputs import check_not_input
+
+    path = args.index or default_index()
+    listings = [source[:-len('.npy')] + '.files.txt' for source in args.from_embeddings if source.endswith('.npy')]
+    inputs = [*args.paths, *args.from_embeddings, *listings, *args.from_clip_retrieval]
+    for output in (path, f'{path}-wal', f'{path}-shm', f'{path}.lock', f'{path}.cache'):
+        check_not_input(output, '--index', inputs=inputs, inside=model_folders(args))
 
 
 # ---- ruclip search -----------------------------------------------------------------------------

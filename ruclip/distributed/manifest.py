@@ -4,17 +4,17 @@ It records the model (as named, and its ruclip.identity.ModelIdentity: config, t
 backend, precision, preprocessing), the output dtype, the input's kind and fingerprint, the partition
 count, whether captions are embedded, and the ruclip version. Every field but ruclip_version must
 match for a run to resume into a folder; the done markers carry the digest of those fields. A folder
-whose manifest differs, or that holds files but no manifest, is refused unless overwrite, which then
-clears the shards (and only the shards) first.
+whose manifest differs, or that holds files but no manifest, is refused; with overwrite, a folder
+whose manifest differs is cleared of the files a run writes (and only those) first, and a folder
+that holds files but no manifest is refused even then: ruclip deletes only what it can show it wrote.
 """
 import hashlib
 import json
 import os
-import shutil
-from typing import Optional
+from typing import List, Optional
 
 from .._outputs import atomic_open
-from .shards import FOLDERS
+from .shards import FOLDERS, is_shard_file
 
 MANIFEST = '_manifest.json'
 SUCCESS = '_SUCCESS'
@@ -43,13 +43,17 @@ def read_manifest(out: str) -> Optional[dict]:
     with open(path, encoding='utf-8') as file:
         try:
             return json.load(file)
-        except ValueError:
-            raise ValueError(f'{path} is not valid JSON: remove the folder or pass --overwrite') from None
+        except ValueError:  # ruclip writes it whole: this folder is not (or no longer) one ruclip can vouch for
+            raise ValueError(f'{path} is not valid JSON, so {out} cannot be told apart from a folder of your own '
+                             f'files and nothing in it is touched: choose a new or empty folder') from None
 
 
 def prepare_output(out: str, manifest: dict, overwrite: bool = False) -> str:
     """Check `out` against `manifest`, clearing it first when overwrite and they differ; write the
-    manifest if absent. Returns its digest. Raises ValueError naming the fields that differ."""
+    manifest if absent. Returns its digest. Raises ValueError naming the fields that differ.
+
+    Only a folder that holds a manifest is ever cleared (clear_shards: only what a run writes); a
+    folder that holds files but no manifest is refused even with overwrite."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f'--out {out} is a file, expected a folder for the shards')
     existing = read_manifest(out)
@@ -62,10 +66,8 @@ def prepare_output(out: str, manifest: dict, overwrite: bool = False) -> str:
                              f'--overwrite to delete them and start again')
         clear_shards(out)
     elif existing is None and os.path.isdir(out) and os.listdir(out):
-        if not overwrite:
-            raise ValueError(f'{out} is not empty and has no {MANIFEST} (not a ruclip shards folder); choose a new '
-                             f'or empty folder, or pass --overwrite to write the shards there')
-        clear_shards(out)
+        raise ValueError(f'{out} is not empty and has no {MANIFEST}: it is not a folder of ruclip shards, so '
+                         f'nothing in it is touched, even with --overwrite; choose a new or empty folder')
     os.makedirs(out, exist_ok=True)
     if read_manifest(out) is None:
         with atomic_open(os.path.join(out, MANIFEST), 'w', encoding='utf-8') as file:
@@ -73,12 +75,30 @@ def prepare_output(out: str, manifest: dict, overwrite: bool = False) -> str:
     return manifest_digest(manifest)
 
 
+def written_paths(out: str) -> List[str]:
+    """What a run writes in `out`: the layout's folders, the manifest and _SUCCESS (none of them may
+    be, or hold, one of its inputs)."""
+    return [os.path.join(out, name) for name in (*FOLDERS, MANIFEST, SUCCESS)]
+
+
 def clear_shards(out: str) -> None:
-    """Delete what a run writes into `out` (its folders, manifest and _SUCCESS), nothing else."""
+    """Delete what a run writes into `out`, a folder its manifest shows ruclip made: the files named as
+    shards.shard_paths names them (and their temporaries) in the layout's folders, those folders once
+    empty, the manifest and _SUCCESS. Anything else there (a file of yours in metadata/, a folder
+    inside img_emb/) stays."""
     for name in FOLDERS:
-        shutil.rmtree(os.path.join(out, name), ignore_errors=True)
-    for name in (MANIFEST, SUCCESS):
-        if os.path.exists(os.path.join(out, name)):
+        folder = os.path.join(out, name)
+        if not os.path.isdir(folder) or os.path.islink(folder):
+            continue
+        for entry in os.scandir(folder):
+            if entry.is_file(follow_symlinks=False) and is_shard_file(name, entry.name):
+                os.remove(entry.path)
+        try:
+            os.rmdir(folder)
+        except OSError:  # it holds something ruclip did not write
+            pass
+    for name in (SUCCESS, MANIFEST):
+        if os.path.isfile(os.path.join(out, name)):
             os.remove(os.path.join(out, name))
 
 

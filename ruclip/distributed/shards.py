@@ -17,15 +17,18 @@ import hashlib
 import json
 import math
 import os
+import re
 from typing import Dict, List, Optional
 
 import numpy as np
 
 from .._optional import require
-from .._outputs import atomic_open, replacing
+from .._outputs import PARTIAL, atomic_open, replacing
 
 FOLDERS = ('img_emb', 'text_emb', 'metadata', 'failed', '_done')
 FAILED_COLUMNS = ('image_path', 'key', 'caption', 'reason')
+SHARD_NAMES = {'img_emb': ('img_emb', '.npy'), 'text_emb': ('text_emb', '.npy'), 'metadata': ('metadata', '.parquet'),
+               'failed': ('failed', '.parquet'), '_done': ('done', '.json')}  # folder: (name prefix, extension)
 
 
 def shard_id(partition_id: int, partition_count: int) -> str:
@@ -39,6 +42,14 @@ def shard_paths(out: str, partition_id: int, partition_count: int) -> Dict[str, 
             'metadata': os.path.join(out, 'metadata', f'metadata_{i}.parquet'),
             'failed': os.path.join(out, 'failed', f'failed_{i}.parquet'),
             'done': os.path.join(out, '_done', f'done_{i}.json')}
+
+
+def is_shard_file(folder: str, name: str) -> bool:
+    """Whether `name` in the layout's `folder` is one shard_paths names, or a temporary of one (a
+    killed run may leave those)."""
+    prefix, extension = SHARD_NAMES[folder]
+    shard = rf'{prefix}_\d+{re.escape(extension)}'
+    return re.fullmatch(rf'{shard}|\.{shard}\..+{re.escape(PARTIAL + extension)}', name) is not None
 
 
 def write_partition(out: str, partition_id: int, partition_count: int, manifest_digest: str, metadata: List[dict],

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 from ..image import find_images
 from . import prompts
-from .datasets import EvalSplit
+from .split import EvalSplit
 
 IMAGE_EXTENSIONS = ('webp', 'png', 'jpg', 'jpeg')  # CLIP_benchmark's, in its order of preference
 

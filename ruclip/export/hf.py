@@ -64,7 +64,7 @@ def export_hf(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.PathL
         raise TypeError(f'model must be a ruclip CLIP, a model name or a checkpoint folder, '
                         f'got {type(model).__name__}')
     hf_model, hf_processor = to_transformers(model, processor, lowercase=lowercase)
-    with replacing_folder(out_dir) as temporary:
+    with replacing_folder(out_dir, record=True) as temporary:
         hf_model.save_pretrained(temporary)
         hf_processor.save_pretrained(temporary)
         names = sorted(os.path.relpath(os.path.join(root, name), temporary)

@@ -18,7 +18,7 @@ from .._checks import count
 from .._device import resolve_dtype
 from .._optional import require
 from .._outputs import check_export_folder, check_outside, replacing_folder
-from ..model import CLIP, find_eos
+from ..model import CLIP, ImageTower, TextTower, find_eos
 
 IMAGE_FILE = 'image.onnx'
 TEXT_FILE = 'text.onnx'
@@ -26,34 +26,6 @@ DEFAULT_OPSET = 18
 MIN_OPSET = 17
 MIN_TORCH = (2, 6)  # torch.onnx.export(dynamo=True, dynamic_shapes=...) returning an ONNXProgram with .model
 EXTERNAL_DATA_BYTES = 1 << 30  # a tower with more weight bytes keeps them in a '.onnx.data' file beside it
-
-
-class ImageTower(nn.Module):
-    """pixel_values [B, 3, S, S] float32 -> image latents [B, embed_dim] float32, whatever the weights' dtype."""
-
-    def __init__(self, clip: CLIP):
-        super().__init__()
-        self.clip = clip
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.clip.visual(pixel_values.to(self.clip.dtype)).float()
-
-
-class TextTower(nn.Module):
-    """input_ids [B, T] int64, each row holding an eos -> text latents [B, embed_dim] float32.
-
-    CLIP.encode_text without its trim to the batch's longest text, whose length depends on the data and
-    would be frozen into the graph. Attention is causal and the latent is read at the first eos, so any
-    T from the last eos + 1 up to context_length gives the same latents; OnnxCLIP trims as CLIP does.
-    """
-
-    def __init__(self, clip: CLIP):
-        super().__init__()
-        self.clip = clip
-
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        eos_positions = (input_ids == self.clip.eos_id).int().argmax(dim=1)  # [B], first eos of each row
-        return self.clip.text_latents_at(input_ids, eos_positions).float()  # [B, embed_dim]
 
 
 def export_onnx(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.PathLike], *,
@@ -99,7 +71,7 @@ def export_onnx(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.Pat
     example_ids = torch.zeros(2, model.context_length, dtype=torch.long, device=device)  # [2, context_length]
     example_ids[:, 1] = model.eos_id
     written = {}
-    with replacing_folder(out_dir) as temporary:
+    with replacing_folder(out_dir, record=True) as temporary:
         written.update(_export(ImageTower(model), torch.zeros(2, 3, size, size, device=device), 'pixel_values',
                                'image_latents', {0: batch}, os.path.join(temporary, IMAGE_FILE), opset, model, 'image'))
         written.update(_export(TextTower(model), example_ids, 'input_ids', 'text_latents', {0: batch, 1: length},

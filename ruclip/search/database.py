@@ -4,16 +4,19 @@ Tables: meta (key -> JSON value: format, version, model, generation), images (on
 file: path as the file system's bytes, size, mtime_ns, blake2b content hash, latent as float32
 bytes), roots (the folders and files indexed, which bound what the web page serves).
 Every change runs in one transaction and bumps meta.generation, so a reader can tell whether a
-cached copy of the latents is current. Two writers never run at once: `writing` holds an exclusive
+cached copy of the latents is current. When a writer closes, its commits are moved from the -wal
+side file into the index file (checkpoint), so after any clean exit the index is that one file. Two writers never run at once: `writing` holds an exclusive
 lock on PATH.lock (fcntl) for the whole update.
 """
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import time
 from typing import Iterator, Optional
 
+logger = logging.getLogger('ruclip')
 FORMAT = 'ruclip-image-index'
 VERSION = 1
 SCHEMA = """
@@ -30,18 +33,20 @@ class IndexBusy(RuntimeError):
 
 
 def connect(path: str, readonly: bool) -> sqlite3.Connection:
-    """A connection to an existing index file (ValueError unless it is one this version reads)."""
+    """A connection to an existing index file (ValueError unless it is one this version reads).
+
+    Read-only, a whole index file (one that closed cleanly: see checkpoint) opens even where SQLite
+    cannot create its -shm side file (a read-only folder or medium): it is then opened immutable.
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'no index at {path}: build one with `ruclip index FOLDER --index {path}`')
-    uri = f'file:{_quote(os.path.abspath(path))}?mode={"ro" if readonly else "rw"}'
     try:
-        connection = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
-        if not readonly:  # WAL with synchronous=NORMAL: a killed process loses no commit, a power cut the last few
-            connection.execute('PRAGMA journal_mode=WAL')
-            connection.execute('PRAGMA synchronous=NORMAL')
-        rows = dict(connection.execute('SELECT key, value FROM meta'))
-    except sqlite3.DatabaseError as error:
-        raise ValueError(f'{path} is not a ruclip image index ({error})') from None
+        connection, rows = _open(path, readonly)
+    except sqlite3.OperationalError as error:
+        if not readonly or writable(path) is None:
+            raise ValueError(f'cannot open index {path}: {error}') from None
+        _check_whole(path)
+        connection, rows = _open(path, readonly, immutable=True)  # nothing can change it: no locks, no -shm
     if json.loads(rows.get('format', 'null')) != FORMAT:
         raise ValueError(f'{path} is an SQLite database but not a ruclip image index')
     version = json.loads(rows['version'])
@@ -49,6 +54,46 @@ def connect(path: str, readonly: bool) -> sqlite3.Connection:
         raise ValueError(f'index {path} has format version {version}, newer than this ruclip reads ({VERSION}): '
                          f'upgrade ruclip (pip install -U ruclip)')
     return connection
+
+
+def _open(path: str, readonly: bool, immutable: bool = False):
+    """(connection, the meta table as a dict); sqlite3.OperationalError when SQLite cannot open the file
+    (or create the side files it needs)."""
+    uri = f'file:{_quote(os.path.abspath(path))}?mode={"ro" if readonly else "rw"}{"&immutable=1" if immutable else ""}'
+    connection = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+    try:
+        if not readonly:  # WAL with synchronous=NORMAL: a killed process loses no commit, a power cut the last few
+            connection.execute('PRAGMA journal_mode=WAL')
+            connection.execute('PRAGMA synchronous=NORMAL')
+        return connection, dict(connection.execute('SELECT key, value FROM meta'))
+    except sqlite3.DatabaseError as error:
+        connection.close()
+        if isinstance(error, sqlite3.OperationalError) and 'unable to open' in str(error):
+            raise  # SQLite could not open the file or create its side files
+        raise ValueError(f'{path} is not a ruclip image index ({error})') from None
+
+
+def _check_whole(path: str) -> None:
+    """A ValueError when commits of `path` sit in its -wal file, which an immutable open would not see."""
+    wal = path + '-wal'
+    if os.path.isfile(wal) and os.path.getsize(wal) > 0:
+        raise ValueError(f'index {path} cannot be read here: its folder is read-only and its latest changes are '
+                         f'still in {wal} (it was copied while being updated, or its update was killed); open it '
+                         f'once where its folder can be written (any `ruclip search`), then copy {path} alone')
+
+
+def checkpoint(connection: sqlite3.Connection, path: str) -> None:
+    """Move every commit from the -wal file into the index file and empty the -wal: the file alone is
+    then the whole index (to copy, back up or open on read-only media). Called when a writer closes."""
+    try:
+        busy, _, _ = connection.execute('PRAGMA wal_checkpoint(TRUNCATE)').fetchone()
+    except sqlite3.Error as error:  # a full disk: the commits stay safe in the -wal file
+        busy, reason = 1, error
+    else:
+        reason = 'a reader held it past the timeout'
+    if busy:
+        logger.warning('index %s: its latest changes are still in %s-wal (%s); the next update moves them',
+                       path, path, reason)
 
 
 def create(path: str, model: dict) -> None:

@@ -96,7 +96,7 @@ class ImageIndex:
         ruclip.find_images does, and files) as they are now, besides what it holds elsewhere:
         new and changed files are embedded, moved or copied ones reuse their latent, files gone
         from under `paths` are dropped. Unreadable files are skipped (logged, in the report) and
-        retried next time. Committed every `commit_every` images, so an interrupted update keeps
+        retried next time; a folder that cannot be listed is too, and its rows are kept, not dropped. Committed every `commit_every` images, so an interrupted update keeps
         what it committed and a rerun does the rest."""
         paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths
         roots = [os.path.abspath(os.fspath(path)) for path in paths]

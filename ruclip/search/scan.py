@@ -1,11 +1,13 @@
 """What changed on disk since the last update: a walk with one stat() per file, and content hashes
 only for files that are new or whose size or mtime changed."""
 import hashlib
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
 HASH_BLOCK = 1 << 20
+logger = logging.getLogger('ruclip')
 
 
 @dataclass
@@ -23,16 +25,32 @@ class Changes:
     new: List[Found] = field(default_factory=list)  # new paths and changed files, hashed (hash None: unreadable)
     touched: List[Found] = field(default_factory=list)  # same content as recorded, new size/mtime
     gone: List[int] = field(default_factory=list)  # ids of rows whose file is no longer there
+    unreadable: List[Tuple[str, str]] = field(default_factory=list)  # (folder or file, reason): rows kept
 
 
-def walk(roots: Iterable[str]) -> Dict[str, Tuple[int, int]]:
-    """{absolute path: (size, mtime_ns)} of the image files under roots, as ruclip.find_images
-    chooses them (a file root is taken whatever its extension; in folders, files with an image
-    extension, hidden files and folders left out; symlinked folders not followed)."""
+class Listing(dict):
+    """{absolute path: (size, mtime_ns)} of the image files found; `unreadable` holds (path, reason)
+    for each folder that could not be listed and each file that could not be stat()ed: what they
+    hold is unknown, not gone."""
+
+    def __init__(self):
+        super().__init__()
+        self.unreadable: List[Tuple[str, str]] = []
+
+    def cannot_read(self, path: str, reason: str) -> None:
+        logger.warning('skipped: %s', reason)
+        self.unreadable.append((path, reason))
+
+
+def walk(roots: Iterable[str]) -> Listing:
+    """The image files under roots, as ruclip.find_images chooses them (a file root is taken whatever
+    its extension; in folders, files with an image extension, hidden files and folders left out;
+    symlinked folders not followed). A folder that cannot be listed is named in a warning on the
+    'ruclip' logger and in the listing's `unreadable`, as find_images names it."""
     from ..image import image_extensions
 
     extensions = image_extensions()
-    found = {}
+    found = Listing()
     for root in roots:
         if os.path.isfile(root):
             stat = os.stat(root)
@@ -45,8 +63,9 @@ def walk(roots: Iterable[str]) -> Dict[str, Tuple[int, int]]:
             folder = pending.pop()
             try:
                 entries = list(os.scandir(folder))
-            except OSError:
-                continue  # an unreadable folder holds nothing we can index
+            except OSError as error:  # permissions, an unmounted share: its files are unknown, not gone
+                found.cannot_read(folder, f'cannot read folder {folder}: {error.strerror or error}')
+                continue
             for entry in entries:
                 if entry.name.startswith('.'):
                     continue
@@ -55,17 +74,21 @@ def walk(roots: Iterable[str]) -> Dict[str, Tuple[int, int]]:
                 elif entry.name[entry.name.rfind('.'):].lower() in extensions:  # splitext, without its cost
                     try:
                         stat = entry.stat()
-                    except OSError:
+                    except FileNotFoundError:
                         continue  # a dangling symlink
+                    except OSError as error:
+                        found.cannot_read(entry.path, f'cannot read {entry.path}: {error.strerror or error}')
+                        continue
                     if entry.is_file():
                         found[entry.path] = (stat.st_size, stat.st_mtime_ns)
     return found
 
 
-def compare(found: Dict[str, Tuple[int, int]], recorded: Dict[str, Tuple[int, int, int, Optional[bytes]]]) -> Changes:
+def compare(found: Listing, recorded: Dict[str, Tuple[int, int, int, Optional[bytes]]]) -> Changes:
     """Changes from `recorded` ({path: (id, size, mtime_ns, hash)}, the rows under the same roots)
-    to `found`; new and changed files are hashed here."""
-    changes = Changes()
+    to `found`; new and changed files are hashed here. Rows under a folder (or of a file) that could
+    not be read are kept as they are."""
+    changes = Changes(unreadable=list(found.unreadable))
     for path, (size, mtime_ns) in found.items():
         row = recorded.get(path)
         if row is not None and row[1] == size and row[2] == mtime_ns:
@@ -76,9 +99,14 @@ def compare(found: Dict[str, Tuple[int, int]], recorded: Dict[str, Tuple[int, in
             changes.touched.append(item)
         else:
             changes.new.append(item)
-    changes.gone = [row[0] for path, row in recorded.items() if path not in found]
+    unknown = [path for path, _ in found.unreadable]
+    changes.gone = [row[0] for path, row in recorded.items() if path not in found and not _under(path, unknown)]
     changes.new.sort(key=lambda item: item.path)
     return changes
+
+
+def _under(path: str, folders: List[str]) -> bool:
+    return any(path == folder or path.startswith(folder.rstrip(os.sep) + os.sep) for folder in folders)
 
 
 def content_hash(path: str) -> Optional[bytes]:

@@ -12,7 +12,6 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Callable, List, Tuple
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from . import database
@@ -26,7 +25,8 @@ UPSERT = ('INSERT INTO images (path, size, mtime_ns, hash, latent) VALUES (?, ?,
 
 @dataclass
 class UpdateReport:
-    """What an update did; skipped: (path, reason) for each file that could not be read (retried next time)."""
+    """What an update did; skipped: (path, reason) for each file or folder that could not be read (a
+    folder's rows are kept as they were; all are retried next time)."""
     unchanged: int = 0
     embedded: int = 0
     reused: int = 0  # moved, renamed or copied files whose content the index held
@@ -41,7 +41,8 @@ class UpdateReport:
 
 def apply(connection: sqlite3.Connection, changes: Changes, get_predictor: Callable, commit_every: int,
           index_path: str) -> UpdateReport:
-    report = UpdateReport(unchanged=changes.unchanged, touched=len(changes.touched), removed=len(changes.gone))
+    report = UpdateReport(unchanged=changes.unchanged, touched=len(changes.touched), removed=len(changes.gone),
+                          skipped=list(changes.unreadable))
     to_embed = _record_known(connection, changes, report)
     if to_embed:
         _embed(connection, to_embed, get_predictor(), commit_every, report, index_path)
@@ -125,5 +126,6 @@ class Writing:
         return self.connection
 
     def __exit__(self, *exc):
+        database.checkpoint(self.connection, self.index.path)
         self.connection.close()
         self._lock.__exit__(*exc)

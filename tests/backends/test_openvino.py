@@ -14,7 +14,7 @@ import torch
 import ruclip
 from helpers.images import rgb_image
 
-importlib.import_module('openvino')
+pytest.importorskip('openvino')
 from ruclip.backends import _int8, openvino as ov_backend  # noqa: E402
 
 ATOL = 1e-4  # fp32 latents, OpenVINO against PyTorch
@@ -88,6 +88,19 @@ def test_predictor_classify_and_rank_give_pytorch_labels(fp32, reference, images
     assert torch.equal(got.texts_per_image.indices, want.texts_per_image.indices)
     with pytest.raises(ValueError, match='runs on the CPU'):
         model.to('cuda')
+
+
+def test_to_takes_the_cpu_and_float32_in_any_of_nn_modules_forms_and_refuses_the_rest(fp32):
+    model = fp32[0]
+    for args, kwargs in [(('cpu',), {}), ((torch.float32,), {}), (('cpu', torch.float32), {}),
+                         ((torch.zeros(1),), {}), ((), dict(device='cpu', dtype=torch.float32)),
+                         ((torch.device('cpu'),), dict(non_blocking=True)), ((), dict(memory_format=torch.preserve_format))]:
+        assert model.to(*args, **kwargs) is model
+    for args, kwargs, message in [(('meta',), {}, 'runs on the CPU'), ((), dict(device='meta'), 'runs on the CPU'),
+                                  ((torch.bfloat16,), {}, 'float32'), ((), dict(dtype=torch.float16), 'float32'),
+                                  ((torch.zeros(1, dtype=torch.float64),), {}, 'float32')]:
+        with pytest.raises(ValueError, match=message):
+            model.to(*args, **kwargs)
 
 
 def test_second_load_imports_the_cached_entry_without_building(fp32, tiny_checkpoint, cache, monkeypatch):

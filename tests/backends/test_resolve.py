@@ -23,6 +23,7 @@ CPU = torch.device('cpu')
     ('torch', 'auto', ('torch', auto_dtype(CPU))),
 ])
 def test_resolve_with_openvino_installed(backend, dtype, expected):
+    pytest.importorskip('openvino')  # the [openvino] extra
     assert backends.resolve(backend, dtype, CPU) == expected
 
 

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import openvino
 import pytest
 import torch
 from PIL import Image
@@ -48,7 +47,12 @@ def predictor(tiny_checkpoint):
 
 
 @pytest.fixture(scope='module')
-def default_model(tiny_checkpoint, openvino_cache):
+def openvino():
+    return pytest.importorskip('openvino')  # the [openvino] extra: what the defaults run when it is installed
+
+
+@pytest.fixture(scope='module')
+def default_model(tiny_checkpoint, openvino_cache, openvino):
     """What the model options' defaults (--backend auto --dtype auto) load here, built now: the tests in
     fresh processes then find it cached (a build would write NNCF's progress to their stderr)."""
     with pytest.MonkeyPatch.context() as patch:
@@ -62,7 +66,7 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def test_models_lists_the_six_and_finds_the_cached_one_without_the_network(capsys, monkeypatch, hub_cache):
+def test_models_lists_the_six_and_finds_the_cached_one_without_the_network(capsys, monkeypatch, hub_cache, openvino):
     def no_network(*args, **kwargs):
         raise AssertionError('`ruclip models` must not touch the network')
 
@@ -127,7 +131,7 @@ def test_classify_json_is_the_librarys_top_k_and_skips_the_broken_file(capsys, p
 
 
 def test_classify_by_default_runs_the_fastest_path_here(capsys, monkeypatch, readable, default_model,
-                                                        tiny_checkpoint):
+                                                        tiny_checkpoint, openvino):
     """No --backend, no --dtype: OpenVINO at its 'auto' precision (int8 where it passes its gate), the
     same numbers as ruclip.load(..., backend='auto', dtype='auto') gives in Python."""
     loaded = []

@@ -13,6 +13,11 @@ from helpers.images import encoded, rgb_image
 N_IMAGES = 40
 
 
+@pytest.fixture(autouse=True)
+def _distributed_extra():
+    pytest.importorskip('pyarrow')  # the [distributed] extra: the shards' metadata files
+
+
 @pytest.fixture(scope='session')
 def image_folder(tmp_path_factory):
     """N_IMAGES readable images (PNG and JPEG, two in a subfolder) and one broken .jpg."""

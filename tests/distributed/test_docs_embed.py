@@ -1,11 +1,11 @@
 """docs/embed.md: its commands parse, its Python runs on tiny data."""
-import importlib
 import os
 import shlex
 
+import pytest
 
-from ruclip.cli import build_parser
 from helpers.doc_blocks import DOCS, code_blocks
+from ruclip.cli import build_parser
 
 PAGE = DOCS / 'embed.md'
 
@@ -41,7 +41,7 @@ class FakeSparkContext:
 
 
 def test_the_docs_python_and_spark_recipe_run(tmp_path, monkeypatch, image_folder, tiny_checkpoint):
-    importlib.import_module('pyarrow')
+    pytest.importorskip('pyarrow')
     (block,) = code_blocks(PAGE)
     monkeypatch.chdir(tmp_path)
     os.symlink(image_folder, 'photos')

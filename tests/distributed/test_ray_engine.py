@@ -1,6 +1,5 @@
 """The Ray engine on a small local cluster (2 CPUs, a 100 MB object store): the same shards as the
 local engine, through the command line too, and a model actor killed mid-partition is retried."""
-import importlib
 import os
 import sys
 
@@ -11,11 +10,11 @@ from conftest import N_IMAGES, all_rows, shard_files
 from ruclip.cli import main
 from ruclip.distributed import Settings, list_inputs, run_local, run_ray
 
-ray = importlib.import_module('ray')
-pq = importlib.import_module('pyarrow.parquet')
+ray = pytest.importorskip('ray')
+pq = pytest.importorskip('pyarrow.parquet')
 from ruclip.distributed import ray_engine  # noqa: E402 - needs ray
 
-pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning')
+pytestmark = [pytest.mark.filterwarnings('ignore::DeprecationWarning'), pytest.mark.slow]  # a Ray cluster starts
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -65,7 +64,7 @@ class DiesOnce(ray_engine.Embedder):
 
 
 def test_a_killed_actor_is_retried_and_no_row_is_duplicated(tmp_path, tiny_checkpoint, shard_predictor):
-    webdataset = importlib.import_module('webdataset')
+    webdataset = pytest.importorskip('webdataset')
     from helpers.images import encoded, rgb_image
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -1,5 +1,4 @@
 """Resume, refusal to mix runs, a run killed by SIGKILL, a full disk, and the embed command."""
-import importlib
 import errno
 import os
 import signal
@@ -16,7 +15,7 @@ from ruclip.cli import main
 from ruclip.distributed import Settings, list_inputs, run_local
 from ruclip.distributed import partition as partition_module
 
-importlib.import_module('pyarrow')
+pytest.importorskip('pyarrow')
 
 
 def settings(tiny_checkpoint, out, **options):
@@ -66,11 +65,41 @@ def test_a_folder_of_another_run_is_refused_unless_overwrite(change, field, imag
     assert report.complete and report.partitions_skipped == []
 
 
-def test_a_non_empty_folder_without_a_manifest_is_refused(image_folder, tiny_checkpoint, tmp_path):
-    (tmp_path / 'out').mkdir()
-    (tmp_path / 'out' / 'notes.txt').write_text('mine')
-    with pytest.raises(ValueError, match='not empty and has no _manifest.json'):
-        run_local(list_inputs([str(image_folder)]), settings(tiny_checkpoint, tmp_path / 'out'))
+def users_files(out):
+    """A folder of the user's own: notes, and folders named as the shard layout's folders are."""
+    for name in ('notes.txt', 'metadata/trip.csv', 'failed/todo.txt', 'img_emb/mine.npy', '_done/list.txt'):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(f'my {name}')
+    return {name: f'my {name}' for name in ('notes.txt', 'metadata/trip.csv', 'failed/todo.txt', 'img_emb/mine.npy',
+                                            '_done/list.txt')}
+
+
+def test_a_non_empty_folder_without_a_manifest_is_refused_even_with_overwrite(image_folder, tiny_checkpoint,
+                                                                              tmp_path, capsys):
+    out = tmp_path / 'out'
+    mine = users_files(out)
+    for overwrite in (False, True):
+        with pytest.raises(ValueError, match='not empty and has no _manifest.json') as error:
+            run_local(list_inputs([str(image_folder)]), settings(tiny_checkpoint, out), overwrite=overwrite)
+        assert 'pass --overwrite' not in str(error.value)
+    assert main(['embed', str(image_folder), '--out', str(out), '--model', str(tiny_checkpoint), '--overwrite',
+                 '--partitions', '2', '-q', '--backend', 'torch']) == 2
+    assert 'pass --overwrite' not in capsys.readouterr().err
+    assert {os.path.relpath(os.path.join(root, name), out): open(os.path.join(root, name)).read()
+            for root, _, names in os.walk(out) for name in names} == mine
+
+
+def test_overwrite_deletes_only_the_files_a_run_wrote(image_folder, tiny_checkpoint, shard_predictor, tmp_path):
+    inputs, out = list_inputs([str(image_folder)]), tmp_path / 'out'
+    run_local(inputs, settings(tiny_checkpoint, out), predictor=shard_predictor)
+    mine = users_files(out)  # added to a folder of shards afterwards
+    (out / 'img_emb' / '.img_emb_7.npy.x1.partial.npy').write_bytes(b'left by a killed run')
+    report = run_local(inputs, settings(tiny_checkpoint, out, partition_count=2), overwrite=True,
+                       predictor=shard_predictor)
+    assert report.complete
+    assert not (out / 'img_emb' / '.img_emb_7.npy.x1.partial.npy').exists()
+    assert sorted(os.listdir(out / 'img_emb')) == ['img_emb_0.npy', 'img_emb_1.npy', 'mine.npy']
+    assert all((out / name).read_text() == text for name, text in mine.items())
 
 
 def test_a_full_disk_leaves_no_partial_file_and_a_rerun_finishes(image_folder, tiny_checkpoint, shard_predictor,

@@ -1,5 +1,4 @@
 """Tables of paths and URLs with captions, and webdataset tar shards, as inputs."""
-import importlib
 import json
 
 import numpy as np
@@ -9,9 +8,9 @@ from helpers.images import encoded, rgb_image
 from ruclip.distributed import Settings, list_inputs, run_local
 from ruclip.distributed.inputs import read_tar
 
-pq = importlib.import_module('pyarrow.parquet')
-pa = importlib.import_module('pyarrow')
-pa_csv = importlib.import_module('pyarrow.csv')
+pq = pytest.importorskip('pyarrow.parquet')
+pa = pytest.importorskip('pyarrow')
+pa_csv = pytest.importorskip('pyarrow.csv')
 
 
 def read(path):
@@ -64,7 +63,7 @@ def test_a_table_without_the_image_column_names_the_columns(tmp_path):
 
 
 def write_shard(path, first, count, truncate=False):
-    webdataset = importlib.import_module('webdataset')
+    webdataset = pytest.importorskip('webdataset')
     with webdataset.TarWriter(str(path)) as sink:
         for i in range(first, first + count):
             sink.write({'__key__': f'{i:06d}', 'jpg': encoded(rgb_image(20, 30, seed=i), 'JPEG'),

@@ -1,5 +1,5 @@
 """docs/evaluate.md's Python example, run as written on a tiny Food101 copy and a tiny trained checkpoint."""
-import importlib
+import pytest
 
 from helpers.checkpoints import write_checkpoint
 from helpers.doc_blocks import DOCS, code_blocks
@@ -13,7 +13,7 @@ def docs_example() -> str:
 
 
 def test_docs_evaluation_example_runs(tmp_path, monkeypatch, bpe_model, capsys):
-    importlib.import_module('torchvision')
+    pytest.importorskip('torchvision')
     base = write_checkpoint(tmp_path / 'base', SMALL_ARCHITECTURE, bpe_model)
     model = train_colour_checkpoint(base, tmp_path / 'model')
     write_food101(tmp_path / 'data', prompts.english_names('food101'), per_class=2)

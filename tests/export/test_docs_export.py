@@ -1,5 +1,4 @@
 """docs/export.md's examples run against a tiny checkpoint served by a local Hub stand-in."""
-import importlib
 import shlex
 
 import pytest
@@ -29,10 +28,11 @@ def cat_picture(tmp_path, monkeypatch):
     rgb_image(200, 150, seed=1).save('cat.jpg')
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures('hub_with_all_models')
 def test_docs_onnx_example_runs(cat_picture):
-    importlib.import_module('onnxruntime')
-    importlib.import_module('onnxscript')
+    pytest.importorskip('onnxruntime')
+    pytest.importorskip('onnxscript')
     (onnx_block,) = code_blocks(PAGE, 'ONNX')
     namespace = {}
     exec(onnx_block, namespace)
@@ -41,7 +41,7 @@ def test_docs_onnx_example_runs(cat_picture):
 
 @pytest.mark.usefixtures('hub_with_all_models')
 def test_docs_transformers_example_runs(cat_picture):
-    importlib.import_module('transformers')
+    pytest.importorskip('transformers')
     (hf_block,) = code_blocks(PAGE, 'Hugging Face transformers')
     namespace = {}
     exec(hf_block, namespace)

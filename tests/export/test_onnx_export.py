@@ -1,5 +1,4 @@
 """ONNX export: both towers on onnxruntime give PyTorch's fp32 latents within 1e-4."""
-import importlib
 import os
 
 import numpy as np
@@ -7,13 +6,14 @@ import pytest
 import torch
 
 from ruclip import RuCLIPProcessor, load
+from ruclip._outputs import EXPORT_RECORD
 from ruclip.export.onnx import IMAGE_FILE, TEXT_FILE, OnnxCLIP, export_onnx
 from helpers.images import SIZES, rgb_image
 from helpers.texts import varied_texts
 
-onnx = importlib.import_module('onnx')
-importlib.import_module('onnxruntime')
-importlib.import_module('onnxscript')
+onnx = pytest.importorskip('onnx')
+pytest.importorskip('onnxruntime')
+pytest.importorskip('onnxscript')
 
 ATOL = 1e-4
 LONG_TEXT = 'большой красный дом стоит на улице города ' * 20  # more than 75 tokens: all 77 positions
@@ -103,6 +103,7 @@ def test_export_folder_keeps_the_image_normalisation(onnx_folder, tiny_checkpoin
     assert torch.equal(exported(images=images)['pixel_values'], source(images=images)['pixel_values'])
 
 
+@pytest.mark.slow
 def test_export_of_a_loaded_model_of_another_architecture(checkpoint_factory, tmp_path):
     clip, processor = load(checkpoint_factory('ruclip-vit-large-patch14-336', seed=1))
     paths = export_onnx(clip, tmp_path, opset=17)
@@ -114,6 +115,7 @@ def test_export_of_a_loaded_model_of_another_architecture(checkpoint_factory, tm
         assert (runner.encode_text(inputs['input_ids']) - clip.encode_text(inputs['input_ids'])).abs().max() < ATOL
 
 
+@pytest.mark.slow
 def test_fp16_export_runs_on_cpu_within_fp16_precision(loaded, tmp_path, onnx_folder):
     """Half-size files; latents within 1e-2 of fp32 (measured ~2e-3 on latents of magnitude ~3)."""
     clip, processor = loaded
@@ -144,12 +146,13 @@ def test_runner_rejects_bad_inputs(runner):
         runner.encode_text([[2, 3]])
 
 
+@pytest.mark.slow
 def test_export_finds_a_model_in_a_given_cache_and_returns_the_files_written(hub_cache, tmp_path):
     out = tmp_path / 'onnx'
     paths = export_onnx('ruclip-vit-base-patch32-224', out, cache_dir=str(hub_cache), local_files_only=True)
     assert paths == {key: str(out / name) for key, name in (('image', IMAGE_FILE), ('text', TEXT_FILE),
                                                             ('config', 'config.json'), ('bpe_model', 'bpe.model'))}
-    assert sorted(path.name for path in out.iterdir()) == sorted(os.path.basename(path) for path in paths.values())
+    assert sorted(path.name for path in out.iterdir()) == sorted([EXPORT_RECORD, *map(os.path.basename, paths.values())])
 
 
 def test_export_refuses_the_checkpoint_folder_and_a_folder_with_files(tiny_checkpoint, tmp_path, loaded):

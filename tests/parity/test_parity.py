@@ -9,6 +9,8 @@ from helpers.images import rgb_image, varied_images
 from helpers.original import load_original
 from helpers.texts import varied_texts
 
+pytestmark = pytest.mark.slow  # fetches the original ruclip 0.0.2 from PyPI once
+
 PARITY_ARCHITECTURES = ['ruclip-vit-base-patch32-224', 'ruclip-vit-base-patch16-384', 'ruclip-vit-large-patch14-336']
 ATOL = 1e-5
 

@@ -4,11 +4,12 @@ import re
 import numpy as np
 import pytest
 import torch
-import youtokentome as yttm
 
 from ruclip.tokenizer import BPETokenizer
 
 from helpers.texts import EDGE_CASES, NON_SEPARATORS, SEPARATORS, train_bpe, varied_texts
+
+yttm = pytest.importorskip('youtokentome')  # the [parity] extra
 
 RUCLIP_IGNORE_IDS = [3, 2, 1, 0]
 # name -> (vocab_size, train kwargs, number of varied texts to compare)

@@ -1,5 +1,4 @@
 """`ruclip serve`: the HTTP routes, path traversal refused, and the page driven in headless Chromium."""
-import importlib
 import json
 import os
 import subprocess
@@ -95,11 +94,12 @@ def test_ruclip_serve_command_serves_the_page(served, tiny_checkpoint):
         process.wait(timeout=30)
 
 
+@pytest.mark.slow  # a browser starts
 def test_page_in_headless_chromium(served, tmp_path):
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.fail('needs Debian\'s chromium and chromium-driver packages, which the README\'s set-up command '
-                    'installs (apt-get install chromium chromium-driver)')
-    webdriver = importlib.import_module('selenium.webdriver')
+        pytest.skip('not installed: Debian\'s chromium and chromium-driver packages, which the README\'s set-up '
+                    'command installs (apt-get install chromium chromium-driver)')
+    webdriver = pytest.importorskip('selenium.webdriver')
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
