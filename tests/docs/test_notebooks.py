@@ -29,7 +29,11 @@ def test_the_notebooks_are_found_and_carry_no_outputs():
         assert all(not cell.outputs and cell.execution_count is None for cell in code), f'{path.name} has outputs'
 
 
-@pytest.mark.parametrize('path', NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+SLOW = {'deploy.ipynb'}  # an ONNX export and an OpenVINO compile: most of a minute
+
+
+@pytest.mark.parametrize('path', [pytest.param(path, marks=pytest.mark.slow) if path.name in SLOW else path
+                                  for path in NOTEBOOKS], ids=[path.stem for path in NOTEBOOKS])
 def test_notebook_runs(path, tiny_checkpoint, tmp_path):
     notebook = nbformat.read(path, as_version=4)
     position = next(i for i, cell in enumerate(notebook.cells) if 'parameters' in cell.metadata.get('tags', []))
