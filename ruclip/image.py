@@ -186,13 +186,24 @@ class ImageFiles(list):
 
 
 def find_images(paths: Union[PathLike, Iterable[PathLike]], recursive: bool = True) -> ImageFiles:
-    """Image files from files and folders, in a stable order, as an ImageFiles list.
+    """Image files from files and folders, in a stable order.
 
     A file is taken as given, whatever its extension; a folder gives its files with an image
     extension (see image_extensions), sorted, descending into subfolders when `recursive`. A
     folder that cannot be listed (permissions, I/O) is named in a warning on the 'ruclip' logger
     and in the result's `unreadable`, as an unreadable file is by embed_images.
-    Raises FileNotFoundError for a path that does not exist, ValueError when no image is found.
+
+    Args:
+        paths: one file or folder, or an iterable of them.
+        recursive: descend into subfolders.
+
+    Returns:
+        An ImageFiles, a list of the paths (str) whose `unreadable` attribute holds
+        `(folder, reason)` for each folder that could not be listed.
+
+    Raises:
+        FileNotFoundError: a path that does not exist.
+        ValueError: no image found.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]

@@ -24,10 +24,24 @@ def similarity_heatmap(similarity, images: Sequence, texts: Sequence[str],
                        vmin: Optional[float] = None, vmax: Optional[float] = None):
     """Texts on the rows, images as thumbnails above the columns, the cosine in every cell.
 
-    similarity: [n_images, n_texts] (ruclip.similarity's output), a tensor or an array; images:
-    PIL images, paths or bytes, one per column; vmin / vmax: the colour scale, the data's by default.
     The matrix is the axes' first image (label 'similarity'), the thumbnails follow it. A title
     wider than the figure is wrapped.
+
+    Args:
+        similarity (torch.Tensor | numpy.ndarray): `[n_images, n_texts]`, ruclip.similarity's output.
+        images: PIL images, paths or bytes, one per column.
+        texts: one caption per row.
+        title: the figure's title; None for none.
+        vmin: the low end of the colour scale; the data's by default.
+        vmax: the high end of the colour scale; the data's by default.
+
+    Returns:
+        matplotlib.figure.Figure: built without pyplot, so nothing to close; saving is up to you.
+
+    Raises:
+        ValueError: no images or texts, or a similarity whose shape is not `[n_images, n_texts]`.
+        TypeError: images or texts given as one item instead of an iterable.
+        ImportError: matplotlib is not installed (the `plot` extra).
     """
     images, texts = _items(images, 'images'), _items(texts, 'texts')
     matrix = _matrix(similarity, len(images), len(texts)).T  # [n_texts, n_images]
@@ -59,10 +73,26 @@ def probability_bars(images: Sequence, top: TopK, columns: int = 2, title: Optio
                      score_name: str = 'probability'):
     """Each image beside a horizontal bar chart of its top-k scores, best on top.
 
-    top: ruclip.classify's result for these images, or any TopK (unlabelled columns show their index);
-    score_name: what the scores are, for the x label: probabilities get a 0 to 1 axis, other scores
-    (score_name='cosine' for ruclip.rank's texts_per_image) an axis that fits them, negative ones too.
     Axes come in pairs, image then bars; each bar chart's x label names the best label.
+
+    Args:
+        images: PIL images, paths or bytes (any iterable), one per row of `top`.
+        top: ruclip.classify's result for these images, or any TopK (unlabelled columns show their
+            index).
+        columns: image-and-bars pairs per row of the figure.
+        title: the figure's title, if any.
+        score_name: what the scores are, for the x label: probabilities get a 0 to 1 axis, other
+            scores (score_name='cosine' for ruclip.rank's texts_per_image) an axis that fits them,
+            negative ones too.
+
+    Returns:
+        matplotlib.figure.Figure: built without pyplot, so nothing to close; saving is up to you.
+
+    Raises:
+        ValueError: no images, a row count of `top` that differs from the images, or columns not a
+            positive integer.
+        TypeError: images given as one item instead of an iterable.
+        ImportError: matplotlib is not installed (the `plot` extra).
     """
     images = _items(images, 'images')
     _check_count(top, images, 'top')
@@ -92,7 +122,23 @@ def probability_bars(images: Sequence, top: TopK, columns: int = 2, title: Optio
 
 
 def label_grid(images: Sequence, labels: Sequence[str], columns: int = 4, title: Optional[str] = None):
-    """The images in a grid, each titled with its label (e.g. its predicted class)."""
+    """The images in a grid, each titled with its label (e.g. its predicted class).
+
+    Args:
+        images: PIL images, paths or bytes (any iterable).
+        labels: one title per image.
+        columns: images per row of the grid.
+        title: the figure's title, if any.
+
+    Returns:
+        matplotlib.figure.Figure: built without pyplot, so nothing to close; saving is up to you.
+
+    Raises:
+        ValueError: no images, a count of labels that differs from the images, or columns not a
+            positive integer.
+        TypeError: images given as one item instead of an iterable.
+        ImportError: matplotlib is not installed (the `plot` extra).
+    """
     images = _items(images, 'images')
     _check_count(labels, images, 'labels')
     rows = math.ceil(len(images) / count('columns', columns))

@@ -51,27 +51,44 @@ def load(name: str, device: Union[str, torch.device] = 'cpu', cache_dir: Optiona
          dtype: Optional[torch.dtype] = None, backend: str = 'torch') -> Tuple[CLIP, RuCLIPProcessor]:
     """Load a RuCLIP model and its processor.
 
-    name: a key of ruclip.MODELS (downloaded from the Hub into the standard Hugging Face cache, or
-        `cache_dir`), or a folder holding config.json, bpe.model and pytorch_model.bin or
-        model.safetensors.
-    local_files_only: use the cache only, without a single request (as does HF_HUB_OFFLINE=1).
-        Without it, a Hub that cannot be reached is taken as offline at once: the cache is used if
-        it holds the files, else FileNotFoundError names the missing one.
-    token: a Hub token for private copies; `use_auth_token` is its old name.
-    dtype: torch.float32 (None, the default: the original's numbers), torch.bfloat16, torch.float16
-        or their names, or 'auto': bf16 where the device computes it natively (CUDA GPUs that support
-        it, CPUs with AMX or AVX512-BF16), else float32. A bf16 or fp16 asked for on a CPU that only
-        emulates it is used, with a RuntimeWarning (once): it runs 30-40x slower than float32 there.
-        With backend='openvino': float32 (None), bfloat16 (CPUs with bf16 units only), 'int8', or
-        'auto': int8 when its latents reach a cosine of 0.995 to fp32 ones on a check set (measured per
-        checkpoint when its int8 model is built), else bf16 where the CPU has bf16 units, else fp32.
-    backend: 'torch' (default) runs ruclip.CLIP; 'openvino' runs both towers on OpenVINO's CPU runtime
-        (pip install 'ruclip[openvino]'), compiled once and cached (ruclip.backends.openvino); 'auto'
-        takes OpenVINO when it is installed and the device is the CPU, else torch; with dtype None or
-        'auto' OpenVINO runs its 'auto' precision. backend='auto', dtype='auto' is what the command
-        line runs by default (`ruclip models` says what that is here): the fastest path that keeps
-        the documented accuracy on this machine.
-    Returns (clip, processor), the model in eval mode on `device`.
+    Args:
+        name: a key of `ruclip.MODELS` (downloaded from the Hub into the standard Hugging Face cache,
+            or `cache_dir`), or a folder holding config.json, bpe.model and pytorch_model.bin or
+            model.safetensors.
+        device: where the model runs: 'cpu', 'cuda', 'cuda:1' or a torch.device.
+        cache_dir: the Hub cache to use instead of the standard one. A `cache_dir` filled by the
+            original ruclip (`<cache_dir>/<name>/` holding the three files) is used as it is.
+        use_auth_token: the old name of `token`.
+        revision: the Hub revision (branch, tag or commit) to download.
+        token: a Hub token for private copies.
+        local_files_only: use the cache only, without a single request (as does HF_HUB_OFFLINE=1).
+            Without it, a Hub that cannot be reached is taken as offline at once: the cache is used
+            if it holds the files, else FileNotFoundError names the missing one.
+        dtype: torch.float32 (None, the default: the original's numbers), torch.bfloat16,
+            torch.float16 or their names, or 'auto': bf16 where the device computes it natively
+            (CUDA GPUs that support it, CPUs with AMX or AVX512-BF16), else float32. A bf16 or fp16
+            asked for on a CPU that only emulates it is used, with a RuntimeWarning (once): it runs
+            far slower than float32 there. With backend='openvino': float32 (None), bfloat16 (CPUs
+            with bf16 units only), 'int8', or 'auto': int8 when its latents reach a cosine of 0.995
+            to fp32 ones on a check set (measured per checkpoint when its int8 model is built), else
+            bf16 where the CPU has bf16 units, else fp32.
+        backend: 'torch' (default) runs `ruclip.CLIP`; 'openvino' runs both towers on OpenVINO's
+            CPU runtime (`pip install '.[openvino]'`), compiled once and cached; 'auto' takes
+            OpenVINO when it is installed and the device is the CPU, else torch; with dtype None or
+            'auto' OpenVINO runs its 'auto' precision. backend='auto', dtype='auto' is what the
+            command line runs by default: the fastest path that keeps the documented accuracy on
+            this machine.
+
+    Returns:
+        The model (in eval mode, on `device`) and its `RuCLIPProcessor`, as a pair.
+
+    Raises:
+        ValueError: an unknown model name (the message lists the six), backend or dtype, or a
+            checkpoint whose config or weights fail their checks (each named).
+        FileNotFoundError: a folder without config.json or bpe.model, or a file neither cached nor
+            downloadable.
+        TypeError: `name` is not a str or path.
+        ImportError: backend='openvino' without the `openvino` extra.
     """
     from . import backends  # the runtimes: a capability, imported when asked for
 
@@ -189,7 +206,17 @@ class ModelInfo:
 
 
 def describe_models(cache_dir: Optional[str] = None) -> List[ModelInfo]:
-    """The six models, in MODELS' order, with their state in the Hugging Face cache."""
+    """The six models, in MODELS' order, with their state in the Hugging Face cache.
+
+    Reads the cache only: never touches the network.
+
+    Args:
+        cache_dir: the Hub cache to look in; the standard one by default.
+
+    Returns:
+        One ModelInfo per model, with its name, ViT size, patch and image size, whether it is
+        cached, its size on disk and its folder.
+    """
     return [describe(name, cache_dir) for name in MODELS]
 
 

@@ -23,9 +23,11 @@ logger = logging.getLogger('ruclip')
 class Embeddings:
     """Image latents for the files that could be read.
 
-    latents: [len(files), embed_dim] L2-normalised, row i for files[i];
-    skipped: (path, reason) for each file left out, in input order, after the folders that could
-        not be listed when `files` came from find_images (its ImageFiles.unreadable).
+    Attributes:
+        latents: `[len(files), embed_dim]` float, L2-normalised, row i for `files[i]`.
+        files: the paths embedded, in input order.
+        skipped: `(path, reason)` for each file left out, in input order, after the folders that
+            could not be listed when `files` came from find_images (its `ImageFiles.unreadable`).
     """
     latents: torch.Tensor
     files: List[str]
@@ -37,8 +39,24 @@ def rank(predictor: Predictor, images: Images, texts: Sequence[str], k: int = 5,
     """The k most similar texts for each image and the k most similar images for each text.
 
     Texts are encoded as they are, without templates (see encode_texts); scores are cosine
-    similarities. image_names label the images in images_per_text (file paths, say).
-    text_latents: encode_texts(predictor, texts), when already computed.
+    similarities. The full images x texts matrix is never held (see rank_latents).
+
+    Args:
+        predictor: the model to run.
+        images: PIL images, file paths or encoded bytes (any iterable), or `[n_images, embed_dim]`
+            image latents.
+        texts: the captions, at least one.
+        k: results kept in each direction; cut to the number of candidates.
+        image_names: names of the images (file paths, say), as the labels of `images_per_text`.
+        text_latents: `encode_texts(predictor, texts)`, when already computed.
+
+    Returns:
+        A Ranking, with `texts_per_image` (`[n_images, k]`) and `images_per_text` (`[n_texts, k]`).
+
+    Raises:
+        ValueError: empty texts, a count of image names that differs from the images, or an image
+            that cannot be read (FileNotFoundError for a missing file).
+        TypeError: texts given as one str.
     """
     texts = str_list(texts, 'texts')
     if text_latents is None:
@@ -47,8 +65,19 @@ def rank(predictor: Predictor, images: Images, texts: Sequence[str], k: int = 5,
 
 
 def encode_texts(predictor: Predictor, texts: Iterable[str]) -> torch.Tensor:
-    """[n_texts, embed_dim] L2-normalised latents of captions taken as they are, no templates
-    (predictor.get_caption_latents)."""
+    """Latents of captions taken as they are, without templates (`predictor.get_caption_latents`).
+
+    Args:
+        predictor: the model to run.
+        texts: the captions, at least one.
+
+    Returns:
+        `[n_texts, embed_dim]` float tensor, L2-normalised.
+
+    Raises:
+        ValueError: texts is empty.
+        TypeError: texts is one str, or holds something other than str.
+    """
     return predictor.get_caption_latents(str_list(texts, 'texts'))
 
 
@@ -63,10 +92,24 @@ def image_latents(predictor: Predictor, images: Images) -> torch.Tensor:
 
 
 def embed_images(predictor: Predictor, files: Iterable[Union[str, os.PathLike]]) -> Embeddings:
-    """Latents of image files, decoded in the predictor's worker threads; unreadable files (images
-    over PIL.Image.MAX_IMAGE_PIXELS too) are skipped with a warning on the 'ruclip' logger. Shows a
-    progress bar unless predictor.quiet.
-    Raises ValueError when no file could be read."""
+    """Latents of image files, skipping those that cannot be read.
+
+    The files are decoded in the predictor's worker threads; unreadable files (images over
+    `PIL.Image.MAX_IMAGE_PIXELS` too) are skipped with a warning on the 'ruclip' logger. Shows a
+    progress bar unless `predictor.quiet`.
+
+    Args:
+        predictor: the model to run.
+        files: image file paths, e.g. `ruclip.find_images(folder)` (whose unreadable subfolders are
+            then reported in `skipped` too).
+
+    Returns:
+        The latents of the files kept, those files, and what was skipped and why.
+
+    Raises:
+        ValueError: files is empty, or none of them could be read.
+        TypeError: files is one path instead of a list of them.
+    """
     if isinstance(files, (str, bytes, os.PathLike)):
         raise TypeError(f'files must be a list of image file paths, got one {type(files).__name__} '
                         f'(ruclip.find_images(folder) lists the images of a folder)')

@@ -47,24 +47,47 @@ class TopK:
 class Ranking:
     """Both directions of an images x texts ranking, scored by cosine similarity.
 
-    texts_per_image: row i holds the best texts for image i; images_per_text: row j the best
-    images for text j.
+    Attributes:
+        texts_per_image: row i holds the best texts for image i.
+        images_per_text: row j holds the best images for text j.
     """
     texts_per_image: TopK
     images_per_text: TopK
 
 
 def similarity(image_latents: torch.Tensor, text_latents: torch.Tensor) -> torch.Tensor:
-    """[n_images, n_texts] cosine similarity, in fp32 on the latents' device."""
+    """Cosine similarity of every image latent with every text latent.
+
+    Args:
+        image_latents: `[n_images, embed_dim]` float tensor (normalised here, so any scale works).
+        text_latents: `[n_texts, embed_dim]` float tensor from the same model.
+
+    Returns:
+        `[n_images, n_texts]` float32 tensor on the image latents' device.
+
+    Raises:
+        TypeError: a latents argument that is not a 2-D float tensor.
+        ValueError: no rows, or embedding sizes that differ.
+    """
     image_latents, text_latents = _check_latents(image_latents, text_latents)
     return image_latents @ text_latents.t()
 
 
 def probabilities(image_latents: torch.Tensor, text_latents: torch.Tensor,
                   scale: Union[float, torch.Tensor]) -> torch.Tensor:
-    """[n_images, n_classes] softmax over classes of scale * cosine similarity; rows sum to 1.
+    """Softmax over the classes of `scale * cosine similarity`, as the model was trained.
 
-    scale is the model's trained temperature, clip.logit_scale.exp() (the model stores its log).
+    Args:
+        image_latents: `[n_images, embed_dim]` float tensor.
+        text_latents: `[n_classes, embed_dim]` float tensor, one row per class.
+        scale: the model's trained temperature, `clip.logit_scale.exp()` (the model stores its log).
+
+    Returns:
+        `[n_images, n_classes]` float32 tensor whose rows sum to 1.
+
+    Raises:
+        ValueError: a scale that is not finite and positive, no rows, or embedding sizes that differ.
+        TypeError: a latents argument that is not a 2-D float tensor.
     """
     scale = float(scale.detach() if isinstance(scale, torch.Tensor) else scale)
     if not 0 < scale < math.inf:
@@ -73,9 +96,19 @@ def probabilities(image_latents: torch.Tensor, text_latents: torch.Tensor,
 
 
 def top_k(scores: torch.Tensor, k: int, labels: Optional[Sequence[str]] = None) -> TopK:
-    """The k highest scores of each row, best first; k larger than the row is cut to its length.
+    """The k highest scores of each row, best first.
 
-    labels: one name per column, copied into the result for each row's picks.
+    Args:
+        scores: `[rows, columns]` tensor.
+        k: scores kept per row; more than the columns keeps them all.
+        labels: one name per column, copied into the result for each row's picks.
+
+    Returns:
+        A TopK with `[rows, min(k, columns)]` indices and scores, on the CPU.
+
+    Raises:
+        TypeError: scores is not a 2-D tensor, or labels is one str.
+        ValueError: k is not a positive integer, or labels' length is not the column count.
     """
     if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
         raise TypeError(f'scores must be a [rows, columns] tensor, got {_describe(scores)}')
@@ -92,8 +125,23 @@ def rank_latents(image_latents: torch.Tensor, text_latents: torch.Tensor, k: int
                  texts: Optional[Sequence[str]] = None, images: Optional[Sequence[str]] = None) -> Ranking:
     """The k most similar texts for each image and the k most similar images for each text.
 
-    The full [n_images, n_texts] matrix is never held: rows are scored a chunk at a time, keeping
-    only each row's top k. texts / images: names for the result's labels.
+    The full `[n_images, n_texts]` matrix is never held: rows are scored a chunk at a time,
+    keeping only each row's top k.
+
+    Args:
+        image_latents: `[n_images, embed_dim]` float tensor.
+        text_latents: `[n_texts, embed_dim]` float tensor from the same model.
+        k: results kept in each direction; cut to the number of candidates.
+        texts: names of the texts, for the labels of `texts_per_image`.
+        images: names of the images, for the labels of `images_per_text`.
+
+    Returns:
+        A Ranking of cosine similarities in both directions.
+
+    Raises:
+        TypeError: a latents argument that is not a 2-D float tensor.
+        ValueError: no rows, embedding sizes that differ, k not a positive integer, or a count of
+            names that differs from its latents' rows.
     """
     image_latents, text_latents = _check_latents(image_latents, text_latents)
     k = count('k', k)

@@ -19,7 +19,23 @@ def classify(predictor: Predictor, images: Images, labels: Sequence[str], k: int
 
     Probabilities are the softmax over `labels` of logit_scale * cosine similarity, as the model
     was trained; labels are wrapped in predictor.templates. The top label is Predictor.run's.
-    text_latents: predictor.get_text_latents(labels), when already computed.
+
+    Args:
+        predictor: the model to run.
+        images: PIL images, file paths or encoded bytes (any iterable), or the `[n_images,
+            embed_dim]` latents `predictor.get_image_latents` returned.
+        labels: the class names, at least one.
+        k: labels kept per image; more than `len(labels)` keeps them all.
+        text_latents: `predictor.get_text_latents(labels)`, when already computed.
+
+    Returns:
+        A TopK, whose `indices` and `scores` (probabilities) are `[n_images, k]`, and `labels` the
+        names.
+
+    Raises:
+        ValueError: empty labels, text_latents with another row count than labels, or an image
+            that cannot be read (FileNotFoundError for a missing file).
+        TypeError: labels given as one str, or images as a tensor that is not `[n, embed_dim]`.
     """
     labels = str_list(labels, 'labels')
     if text_latents is None:

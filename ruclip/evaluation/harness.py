@@ -25,9 +25,25 @@ def evaluate_zeroshot(predictor: Predictor, split: EvalSplit, model: str = '', o
                       cache_dir: Optional[str] = None) -> dict:
     """Zero-shot classification of split with its Russian class names and templates.
 
-    logits = 100 x cosine(image, class weights) (CLIP_benchmark's scale); metrics acc1, acc5,
-    mean_per_class_recall (and roc_auc for two classes); the record also has per_class_recall, and
-    the confusion_matrix up to CONFUSION_MAX_CLASSES classes. order: see classifier.py.
+    Logits are 100 x cosine(image, class weights) (CLIP_benchmark's scale).
+
+    Args:
+        predictor: the model to run.
+        split: the images, labels, class names and templates (`load_split`'s result).
+        model: the model's name, recorded in the result.
+        order: 'clip' (each template's latent normalised, averaged per class, renormalised, as CLIP
+            and CLIP_benchmark) or 'predictor' (as `Predictor.get_text_latents` and the original).
+        cache_dir: a folder caching the split's image latents per model and preprocessing; None
+            computes them.
+
+    Returns:
+        The result record (see File formats), with metrics acc1, acc5, mean_per_class_recall (and
+        roc_auc for two classes), per_class_recall, the confusion_matrix for small class counts,
+        order, templates and classnames.
+
+    Raises:
+        ValueError: a split without labels, with more labels than class names, an unknown order,
+            or an image that cannot be read.
     """
     _check_classification(split)
     weights = zero_shot_weights(predictor, split.classnames, split.templates, order=order)
@@ -41,7 +57,26 @@ def evaluate_zeroshot(predictor: Predictor, split: EvalSplit, model: str = '', o
 def evaluate_linear_probe(predictor: Predictor, train: EvalSplit, test: EvalSplit, model: str = '',
                           protocol: str = 'clip', val: Optional[EvalSplit] = None,
                           cache_dir: Optional[str] = None, seed: int = 0) -> dict:
-    """A logistic-regression probe on the image latents of train (and val), scored on test (linear_probe.py)."""
+    """A logistic-regression probe on the image latents of train (and val), scored on test.
+
+    Args:
+        predictor: the model to run.
+        train: the split the probe is fitted on.
+        test: the split it is scored on.
+        model: the model's name, recorded in the result.
+        protocol: 'clip' (the CLIP paper's: C swept on a validation split, then refit on train +
+            validation) or 'simple' (the RuCLIP README's example: sklearn's defaults, fit on train).
+        val: the validation split for protocol 'clip'; without it 20% of train, stratified and seeded.
+        cache_dir: a folder caching image latents; None computes them.
+        seed: the seed of the validation split drawn from train.
+
+    Returns:
+        The result record (see File formats) with the classification metrics, protocol, C, sweep,
+        train_split, n_train and val_split.
+
+    Raises:
+        ValueError: a split without labels, an unknown protocol, or an image that cannot be read.
+    """
     for split in (train, test) + ((val,) if val else ()):
         _check_classification(split, need_names=False)
     train_x = image_features(predictor, train, cache_dir).numpy()
@@ -60,7 +95,25 @@ def evaluate_linear_probe(predictor: Predictor, train: EvalSplit, test: EvalSpli
 
 def evaluate_retrieval(predictor: Predictor, split: EvalSplit, model: str = '', ks: Sequence[int] = RECALL_KS,
                        cache_dir: Optional[str] = None) -> dict:
-    """Text -> image and image -> text recall@k on split's images and captions (as they are, no template)."""
+    """Text to image and image to text recall@k on split's images and captions.
+
+    Captions are encoded as they are, without templates; an image counts as found when any of its
+    captions is, as in CLIP_benchmark.
+
+    Args:
+        predictor: the model to run.
+        split: images with one or more captions each (`load_split('csv' or 'jsonl', ...)`).
+        model: the model's name, recorded in the result.
+        ks: the k of each recall@k.
+        cache_dir: a folder caching image latents; None computes them.
+
+    Returns:
+        The result record (see File formats), with metrics `image_retrieval_recall@k` and
+        `text_retrieval_recall@k` for each k, and n_texts.
+
+    Raises:
+        ValueError: a split without captions, or an image that cannot be read.
+    """
     if split.captions is None:
         raise ValueError(f'{split.name} has no captions: retrieval needs (image, caption) data')
     texts = [caption for captions in split.captions for caption in captions]
@@ -75,9 +128,22 @@ def evaluate_retrieval(predictor: Predictor, split: EvalSplit, model: str = '', 
 
 
 def text_embeddings(predictor: Predictor, sentences: Sequence[str]) -> torch.Tensor:
-    """[n, embed_dim] float32 L2-normalised text-tower latents of sentences as they are: no template,
-    nothing lowercased, no image tower involved (for Russian sentence-embedding benchmarks; compare
-    them by dot product = cosine)."""
+    """Text-tower latents of sentences as they are, for sentence-embedding benchmarks.
+
+    No template, nothing lowercased, no image tower involved; compare them by dot product
+    (= cosine).
+
+    Args:
+        predictor: the model to run.
+        sentences: the sentences, at least one.
+
+    Returns:
+        `[n, embed_dim]` float32 CPU tensor, L2-normalised.
+
+    Raises:
+        ValueError: sentences is empty.
+        TypeError: sentences is one str, or holds something other than str.
+    """
     return predictor.get_caption_latents(sentences).float().cpu()
 
 

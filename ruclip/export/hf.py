@@ -37,16 +37,34 @@ def export_hf(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.PathL
               processor: Optional[RuCLIPProcessor] = None, *, lowercase: bool = True, overwrite: bool = False,
               cache_dir: Optional[str] = None, revision: Optional[str] = None,
               token: Optional[Union[str, bool]] = None, local_files_only: bool = False) -> List[str]:
-    """Save a transformers CLIPModel and CLIPProcessor into out_dir; return the paths written, sorted.
+    """Save a transformers CLIPModel and CLIPProcessor into out_dir; return the paths written.
 
-    model: a name of ruclip.MODELS or a checkpoint folder, found as ruclip.load finds it (cache_dir,
-        revision, token, local_files_only), or a loaded CLIP together with its processor.
-    out_dir: a new or empty folder (never the checkpoint's own, nor one inside it or inside a Hugging Face
-        cache); overwrite=True writes into one holding files. The files are written into a temporary
-        folder beside it and renamed into place once all are written: a failed export leaves nothing.
-    lowercase: whether the saved tokenizer lowercases (see ruclip.hf_tokenizer.build_tokenizer).
-    Afterwards transformers.CLIPModel.from_pretrained(out_dir), CLIPProcessor.from_pretrained(out_dir) and
-    pipeline('zero-shot-image-classification', model=out_dir) work without ruclip.
+    Afterwards `transformers.CLIPModel.from_pretrained(out_dir)`,
+    `CLIPProcessor.from_pretrained(out_dir)` and `pipeline('zero-shot-image-classification',
+    model=out_dir)` work without ruclip.
+
+    Args:
+        model: a name of ruclip.MODELS or a checkpoint folder, found as ruclip.load finds it, or a
+            loaded CLIP together with its processor.
+        out_dir: a new or empty folder (never the checkpoint's own, nor one inside it or inside a
+            cached model of a Hugging Face cache). The files are written into a temporary folder
+            beside it and renamed into place once all are written: a failed export leaves nothing.
+        processor: the RuCLIPProcessor loaded with `model`, when model is a loaded CLIP.
+        lowercase: whether the saved tokenizer lowercases the text itself.
+        overwrite: write into a folder holding files, replacing only files an earlier export wrote.
+        cache_dir: as for ruclip.load, when `model` is a name.
+        revision: as for ruclip.load.
+        token: as for ruclip.load.
+        local_files_only: as for ruclip.load.
+
+    Returns:
+        The paths written, sorted.
+
+    Raises:
+        TypeError: model is neither a CLIP nor a name or folder, or a CLIP came without its processor.
+        ValueError: an out_dir that is refused, or a bpe.model the transformers tokenizer cannot
+            express exactly (named with the reason).
+        ImportError: the `hf` extra is not installed.
     """
     _require_transformers()
     out_dir = check_export_folder(out_dir, model, overwrite)
@@ -73,7 +91,21 @@ def export_hf(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.PathL
 
 
 def to_transformers(model: CLIP, processor: RuCLIPProcessor, *, lowercase: bool = True):
-    """(transformers.CLIPModel, transformers.CLIPProcessor) computing what `model` and `processor` compute."""
+    """The transformers model and processor that compute what `model` and `processor` compute.
+
+    Args:
+        model: a loaded ruclip CLIP.
+        processor: its RuCLIPProcessor.
+        lowercase: whether the tokenizer lowercases the text itself.
+
+    Returns:
+        tuple[transformers.CLIPModel, transformers.CLIPProcessor]: the pair, nothing saved.
+
+    Raises:
+        TypeError: model is not a ruclip CLIP.
+        ValueError: a bpe.model the transformers tokenizer cannot express exactly.
+        ImportError: the `hf` extra is not installed.
+    """
     transformers = _require_transformers()
     if not isinstance(model, CLIP):
         raise TypeError(f'model must be a ruclip CLIP, got {type(model).__name__}')

@@ -34,19 +34,35 @@ def export_onnx(model: Union[CLIP, str, os.PathLike], out_dir: Union[str, os.Pat
                 token: Optional[Union[str, bool]] = None, local_files_only: bool = False) -> Dict[str, str]:
     """Write image.onnx and text.onnx, plus config.json, into out_dir; return the paths written.
 
-    The paths are keyed 'image', 'text', 'config', and 'bpe_model' when exported from a name or folder.
+    Both graphs take any batch size; text.onnx takes any length up to context_length. Inputs stay
+    float32 pixel_values and int64 input_ids, outputs float32 latents, whatever the dtype. A tower
+    with more than 1 GiB of weights keeps them in a '.onnx.data' file beside its graph.
 
-    model: a loaded CLIP, or a name of ruclip.MODELS or a checkpoint folder, found as ruclip.load finds it
-        (cache_dir, revision, token, local_files_only); then its bpe.model is copied too, so out_dir also
-        serves RuCLIPProcessor.from_pretrained(out_dir).
-    out_dir: a new or empty folder (never the checkpoint's own, nor one inside it or inside a Hugging Face
-        cache); overwrite=True writes into one holding files. The files are written into a temporary
-        folder beside it and renamed into place once all are written: a failed export leaves nothing.
-    opset: the ONNX opset, from 17 to the newest the installed torch exporter knows (max_opset()).
-    dtype: the weights' dtype inside the graphs (torch.float16 halves the files); the model's own by default.
-        Inputs stay float32 pixel_values and int64 input_ids, outputs float32 latents, whatever the dtype.
-    Both graphs take any batch size; text.onnx takes any length up to context_length. A tower with more
-    than 1 GiB of weights keeps them in a '.onnx.data' file beside its graph (returned as 'image_data' or 'text_data').
+    Args:
+        model: a loaded CLIP, or a name of ruclip.MODELS or a checkpoint folder, found as
+            ruclip.load finds it; then its bpe.model is copied too, so out_dir also serves
+            `RuCLIPProcessor.from_pretrained(out_dir)`.
+        out_dir: a new or empty folder (never the checkpoint's own, nor one inside it or inside a
+            cached model of a Hugging Face cache). The files are written into a temporary folder
+            beside it and renamed into place once all are written: a failed export leaves nothing.
+        opset: the ONNX opset, from 17 to the newest the installed torch exporter knows.
+        dtype: the weights' dtype inside the graphs (torch.float16 halves the files); the model's
+            own by default.
+        overwrite: write into a folder holding files, replacing only files an earlier export wrote.
+        cache_dir: as for ruclip.load, when `model` is a name.
+        revision: as for ruclip.load.
+        token: as for ruclip.load.
+        local_files_only: as for ruclip.load.
+
+    Returns:
+        The paths written, keyed 'image', 'text', 'config', 'bpe_model' (when exported from a name
+        or folder), and 'image_data' / 'text_data' for external weights.
+
+    Raises:
+        ValueError: an opset out of range, or an out_dir that is refused (named with the reason).
+        TypeError: model is neither a CLIP nor a name or folder.
+        RuntimeError: the installed torch could not export a graph at this opset.
+        ImportError: the `onnx` extra is not installed.
     """
     require('onnxscript', 'onnx', 'ONNX export')
     require('onnx', 'onnx', 'ONNX export')
