@@ -32,10 +32,12 @@ CUDA_TEXT_TOKENS = 65536  # text tokens per forward pass on CUDA
 class EmbeddedImages:
     """What Predictor.embed_images made of a list of images.
 
-    latents: [len(kept), embed_dim] float32 L2-normalised, on the CPU; row i for images[kept[i]].
-    kept: the positions in the input of the images that were read, ascending.
-    failures: (position, the image as given, reason) for each image that could not be read, in
-        input order; the reason names the file (or the byte count of encoded bytes).
+    Attributes:
+        latents: `[len(kept), embed_dim]` float32, L2-normalised, on the CPU; row i for
+            `images[kept[i]]`.
+        kept: the positions in the input of the images that were read, ascending.
+        failures: `(position, the image as given, reason)` for each image that could not be read,
+            in input order; the reason names the file (or the byte count of encoded bytes).
     """
     latents: torch.Tensor
     kept: List[int]
@@ -46,29 +48,39 @@ class Predictor:
     """Zero-shot classification and latents with a RuCLIP model, as ruclip 0.0.2's Predictor.
 
     Results do not depend on how the work is batched, up to float rounding; speed and memory do.
-    Every result is an ordinary tensor (autograd, in-place edits and nn.Parameter take it), computed
-    under torch.inference_mode(). A Predictor may be used from several threads at once; each call
-    gives what it gives alone.
+    Every result is an ordinary tensor (autograd, in-place edits and nn.Parameter take it),
+    computed under torch.inference_mode(). A Predictor may be used from several threads at once;
+    each call gives what it gives alone. Settings here are the defaults of every call; `templates`
+    and the progress bar can be given per call too. `identity` (a ruclip.identity.ModelIdentity)
+    says which model and preprocessing make the latents; files derived from them record it.
 
-    batch_size (or bs, the original's name; positional as there): images per forward pass of the
-        image tower. None (default; the original's was 8): picked for the device, on CPU the most
-        that keep the widest activation under CPU_ACTIVATION_BYTES, on CUDA 128. Texts are batched
-        by length whatever it is.
-    num_workers: threads that decode and transform images while the model runs (0: none, in the
-        calling thread); None: one per CPU core this process may use, up to 8.
-    jpeg_draft: decode JPEG files and bytes at half or a quarter of their size (never below the
-        model's resolution). Faster on large photos, but the pixels, hence the latents, change a
-        little; off by default.
-    compile: run the image tower through torch.compile (the first batch then takes a while to
-        compile; the last batch is padded so that every batch has the same shape).
-    Settings here are the defaults of every call; `templates` and the progress bar can be given per
-    call too. `identity` (a ruclip.identity.ModelIdentity) says which model and preprocessing make
-    the latents; files derived from them record it.
+    Args:
+        clip_model: the model, moved to `device` and put in eval mode.
+        clip_processor: the processor loaded with it (the same image size).
+        device (str | torch.device): where the model runs: 'cpu', 'cuda' or a torch.device.
+        templates: the prompts each class label is put in by get_text_latents, each with one '{}';
+            default DEFAULT_TEMPLATES, the original's Russian prompts.
+        bs: images per forward pass of the image tower (`batch_size` after construction; positional
+            as in the original). None (default; the original's was 8): picked for the device, on CPU
+            the most that keep the widest activation under CPU_ACTIVATION_BYTES, on CUDA 128. Texts
+            are batched by length whatever it is.
+        quiet: no progress bars.
+        num_workers: threads that decode and transform images while the model runs (0: none, in the
+            calling thread); None: one per CPU core this process may use, up to 8.
+        jpeg_draft: decode JPEG files and bytes at half or a quarter of their size (never below the
+            model's resolution). Faster on large photos, but the pixels, hence the latents, change a
+            little; off by default.
+        compile: run the image tower through torch.compile (the first batch then takes a while to
+            compile; the last batch is padded so that every batch has the same shape).
+        tune_malloc: on CPU under Linux/glibc, fix malloc's mmap and trim thresholds for the whole
+            process (ruclip._malloc) so that activation memory is reused rather than returned to the
+            OS and faulted in again at every layer; the process then keeps up to 512 MiB of freed
+            memory. Off by default: it changes the host process's allocator.
 
-    tune_malloc: on CPU under Linux/glibc, fix malloc's mmap and trim thresholds for the whole
-        process (ruclip._malloc) so that activation memory is reused rather than returned to the OS
-        and faulted in again at every layer; the process then keeps up to 512 MiB of freed memory.
-        Off by default: it changes the host process's allocator. benchmarks/RESULTS.md has its gain.
+    Raises:
+        ValueError: a processor made for another image size, a template that cannot take a label,
+            or a negative num_workers.
+        TypeError: jpeg_draft, compile or tune_malloc not a bool.
     """
 
     def __init__(self, clip_model: CLIP, clip_processor: RuCLIPProcessor, device='cpu',
@@ -132,8 +144,22 @@ class Predictor:
 
     def get_text_latents(self, class_labels: Iterable[str], *,
                          templates: Optional[Iterable[str]] = None) -> torch.Tensor:
-        """[n_classes, embed_dim] float32, L2-normalised: each label (lowercased) in every one of
-        the templates (default: self.templates), the templates' latents averaged, as the original."""
+        """Class latents: each label (lowercased) in every template, the templates' latents averaged.
+
+        As the original computes them: the raw latents of a label's prompts are averaged, then the
+        average is normalised.
+
+        Args:
+            class_labels: the class names, at least one.
+            templates: the prompts for this call, each with one '{}'; default `self.templates`.
+
+        Returns:
+            `[n_classes, embed_dim]` float32 tensor on `self.device`, L2-normalised.
+
+        Raises:
+            ValueError: no labels, or a template that cannot take a label.
+            TypeError: labels given as one str, or holding something other than str.
+        """
         labels = str_list(class_labels, 'class_labels')
         templates = self.templates if templates is None else check_templates(templates)
         texts = [template.format(label.lower().strip()) for template in templates for label in labels]
@@ -141,7 +167,18 @@ class Predictor:
         return (latents / latents.norm(dim=-1, keepdim=True)).to(self.device)
 
     def get_caption_latents(self, captions: Iterable[str]) -> torch.Tensor:
-        """[n_captions, embed_dim] float32, L2-normalised: each text as it is, no template."""
+        """Latents of texts as they are, without templates.
+
+        Args:
+            captions: the texts, at least one.
+
+        Returns:
+            `[n_captions, embed_dim]` float32 tensor on `self.device`, L2-normalised.
+
+        Raises:
+            ValueError: no captions.
+            TypeError: captions given as one str, or holding something other than str.
+        """
         latents = self._encode_texts(str_list(captions, 'captions'))
         return (latents / latents.norm(dim=-1, keepdim=True)).to(self.device)
 
@@ -163,7 +200,20 @@ class Predictor:
         return torch.cat(batches)[inverse]  # outside inference mode: an ordinary tensor, in input order
 
     def run(self, images: Iterable, text_latents: torch.Tensor) -> List[int]:
-        """The index of the best-matching class for each image ([] for no images, as the original)."""
+        """The index of the best-matching class for each image.
+
+        Args:
+            images: PIL images, file paths or encoded bytes (any iterable, generators included).
+            text_latents: `[n_classes, embed_dim]` class latents from get_text_latents.
+
+        Returns:
+            One class index per image, in input order (`[]` for no images, as the original).
+
+        Raises:
+            TypeError: text_latents is not a 2-D tensor.
+            ValueError: text_latents of another embedding size or with no rows, or an image that cannot
+                be read (FileNotFoundError for a missing file).
+        """
         if not isinstance(text_latents, torch.Tensor) or text_latents.dim() != 2:
             raise TypeError('text_latents must be the [n_classes, embed_dim] tensor from get_text_latents')
         embed_dim = self.clip_model.config.embed_dim
@@ -180,13 +230,22 @@ class Predictor:
 
     def get_image_latents(self, images: Iterable, *, on_error: Optional[Callable] = None,
                           progress: Optional[bool] = None) -> torch.Tensor:
-        """[n_images, embed_dim] float32 L2-normalised image latents ([0, embed_dim] for no images),
-        on self.device; images may be any iterable of PIL images, file paths or encoded bytes.
+        """Image latents, in input order.
 
-        on_error: None (default): an image that cannot be read raises an error naming its position.
-            Otherwise on_error(index, image, error) is called for it, in input order, and it is left
-            out of the result (embed_images returns the same as data).
-        progress: show a progress bar (default: unless self.quiet).
+        Args:
+            images: PIL images, file paths or encoded bytes (any iterable, generators included).
+            on_error: None (default): an image that cannot be read raises an error naming its position.
+                Otherwise `on_error(index, image, error)` is called for it, in input order, and it is
+                left out of the result (embed_images returns the same as data).
+            progress: show a progress bar (default: unless `self.quiet`).
+
+        Returns:
+            `[n_images, embed_dim]` float32 tensor on `self.device`, L2-normalised (`[0, embed_dim]` for
+            no images).
+
+        Raises:
+            ValueError: an image that cannot be read, without on_error (FileNotFoundError for a missing
+                file).
         """
         with torch.inference_mode():
             batches = list(self._normalized_image_latents(images, on_error, allow_empty=True, progress=progress))
@@ -195,9 +254,18 @@ class Predictor:
         return torch.cat(batches)  # outside inference mode: an ordinary tensor, with no second copy
 
     def embed_images(self, images: Iterable, *, progress: Optional[bool] = None) -> EmbeddedImages:
-        """Latents of the images that can be read and the reasons of those that cannot: the one way
-        ruclip embeds images for an index, shards, an evaluation or a training set. Never raises for
-        an unreadable image (an empty input gives no rows). progress: as get_image_latents."""
+        """Latents of the images that can be read, and the reasons of those that cannot.
+
+        The one way ruclip embeds images for an index, shards, an evaluation or a training set. Never
+        raises for an unreadable image; an empty input gives no rows.
+
+        Args:
+            images: PIL images, file paths or encoded bytes (any iterable).
+            progress: show a progress bar (default: unless `self.quiet`).
+
+        Returns:
+            EmbeddedImages: the latents (float32, on the CPU), the positions kept, and the failures.
+        """
         failures = []
 
         def record(index: int, image, error: Exception) -> None:
