@@ -71,7 +71,20 @@ class TwoTowerModel(nn.Module):
     name_or_path = None
 
     def encode_image(self, pixel_values: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        """[B, 3, S, S] processed images -> [B, embed_dim] image latents."""
+        """Image latents of processed images.
+
+        Args:
+            pixel_values: `[B, 3, S, S]` float tensor, RuCLIPProcessor's `pixel_values` (S: the
+                model's image size); moved to the model's device and dtype.
+            normalize: L2-normalise the latents, as open_clip's `normalize=True`.
+
+        Returns:
+            `[B, embed_dim]` tensor in the model's dtype, on its device.
+
+        Raises:
+            TypeError: pixel_values is not a torch.Tensor.
+            ValueError: a shape other than `[B, 3, S, S]`, integer values, or no images.
+        """
         size = self.config.image_resolution
         if not isinstance(pixel_values, torch.Tensor):
             raise TypeError(f'pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}')
@@ -87,11 +100,23 @@ class TwoTowerModel(nn.Module):
         return F.normalize(latents, dim=-1) if normalize else latents
 
     def encode_text(self, input_ids: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        """[B, T] token ids (any integer dtype, each in [0, vocab_size)), each row holding an eos token
-        -> [B, embed_dim] text latents.
+        """Text latents of token ids, read at each row's first eos token.
 
-        Attention is causal and the latent is read at the eos token, so positions after the last
-        eos in the batch cannot change the result: they are cut off before the transformer runs.
+        Attention is causal and the latent is read at the eos token, so positions after the last eos
+        in the batch cannot change the result: they are cut off before the transformer runs.
+
+        Args:
+            input_ids: `[B, T]` integer tensor (T at most the context length), each id in
+                `[0, vocab_size)` and each row holding an eos token: RuCLIPProcessor's `input_ids`.
+            normalize: L2-normalise the latents.
+
+        Returns:
+            `[B, embed_dim]` tensor in the model's dtype, on its device.
+
+        Raises:
+            TypeError: input_ids is not a torch.Tensor.
+            ValueError: not a 2-D integer tensor, no rows, more positions than the context length, an
+                id out of range, or a row without an eos token.
         """
         eos_positions = find_eos(input_ids, self.eos_id, self.context_length, self.vocab_size)  # [B]
         length = int(eos_positions.max()) + 1
@@ -100,6 +125,20 @@ class TwoTowerModel(nn.Module):
         return F.normalize(latents, dim=-1) if normalize else latents
 
     def forward(self, input_ids: torch.Tensor, pixel_values: torch.Tensor):
+        """Scaled cosine similarities of every image with every text, as the original's forward.
+
+        Args:
+            input_ids: `[N_texts, T]` token ids, as encode_text takes them.
+            pixel_values: `[N_images, 3, S, S]` processed images, as encode_image takes them.
+
+        Returns:
+            tuple[torch.Tensor, torch.Tensor]: `logits_per_image` `[N_images, N_texts]` and
+                `logits_per_text` `[N_texts, N_images]`, each `logit_scale.exp() * cosine`.
+
+        Raises:
+            TypeError: an input that is not a torch.Tensor.
+            ValueError: an input encode_image or encode_text refuses.
+        """
         image_latents = self.encode_image(pixel_values, normalize=True)
         text_latents = self.encode_text(input_ids, normalize=True)
         logits_per_image = self.logit_scale.exp() * image_latents @ text_latents.t()
@@ -107,7 +146,28 @@ class TwoTowerModel(nn.Module):
 
 
 class CLIP(TwoTowerModel):
-    """RuCLIP. The constructor takes the original's arguments (the keys of config.json)."""
+    """RuCLIP: the image and text towers, with the original's parameter names and state dict.
+
+    The constructor takes the original's arguments, the keys of config.json; `from_pretrained`
+    and `ruclip.load` are the usual ways to get a model with its weights. `encode_image`,
+    `encode_text` and `forward` are TwoTowerModel's.
+
+    Args:
+        embed_dim (int): the size of the shared latent space.
+        image_resolution (int): the side S of the square images the image tower takes.
+        vision_layers (int): blocks of the image transformer.
+        vision_width (int): width of the image transformer.
+        vision_patch_size (int): side of the square patches the image is cut into.
+        context_length (int): positions of the text transformer (77 for RuCLIP).
+        vocab_size (int): ids of the tokenizer.
+        transformer_width (int): width of the text transformer.
+        transformer_heads (int): attention heads of the text transformer.
+        transformer_layers (int): blocks of the text transformer.
+        eos_id (int): the token id the text latent is read at.
+
+    Raises:
+        ValueError: sizes that do not make a model (checked by CLIPConfig).
+    """
 
     def __init__(self, embed_dim, image_resolution, vision_layers, vision_width, vision_patch_size,
                  context_length, vocab_size, transformer_width, transformer_heads, transformer_layers,
@@ -137,6 +197,15 @@ class CLIP(TwoTowerModel):
 
     @classmethod
     def from_config(cls, config: CLIPConfig, eos_id: int = 3) -> 'CLIP':
+        """An untrained model of a parsed config (its weights random, or empty on the meta device).
+
+        Args:
+            config: the checkpoint's CLIPConfig, whose mean and std the model keeps for exports.
+            eos_id: the token id the text latent is read at.
+
+        Returns:
+            The model, in training mode, as any new nn.Module.
+        """
         architecture = {k: v for k, v in config.to_dict().items() if k not in ('mean', 'std')}
         model = cls(**architecture, eos_id=eos_id)
         model.config = config  # with the image mean/std, which only processors and exports read
@@ -172,9 +241,16 @@ class CLIP(TwoTowerModel):
         return self.visual.conv1.weight.device
 
     def text_latents_at(self, input_ids: torch.Tensor, eos_positions: torch.Tensor) -> torch.Tensor:
-        """The text tower on [B, T] ids as given (no checks, no trim), read at eos_positions [B].
+        """The text tower on ids as given (no checks, no trim), read at the given positions.
 
         Traceable: the ONNX export runs it with T as a dynamic axis.
+
+        Args:
+            input_ids: `[B, T]` long tensor.
+            eos_positions: `[B]` long tensor, the position of each row's eos token.
+
+        Returns:
+            `[B, embed_dim]` text latents, not normalised.
         """
         T = input_ids.shape[1]
         x = self.token_embedding(input_ids).to(self.dtype)  # [B, T, width]
@@ -188,14 +264,26 @@ class CLIP(TwoTowerModel):
                         device: Union[str, torch.device] = 'cpu') -> 'CLIP':
         """Load config.json and the weights (model.safetensors or pytorch_model.bin) from a folder.
 
-        config.json's values, then the weights' names, shapes and dtypes against it, are checked before
-        anything is built, and the weights' values (finite) as they are copied: each problem is a
-        ValueError naming what was wrong. The network is built on the meta device and takes the
-        checkpoint's tensors, so no random initialisation runs; they are copied (and converted) one
-        tensor at a time from the mapped file, so the model owns its memory and the process holds
-        about one copy of the weights.
-        dtype: None or torch.float32 (default), torch.bfloat16 or torch.float16, or one of their
-            names ('bf16', 'fp16', ...). LayerNorm runs in fp32 whatever the weights' dtype.
+        config.json's values, then the weights' names, shapes and dtypes against it, are checked
+        before anything is built, and the weights' values (finite) as they are copied. The network is
+        built on the meta device and takes the checkpoint's tensors, so no random initialisation runs;
+        they are copied (and converted) one tensor at a time from the mapped file, so the model owns
+        its memory and the process holds about one copy of the weights.
+
+        Args:
+            folder: a checkpoint folder (config.json and model.safetensors or pytorch_model.bin).
+            dtype: None or torch.float32 (default), torch.bfloat16 or torch.float16, or one of their
+                names ('bf16', 'fp16', ...), or 'auto'. LayerNorm runs in fp32 whatever the weights'
+                dtype.
+            device: where the weights go.
+
+        Returns:
+            The model in eval mode.
+
+        Raises:
+            FileNotFoundError: a missing config.json or weights file.
+            ValueError: a config, weights names, shapes, dtypes or values that fail their checks, each
+                named.
         """
         device = resolve_device(device)
         dtype = resolve_dtype(dtype, device)
