@@ -14,7 +14,14 @@ from .query import as_terms, query_latent
 
 @dataclass(frozen=True)
 class Hit:
-    """One result: the image's path, its cosine similarity to the query, its rank (1 = best), its row id."""
+    """One search result.
+
+    Attributes:
+        path: the image file's path.
+        score: its cosine similarity to the query.
+        rank: 1 for the best.
+        id: its row id in the index (for `ImageIndex.similar`).
+    """
     path: str
     score: float
     rank: int
@@ -24,16 +31,22 @@ class Hit:
 class ImageIndex:
     """The images of some folders and their latents, in one SQLite file, searchable by text and image.
 
-    path: the index file; created (with the model's identity) by the first update or import.
-    predictor: the Predictor whose model fills and queries the index, or a function returning
-        one, called the first time the model is needed (so an update that finds nothing new and a
-        search by a stored image never load it). Any other model is refused with an error naming
-        both. May be None for an existing index that is only searched by stored latents.
-    model_name: how to name the model in the index (default: the name ruclip.load was given).
-    readonly: open the file read-only; search works, update and import raise PermissionError.
-    wait: seconds an update waits for another process's update to finish before IndexBusy.
     Latents are stored as float32, exactly as the predictor returned them. One ImageIndex may be
     searched from several threads at once (the web page does); updates run one at a time.
+
+    Args:
+        path: the index file; created (with the model's identity) by the first update or import.
+        predictor (Predictor | Callable[[], Predictor] | None): the Predictor whose model fills and
+            queries the index, or a function returning one, called the first time the model is
+            needed (so an update that finds nothing new and a search by a stored image never load
+            it). Any other model is refused with an error naming both. May be None for an existing
+            index that is only searched by stored latents.
+        model_name: how to name the model in the index (default: the name ruclip.load was given).
+        readonly: open the file read-only; search works, update and import raise PermissionError.
+        wait: seconds an update waits for another process's update to finish before IndexBusy.
+
+    Raises:
+        ValueError: a file that is not an index, or one of a newer format version.
     """
 
     def __init__(self, path: Union[str, os.PathLike], predictor=None, *, model_name: Optional[str] = None,
@@ -62,14 +75,32 @@ class ImageIndex:
             return self._connection.execute('SELECT COUNT(*) FROM images').fetchone()[0]
 
     def files(self) -> List[str]:
+        """Every indexed file.
+
+        Returns:
+            Their paths, sorted.
+        """
         rows = [] if self._connection is None else self._connection.execute('SELECT path FROM images ORDER BY path')
         return [os.fsdecode(path) for path, in rows]
 
     def roots(self) -> List[str]:
+        """The folders and files the index was given (what `ruclip serve` may serve from).
+
+        Returns:
+            Their paths.
+        """
         rows = [] if self._connection is None else self._connection.execute('SELECT path FROM roots')
         return [os.fsdecode(path) for path, in rows]
 
     def path_of(self, row_id: int) -> Optional[str]:
+        """The path of the indexed image with this id.
+
+        Args:
+            row_id: the image's id (a Hit's `id`).
+
+        Returns:
+            Its path, or None when the index holds no such id.
+        """
         with self._lock:
             row = self._connection.execute('SELECT path FROM images WHERE id = ?', (int(row_id),)).fetchone()
         return None if row is None else os.fsdecode(row[0])
@@ -92,12 +123,28 @@ class ImageIndex:
 
     # ---- changing it -----------------------------------------------------------------------------
     def update(self, paths: Iterable[Union[str, os.PathLike]], *, commit_every: int = 256) -> update.UpdateReport:
-        """Make the index hold exactly the image files under `paths` (folders, searched recursively as
-        ruclip.find_images does, and files) as they are now, besides what it holds elsewhere:
-        new and changed files are embedded, moved or copied ones reuse their latent, files gone
-        from under `paths` are dropped. Unreadable files are skipped (logged, in the report) and
-        retried next time; a folder that cannot be listed is too, and its rows are kept, not dropped. Committed every `commit_every` images, so an interrupted update keeps
-        what it committed and a rerun does the rest."""
+        """Make the index hold exactly the image files under `paths` as they are now.
+
+        New and changed files are embedded, moved or copied ones reuse their latent, files gone from
+        under `paths` are dropped; what the index holds from elsewhere stays. Unreadable files are
+        skipped (logged, in the report) and retried next time; a folder that cannot be listed is too,
+        and its rows are kept, not dropped. Committed every `commit_every` images, so an interrupted
+        update keeps what it committed and a rerun does the rest.
+
+        Args:
+            paths: folders (searched recursively as ruclip.find_images does) and files.
+            commit_every: images embedded per transaction.
+
+        Returns:
+            UpdateReport: counts of unchanged, embedded, reused, touched and removed files, and the
+            skipped ones with their reasons.
+
+        Raises:
+            PermissionError: a read-only index.
+            IndexBusy: another process kept updating it for longer than `wait`.
+            ValueError: paths is empty, or a predictor of another model than the index's (both named).
+            FileNotFoundError: a path that does not exist.
+        """
         paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths
         roots = [os.path.abspath(os.fspath(path)) for path in paths]
         if not roots:
@@ -120,11 +167,33 @@ class ImageIndex:
         return report
 
     def import_embeddings(self, path: Union[str, os.PathLike]) -> int:
-        """Take in `ruclip embed`'s output (.npz, or .npy with its .files.txt); returns the rows added."""
+        """Take in `ruclip embed`'s output.
+
+        Args:
+            path: a .npz file, or a .npy file with its .files.txt beside it.
+
+        Returns:
+            The number of rows added.
+
+        Raises:
+            PermissionError: a read-only index.
+            ValueError: latents of another size than the index's, or files that do not match them.
+        """
         return self._import(importers.read_ruclip_embed(os.fspath(path)), os.fspath(path))
 
     def import_clip_retrieval(self, folder: Union[str, os.PathLike]) -> int:
-        """Take in clip-retrieval's img_emb/*.npy with metadata/*.parquet; returns the rows added."""
+        """Take in clip-retrieval's output (img_emb/*.npy with metadata/*.parquet).
+
+        Args:
+            folder: the clip-retrieval output folder (or ruclip's shards).
+
+        Returns:
+            The number of rows added.
+
+        Raises:
+            PermissionError: a read-only index.
+            ImportError: pyarrow is not installed (the `search` extra).
+        """
         return self._import(importers.read_clip_retrieval(os.fspath(folder)), os.fspath(folder))
 
     def _import(self, parts, source: str) -> int:
@@ -145,8 +214,21 @@ class ImageIndex:
         return added
 
     def build_approximate(self, kind: Optional[str] = None) -> str:
-        """The faiss index for the current contents ([faiss]), of `kind` or the one for the size, built,
-        calibrated and saved unless one of that kind is there (an update keeps it in step); its kind."""
+        """Build, calibrate and save a faiss index of the current contents, unless one of that kind is there.
+
+        An update keeps it in step afterwards.
+
+        Args:
+            kind: one of approximate.KINDS ('flat', 'ivf', 'ivfsq', 'hnsw', 'ivfpq'); by default the
+                one for the size.
+
+        Returns:
+            The kind built (or found).
+
+        Raises:
+            ImportError: faiss is not installed (the `faiss` extra).
+            ValueError: an unknown kind.
+        """
         current = self._faiss_index(build=False)
         if current is not None and kind in (None, approximate.kind_of(current)):
             return approximate.kind_of(current)
@@ -157,7 +239,12 @@ class ImageIndex:
         return report['kind']
 
     def approximate_report(self) -> Optional[dict]:
-        """What the current faiss index's calibration measured (approximate.calibrate), None without one."""
+        """What the current faiss index's calibration measured (approximate.calibrate).
+
+        Returns:
+            The report (kind, cells searched, recall@10 against exact search...), or None without a
+            current faiss index.
+        """
         with self._lock:
             return None if self._faiss_index(build=False) is None else dict(self._approximate[2])
 
@@ -166,20 +253,42 @@ class ImageIndex:
                approximate_search: Optional[bool] = None) -> List[Hit]:
         """The k images most similar to `query`, best first (fewer when the index holds fewer).
 
-        query: a text (str), an image (path, bytes, PIL image), a query.Term, or a list of them or
-            of (value, weight) pairs; the weighted sum of their unit latents is searched for.
-        templates: texts through the predictor's templates (get_text_latents); False: as they are.
-        prefix: only images under this folder.
-        approximate_search: None: faiss when a faiss index is built for the current contents
-            (build_approximate), its calibration reached approximate.RECALL_TARGET and no prefix
-            is given, else exact; True: faiss (built now if needed); False: exact.
+        Args:
+            query (str | os.PathLike | bytes | PIL.Image.Image | Term | list): a text (str), an image
+                (path, bytes, PIL image), a query Term, or a list of them or of (value, weight) pairs;
+                the weighted sum of their unit latents is searched for.
+            k: results wanted.
+            prefix: only images under this folder.
+            templates: texts through the predictor's templates (get_text_latents); False: as they are.
+            approximate_search: None: faiss when a faiss index is built for the current contents
+                (build_approximate), its calibration reached approximate.RECALL_TARGET and no prefix is
+                given, else exact; True: faiss (built now if needed); False: exact.
+
+        Returns:
+            The hits, best first.
+
+        Raises:
+            ValueError: k not a positive integer, or a query term that cannot be read.
+            FileNotFoundError: no index at the path yet.
         """
         terms = as_terms(query)
         return self.search_latent(query_latent(self.predictor, terms, templates), k, prefix=prefix,
                                   approximate_search=approximate_search)
 
     def similar(self, row_id: int, k: int = 10, **options) -> List[Hit]:
-        """The k images most similar to the indexed image with this id (itself first), without the model."""
+        """The k images most similar to an indexed image (itself first), without running the model.
+
+        Args:
+            row_id: the image's id (a Hit's `id`).
+            k: results wanted.
+            **options (Any): prefix and approximate_search, as for search.
+
+        Returns:
+            The hits, best first.
+
+        Raises:
+            KeyError: no image with this id.
+        """
         with self._lock:
             row = self._connection.execute('SELECT latent FROM images WHERE id = ?', (int(row_id),)).fetchone()
         if row is None:
@@ -188,7 +297,21 @@ class ImageIndex:
 
     def search_latent(self, latent: np.ndarray, k: int = 10, *, prefix: Optional[str] = None,
                       approximate_search: Optional[bool] = None) -> List[Hit]:
-        """As search, for a query latent [dim] already computed."""
+        """As search, for a query latent already computed.
+
+        Args:
+            latent: `[embed_dim]` array (normalised here).
+            k: results wanted.
+            prefix: only images under this folder.
+            approximate_search: as for search.
+
+        Returns:
+            The hits, best first.
+
+        Raises:
+            ValueError: k not a positive integer, or a latent of another size than the index's.
+            FileNotFoundError: no index at the path yet.
+        """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f'k (--top-k) must be a positive integer, got {k!r}')
         if self._connection is None:
@@ -272,6 +395,7 @@ class ImageIndex:
             self.build_approximate(approximate.rebuild_kind(index, old_rows, len(stored.ids)) if index else None)
 
     def close(self) -> None:
+        """Close the database connection; the object is not used afterwards."""
         if self._connection is not None:
             self._connection.close()
             self._connection = None

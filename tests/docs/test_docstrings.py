@@ -11,7 +11,7 @@ import ruclip
 griffe = pytest.importorskip('griffe')  # the [docs] extra, part of [test]
 
 # classes whose constructor (documented in the class docstring) and public methods are checked
-CLASSES = ['Predictor', 'RuCLIPProcessor', 'CLIP']
+CLASSES = ['Predictor', 'RuCLIPProcessor', 'CLIP', 'ImageIndex']
 
 
 @pytest.fixture(scope='module')
@@ -33,8 +33,8 @@ def sections(obj):
 
 def check(obj, parameters, returns: bool):
     found = sections(obj)
-    named = [p.name for p in parameters if p.name not in ('self', 'cls') and p.kind.value not in
-             ('variadic positional', 'variadic keyword')]
+    stars = {'variadic positional': '*', 'variadic keyword': '**'}
+    named = [stars.get(p.kind.value, '') + p.name for p in parameters if p.name not in ('self', 'cls')]
     listed = [p.name for p in found['parameters'].value] if 'parameters' in found else []
     assert sorted(listed) == sorted(named), f'{obj.path}: Args lists {listed}, the signature has {named}'
     if returns:
