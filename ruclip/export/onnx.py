@@ -142,8 +142,17 @@ def _export(tower: nn.Module, example: torch.Tensor, input_name: str, output_nam
 class OnnxCLIP:
     """The towers written by export_onnx, run on onnxruntime; encode_image and encode_text as CLIP's.
 
-    Takes RuCLIPProcessor's outputs (torch tensors or numpy arrays) and returns float32 torch tensors.
-    providers: onnxruntime execution providers, ['CPUExecutionProvider'] by default.
+    Takes RuCLIPProcessor's outputs (torch tensors or numpy arrays) and returns float32 torch
+    tensors.
+
+    Args:
+        folder: a folder written by export_onnx (image.onnx and text.onnx).
+        providers: onnxruntime execution providers, ['CPUExecutionProvider'] by default.
+        session_options (onnxruntime.SessionOptions | None): options for both sessions.
+
+    Raises:
+        FileNotFoundError: image.onnx or text.onnx is missing.
+        ImportError: onnxruntime is not installed (the `onnx` extra).
     """
 
     def __init__(self, folder: Union[str, os.PathLike], providers: Optional[Sequence] = None,
@@ -165,7 +174,20 @@ class OnnxCLIP:
         self.context_length = int(metadata.get('ruclip.context_length', 77))
 
     def encode_image(self, pixel_values, normalize: bool = False) -> torch.Tensor:
-        """[B, 3, S, S] processed images -> [B, embed_dim] image latents."""
+        """Image latents of processed images.
+
+        Args:
+            pixel_values (torch.Tensor | numpy.ndarray): `[B, 3, S, S]` floats, RuCLIPProcessor's
+                `pixel_values`.
+            normalize: L2-normalise the latents.
+
+        Returns:
+            `[B, embed_dim]` float32 tensor.
+
+        Raises:
+            TypeError: neither a tensor nor an array.
+            ValueError: a shape other than `[B, 3, S, S]`, integer values, or no images.
+        """
         pixels = _as_numpy(pixel_values, 'pixel_values')
         size = self.image_resolution
         if pixels.ndim != 4 or pixels.shape[1:] != (3, size, size) or pixels.dtype.kind != 'f':
@@ -177,9 +199,22 @@ class OnnxCLIP:
         return _latents(latents, normalize)
 
     def encode_text(self, input_ids, normalize: bool = False) -> torch.Tensor:
-        """[B, T] token ids, each row holding an eos token -> [B, embed_dim] text latents.
+        """Text latents of token ids, each row holding an eos token.
 
         Each batch is cut after its last eos before it runs, as CLIP.encode_text does.
+
+        Args:
+            input_ids (torch.Tensor | numpy.ndarray): `[B, T]` integer ids, RuCLIPProcessor's
+                `input_ids`.
+            normalize: L2-normalise the latents.
+
+        Returns:
+            `[B, embed_dim]` float32 tensor.
+
+        Raises:
+            TypeError: neither a tensor nor an array.
+            ValueError: not a 2-D integer array, no rows, more positions than the context length, or
+                a row without an eos token.
         """
         ids = _as_numpy(input_ids, 'input_ids')
         length = int(find_eos(torch.from_numpy(ids), self.eos_id, self.context_length).max()) + 1

@@ -11,7 +11,7 @@ import ruclip
 griffe = pytest.importorskip('griffe')  # the [docs] extra, part of [test]
 
 # classes whose constructor (documented in the class docstring) and public methods are checked
-CLASSES = ['Predictor', 'RuCLIPProcessor', 'CLIP', 'ImageIndex']
+CLASSES = ['Predictor', 'RuCLIPProcessor', 'CLIP', 'ImageIndex', 'OnnxCLIP']
 
 
 @pytest.fixture(scope='module')
