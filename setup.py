@@ -26,7 +26,7 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     packages=find_packages(include=['ruclip', 'ruclip.*']),
-    package_data={'ruclip.evaluation': ['names/*.txt', 'names/*.md', 'published.json']},
+    package_data={'ruclip.evaluation': ['names/*.txt', 'names/*.md', 'published.json', 'published_peers.json']},
     python_requires='>=3.9',
     install_requires=(here / 'requirements.txt').read_text().split(),
     extras_require={
