@@ -1,8 +1,12 @@
 """`ruclip eval zeroshot|linear-probe|retrieval|report`: RuCLIP on benchmark datasets and your own."""
 import sys
 
-from ._common import (EXIT_OK, Command, UsageError, add_model_options, load_predictor, positive_int, print_json,
-                      print_table)
+from ._common import (DEFAULT_MODEL, EXIT_OK, Command, UsageError, add_model_options, load_predictor, model_device,
+                      positive_int, print_json, print_table)
+
+MODEL_HELP = (f'a model of `ruclip models` or a RuCLIP checkpoint folder (default: {DEFAULT_MODEL}); or a peer: '
+              'a transformers dual encoder (CLIPModel, SiglipModel, AltCLIPModel) by Hub name or save_pretrained '
+              'folder, or open_clip:ARCH[@PRETRAINED] (ARCH may be a model-config .json file)')
 
 
 
@@ -50,7 +54,7 @@ def _data_options(parser, classification=True):
 
 
 def _run_options(parser):
-    add_model_options(parser)
+    add_model_options(parser, model_help=MODEL_HELP)
     group = parser.add_argument_group('run')
     group.add_argument('--out', metavar='JSON', help='write the result record here (CLIP_benchmark\'s shape)')
     group.add_argument('--feature-cache', metavar='FOLDER',
@@ -86,7 +90,7 @@ def _run(args) -> int:
         if train_split is None:
             raise UsageError(f'--train-split is needed for dataset {args.dataset}')
     test = load_split(args.dataset, args.root, args.split, download=args.download, **extra)
-    predictor = load_predictor(args)
+    predictor = load_eval_model(args)
     if args.task == 'zeroshot':
         record = harness.evaluate_zeroshot(predictor, test, args.model, order=args.order, cache_dir=cache)
     elif args.task == 'retrieval':
@@ -101,7 +105,8 @@ def _run(args) -> int:
         record = harness.evaluate_linear_probe(predictor, train, test, args.model, protocol=args.protocol, val=val,
                                                cache_dir=cache, seed=args.seed)
     from ..backends import runtime_of
-    record['runtime'] = runtime_of(predictor.clip_model)  # int8 and fp32 figures differ a little
+    # int8 and fp32 figures differ a little; a peer says what it runs on itself
+    record['runtime'] = getattr(predictor, 'runtime', None) or runtime_of(predictor.clip_model)
     if args.out:
         from ..evaluation.results import write_result
         write_result(record, args.out)
@@ -119,6 +124,18 @@ def _run(args) -> int:
               f"({runtime['backend']} {runtime['dtype']})")
         print_table(['metric', 'value'], rows)
     return EXIT_OK
+
+
+def load_eval_model(args):
+    """A ruclip.Predictor for a RuCLIP --model, else the peer it names (ruclip.evaluation.models)."""
+    from ..evaluation.models import load_peer, model_kind
+
+    if model_kind(args.model) == 'ruclip':
+        return load_predictor(args)
+    if args.backend == 'openvino' or args.dtype not in ('auto', 'fp32'):
+        raise UsageError(f'--model {args.model}: peers run on PyTorch in fp32; leave --backend and --dtype at auto')
+    return load_peer(args.model, model_device(args), cache_dir=args.cache_dir, batch_size=args.batch_size,
+                     quiet=args.quiet)
 
 
 def _report(args) -> int:
