@@ -97,7 +97,7 @@ def xm3600(root: str, download: bool = False) -> EvalSplit:
 def xm3600_mteb(root: str, download: bool = False) -> EvalSplit:
     """Crossmodal-3600 as MIEB/mteb's XM3600T2IRetrieval reads it: the Hub dataset floschne/xm3600,
     one split per language, parquet rows {image_id, image: {bytes, path}, captions: [...]}; every
-    Russian caption of each image (about 3.6 per image). root: the dataset's folder (a Hub snapshot
+    Russian caption of each image (about 2 per image). root: the dataset's folder (a Hub snapshot
     or a copy: its <lang>-*.parquet files anywhere below) or one parquet file."""
     if download and not _parquet_files(root):
         hub = _require('huggingface_hub', 'the XM3600 parquet download')
