@@ -1,5 +1,6 @@
 """`ruclip eval zeroshot|linear-probe|retrieval|scoreboard|report`: RuCLIP (and peers: transformers dual
 encoders, open_clip models) on benchmark datasets, the shared Russian benchmarks, and your own."""
+import argparse
 import os
 import sys
 
@@ -39,7 +40,8 @@ def _arguments(parser):
     board = tasks.add_parser('scoreboard', help='models x the shared Russian benchmarks (and the README datasets), '
                                                 'one table beside the published figures')
     board.add_argument('--models', nargs='+', metavar='MODEL', default=None,
-                       help='RuCLIP models or folders and peers, as --model takes them (default: the six RuCLIP models)')
+                       help='RuCLIP models or folders and peers, as --model takes them '
+                            '(default: the six RuCLIP models)')
     board.add_argument('--benchmarks', nargs='+', metavar='NAME', default=None,
                        help='protocols (xm3600-immich, xm3600-mteb, xtd10, coco-sm, babel-imagenet, '
                             'babel-imagenet-label) and README datasets scored zero-shot (cifar10, food101, ...); '
@@ -52,7 +54,7 @@ def _arguments(parser):
                        help='results go to FOLDER/<model>/<benchmark>.json (read back when already there for the '
                             'same model: the run resumes) and the table to FOLDER/scoreboard.md')
     board.add_argument('--download', action='store_true', help='fetch the data where its source allows it')
-    add_model_options(board, model_default=None, model_help='not used here: give --models')
+    add_model_options(board, model_default=None, model_help=argparse.SUPPRESS)  # --models instead
     group = board.add_argument_group('run')
     group.add_argument('--feature-cache', metavar='FOLDER',
                        help='where image latents are cached (default: ~/.cache/ruclip/eval-features)')
@@ -166,8 +168,6 @@ def load_eval_model(args):
 
 
 def _scoreboard(args) -> int:
-    import copy
-
     from .._outputs import atomic_open
     from ..evaluation.features import default_cache_dir
     from ..evaluation.protocols import PROTOCOLS
@@ -183,9 +183,7 @@ def _scoreboard(args) -> int:
         roots[name] = path
 
     def load(model):
-        options = copy.copy(args)  # the parsed options, with this model
-        options.model = model
-        return load_eval_model(options)
+        return load_eval_model(argparse.Namespace(**{**vars(args), 'model': model}))
 
     cache = None if args.no_cache else (args.feature_cache or default_cache_dir())
     records, failures = run_scoreboard(args.models or list(MODELS), args.benchmarks or list(PROTOCOLS), load,
@@ -203,8 +201,12 @@ def _scoreboard(args) -> int:
 
 def _report(args) -> int:
     from ..evaluation.results import read_results, report_table
+    from ..evaluation.scoreboard import from_scoreboard, scoreboard_table
 
-    table = report_table(read_results(args.results))
+    records = read_results(args.results)
+    scored = [record for record in records if from_scoreboard(record)]
+    others = [record for record in records if not from_scoreboard(record)]
+    table = '\n'.join(([scoreboard_table(scored)] if scored else []) + ([report_table(others)] if others else []))
     if args.out:
         from .._outputs import atomic_open, check_writable_file
         check_writable_file(args.out, '--out', inputs=args.results)

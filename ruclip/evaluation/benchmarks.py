@@ -156,7 +156,8 @@ def xtd10(root: str, download: bool = False) -> EvalSplit:
     paths = [os.path.join(root, 'images', name) for name in names]
     _check_images(paths, 'xtd10')
     return EvalSplit(name='xtd10', split='test', images=paths, captions=[[text] for text in texts],
-                     metric='recall@1', source=f'xtd10:{os.path.abspath(captions_file)}:{os.path.getmtime(captions_file)}')
+                     metric='recall@1',
+                     source=f'xtd10:{os.path.abspath(captions_file)}:{os.path.getmtime(captions_file)}')
 
 
 # ---- COCO-SM -------------------------------------------------------------------------------------

@@ -107,7 +107,8 @@ class PeerEncoder:
         latents = self._raw_texts(texts)
         return latents / latents.norm(dim=-1, keepdim=True)
 
-    def get_text_latents(self, class_labels: Iterable[str], *, templates: Optional[Iterable[str]] = None) -> torch.Tensor:
+    def get_text_latents(self, class_labels: Iterable[str], *,
+                         templates: Optional[Iterable[str]] = None) -> torch.Tensor:
         """[n_classes, embed_dim]: each label in every template, the raw latents averaged, normalised
         (as ruclip.Predictor, without lowercasing: peers' tokenizers keep case)."""
         labels = str_list(class_labels, 'class_labels')

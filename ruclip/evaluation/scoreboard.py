@@ -21,6 +21,7 @@ from .results import report_table, write_result
 
 logger = logging.getLogger('ruclip')
 README_DATASETS = tuple(sorted(DATASETS))
+README_PROTOCOL = 'ruclip-readme'  # the protocol of a README dataset's record: zero-shot as `ruclip eval zeroshot`
 
 
 def benchmark_names() -> List[str]:
@@ -98,8 +99,13 @@ def _evaluate(model, model_name: str, benchmark: str, root: str, cache_dir, down
     from .harness import evaluate_zeroshot
     download = download and benchmark != 'imagenet1k'  # torchvision cannot download ImageNet: use what is there
     record = evaluate_zeroshot(model, load_split(benchmark, root, download=download), model_name, cache_dir=cache_dir)
-    record['protocol'] = 'ruclip-readme'
+    record['protocol'] = README_PROTOCOL
     return record
+
+
+def from_scoreboard(record: dict) -> bool:
+    """Whether a result record was written by the scoreboard (a linear probe's 'protocol' is its own)."""
+    return record.get('protocol') in PROTOCOLS or record.get('protocol') == README_PROTOCOL
 
 
 def _read_done(path: str, identity: dict) -> Optional[dict]:
@@ -147,11 +153,12 @@ def scoreboard_table(records: List[dict]) -> str:
         rows.sort(key=lambda row: -(row[2][0] if isinstance(row[2][0], (int, float)) else -1))
         lines = [f'## {name}\n\n{spec.description}. Headline: {spec.headline}.\n',
                  '| model | figure | ' + ' | '.join(columns) + ' |', '| :--- | :--- |' + ' ---: |' * len(columns)]
-        lines += [f'| {model} | {note} | ' + ' | '.join(_cell(v) for v in values) + ' |' for model, note, values in rows]
+        lines += [f'| {model} | {note} | ' + ' | '.join(_cell(v) for v in values) + ' |'
+                  for model, note, values in rows]
         source = peers.get(name, {}).get('source')
         lines.append(f'\nPublished: {source}' if source else '\nNo published figure of this protocol is shipped.')
         sections.append('\n'.join(lines))
-    readme = [r for r in records if r.get('protocol') == 'ruclip-readme']
+    readme = [r for r in records if r.get('protocol') == README_PROTOCOL]
     if readme:
         sections.append("## The RuCLIP README's datasets\n\n" + report_table(readme))
     return '\n\n'.join(sections) + '\n'

@@ -55,7 +55,8 @@ def test_a_transformers_export_of_ruclip_scores_as_ruclip_itself(trained, tmp_pa
     (square images: the same pixels) gives RuCLIP's recall, so the peer path adds nothing of its own."""
     ruclip_folder, hf_folder = trained
     root = write_xtd10(tmp_path / 'xtd10')
-    (root / 'test_1kcaptions_ru.txt').write_text(''.join(f'на фото {word}.\n' for word in CLASSNAMES), encoding='utf-8')
+    captions = ''.join(f'на фото {word}.\n' for word in CLASSNAMES)
+    (root / 'test_1kcaptions_ru.txt').write_text(captions, encoding='utf-8')
     cache = str(tmp_path / 'cache')
     ours = run(capsys, 'retrieval', '--dataset', 'xtd10', '--root', str(root), '--model', str(ruclip_folder),
                '--feature-cache', cache)

@@ -109,7 +109,8 @@ def test_xtd10_headline_is_text_to_image_recall_at_10(tmp_path):
     images = {f'COCO_train2014_{i:012d}.jpg': np.eye(4)[(i + 1) % 4].tolist() for i in range(4)}
     record = protocols.evaluate_protocol(KnownLatents(texts, images), 'xtd10', root)
     assert record['main_metric'] == 'image_retrieval_recall@10'
-    assert record['metrics']['image_retrieval_recall@1'] == 0.0 and record['metrics']['image_retrieval_recall@10'] == 1.0
+    assert record['metrics']['image_retrieval_recall@1'] == 0.0
+    assert record['metrics']['image_retrieval_recall@10'] == 1.0
 
 
 def test_unknown_protocol_names_the_known_ones(tmp_path):

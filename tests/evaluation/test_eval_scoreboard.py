@@ -66,6 +66,15 @@ def test_scoreboard_resumes_from_its_result_files(setup, capsys):
     assert '## coco-sm' in capsys.readouterr().out
 
 
+def test_report_puts_scoreboard_results_in_the_scoreboard_table(setup, capsys):
+    data, ruclip_model, peer, common, out = setup
+    assert main(['eval', 'scoreboard', '--models', ruclip_model, '--benchmarks', 'xtd10', *common]) == 0
+    capsys.readouterr()
+    assert main(['eval', 'report', str(out / model_slug(ruclip_model) / 'xtd10.json')]) == 0
+    table = capsys.readouterr().out
+    assert '## xtd10\n' in table and '| ruclip-vit-base-patch32-224 | this run |' in table
+
+
 def test_scoreboard_names_what_it_could_not_score_and_scores_the_rest(setup, capsys):
     data, ruclip_model, peer, common, out = setup
     shutil.rmtree(data / 'xtd10')
