@@ -20,7 +20,8 @@ _WHERE = {
     'write_result': 'results', 'read_results': 'results', 'report_table': 'results', 'published': 'results',
     'confusion_figure': 'plots', 'load_ruclip': 'clip_benchmark', 'register': 'clip_benchmark',
     'load_benchmark': 'benchmarks', 'evaluate_protocol': 'protocols', 'PROTOCOLS': 'protocols',
-    'published_peers': 'protocols',
+    'published_peers': 'protocols', 'load_peer': 'models', 'DualEncoder': 'models',
+    'run_scoreboard': 'scoreboard', 'scoreboard_table': 'scoreboard',
 }
 __all__ = list(_WHERE)
 

@@ -17,19 +17,32 @@ load_model(spec) tells the kinds apart:
 import hashlib
 import json
 import os
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Protocol, runtime_checkable
 
 import torch
 
 from .._batches import image_batches
 from .._checks import str_list
-from ..identity import dual_encoder_identity
+from ..identity import ModelIdentity, dual_encoder_identity
 from ..predictor import check_templates
 
 OPEN_CLIP_PREFIX = 'open_clip:'
 TEXT_BATCH = 256  # texts per forward pass
 IMAGE_BATCH = {'cpu': 32, 'cuda': 256}
 TRANSFORMERS_TYPES = ('clip', 'siglip', 'siglip2', 'altclip', 'chinese_clip')
+
+
+@runtime_checkable
+class DualEncoder(Protocol):
+    """What the evaluation calls on a model (ruclip.Predictor and PeerEncoder have it)."""
+    identity: ModelIdentity
+
+    def get_caption_latents(self, captions: Iterable[str]) -> torch.Tensor: ...
+
+    def get_text_latents(self, class_labels: Iterable[str], *,
+                         templates: Optional[Iterable[str]] = None) -> torch.Tensor: ...
+
+    def get_image_latents(self, images: Iterable, *, progress: Optional[bool] = None) -> torch.Tensor: ...
 
 
 def model_kind(spec: str) -> str:

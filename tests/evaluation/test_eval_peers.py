@@ -94,6 +94,19 @@ def test_an_open_clip_model_evaluates_through_the_same_command(tiny_open_clip, t
     assert record['n_images'] == 8 and 0 <= record['metrics']['acc1'] <= 1
 
 
+def test_peers_and_the_predictor_have_the_interface_the_harness_calls(trained, tiny_open_clip):
+    import ruclip
+    ruclip_folder, hf_folder = trained
+    config, weights = tiny_open_clip
+    predictor = ruclip.Predictor(*ruclip.load(str(ruclip_folder)), quiet=True)
+    for model in (predictor, models.load_peer(str(hf_folder), quiet=True),
+                  models.load_peer(f'open_clip:{config}@{weights}', quiet=True)):
+        assert isinstance(model, models.DualEncoder)
+        latents = model.get_text_latents(['кот', 'пёс'], templates=['{}', 'фото: {}'])
+        assert latents.shape == (2, model.identity.embed_dim)
+        assert torch.allclose(latents.norm(dim=1), torch.ones(2), atol=1e-5)
+
+
 def test_peer_identity_follows_the_weights(tiny_open_clip, tmp_path):
     config, weights = tiny_open_clip
     one = models.load_peer(f'open_clip:{config}@{weights}', quiet=True)
