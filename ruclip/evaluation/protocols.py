@@ -3,7 +3,8 @@ ever put beside published figures of the same protocol (published_peers.json).
 
 protocol              data            headline metric (others in the record too)
 xm3600-immich         xm3600          mean of text->image recall@1, @5, @10, first caption per image
-                                      (immich's "Recall (%)", measured with CLIP_benchmark)
+                                      (immich's "Recall (%)": open_clip's multilingual retrieval results,
+                                      made with CLIP_benchmark's crossmodal3600)
 xm3600-mteb           xm3600_mteb     text->image NDCG@10 over every caption (MIEB/mteb XM3600T2IRetrieval)
 xtd10                 xtd10           text->image recall@10 (1000 images, one caption each)
 coco-sm               coco_sm         text->image recall@1; recall@1/5/10 both ways and NDCG@20 of the

@@ -149,7 +149,8 @@ def scoreboard_table(records: List[dict]) -> str:
             note = 'this run' + (f" (published {_cell(theirs['metrics'].get(spec.headline))})" if theirs else '')
             rows.append((_model_name(record['model']), note, [record['metrics'].get(c) for c in columns]))
         for entry in published:
-            rows.append((entry['model'], 'published', [entry['metrics'].get(c) for c in columns]))
+            note = f"published ({entry['from']})" if entry.get('from') else 'published'
+            rows.append((entry['model'], note, [entry['metrics'].get(c) for c in columns]))
         rows.sort(key=lambda row: -(row[2][0] if isinstance(row[2][0], (int, float)) else -1))
         lines = [f'## {name}\n\n{spec.description}. Headline: {spec.headline}.\n',
                  '| model | figure | ' + ' | '.join(columns) + ' |', '| :--- | :--- |' + ' ---: |' * len(columns)]

@@ -50,7 +50,7 @@ def test_scoreboard_scores_ruclip_and_a_peer_beside_the_published_figures(setup,
         for model in (ruclip_model, peer):
             record = json.loads((out / model_slug(model) / f'{protocol}.json').read_text(encoding='utf-8'))
             assert record['protocol'] == protocol and record['model'] == model
-    assert '| ViT-B-16-SigLIP2__webli | published | 0.8429 |' in table  # immich's figure, under its protocol
+    assert '| ViT-B-16-SigLIP2__webli | published (immich) | 0.8429 |' in table  # immich's figure, under its protocol
     assert '| ruclip-vit-base-patch32-224 | this run |' in table
     immich = table.split('## xm3600-immich')[1].split('## ')[0]
     assert 'uform' not in immich  # COCO-SM's published figures stay in COCO-SM's table
@@ -93,7 +93,7 @@ def test_scoreboard_refuses_an_unknown_benchmark(setup, capsys):
 
 def test_the_table_without_runs_still_shows_the_published_figures():
     table = scoreboard_table([])
-    assert '## babel-imagenet\n' in table and '| ViT-B-16-SigLIP-i18n-256@webli | published | 0.6016 |' in table
+    assert '## babel-imagenet\n' in table and '| ViT-B-16-SigLIP-i18n-256@webli | published (babel-imagenet) | 0.6016 |' in table
     assert '## xm3600-mteb' not in table  # no published figure shipped, nothing measured
 
 
