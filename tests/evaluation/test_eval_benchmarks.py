@@ -1,6 +1,7 @@
 """The shared Russian benchmarks' loaders, each on a tiny copy of its real on-disk layout."""
 import json
 import os
+import shutil
 
 import pytest
 
@@ -111,3 +112,76 @@ def test_unknown_benchmark_split_is_refused(tmp_path):
     root = write_xtd10(tmp_path / 'xtd10')
     with pytest.raises(ValueError, match="one split, 'test'"):
         load_split('xtd10', root, 'train')
+
+
+def _serve(folder):
+    """file:// URL of a folder, ending in '/': urllib fetches it as it would the sources' https URLs."""
+    return folder.resolve().as_uri() + '/'
+
+
+def _archive(source_root, names, path):
+    """A .zip or .tar.gz at path holding source_root/<name> for each name, under those names."""
+    import tarfile
+    import zipfile
+    if path.name.endswith('.zip'):
+        with zipfile.ZipFile(path, 'w') as archive:
+            for name in names:
+                files = sorted((source_root / name).rglob('*')) if (source_root / name).is_dir() else [source_root / name]
+                for file in files:
+                    archive.write(file, str(file.relative_to(source_root)))
+    else:
+        with tarfile.open(path, 'w:gz') as archive:
+            for name in names:
+                archive.add(source_root / name, name)
+
+
+def test_download_fetches_xm3600_and_xtd10_from_their_sources(tmp_path, monkeypatch):
+    sources = tmp_path / 'sources'
+    sources.mkdir()
+    made = write_xm3600(tmp_path / 'made-xm3600')
+    _archive(made, ['captions.jsonl'], sources / 'captions.zip')
+    _archive(made / 'images', sorted(os.listdir(made / 'images')), sources / 'images.tgz')
+    made_xtd = write_xtd10(tmp_path / 'made-xtd10')
+    for name in ('test_image_names.txt', 'test_1kcaptions_ru.txt'):
+        (sources / name).write_bytes((made_xtd / name).read_bytes())
+    _archive(made_xtd, ['images'], sources / 'images.tar.gz')
+    monkeypatch.setattr(benchmarks, 'XM3600_CAPTIONS_URL', _serve(sources) + 'captions.zip')
+    monkeypatch.setattr(benchmarks, 'XM3600_IMAGES_URL', _serve(sources) + 'images.tgz')
+    monkeypatch.setattr(benchmarks, 'XTD10_FILES_URL', _serve(sources))
+    monkeypatch.setattr(benchmarks, 'XTD10_IMAGES_URL', _serve(sources) + 'images.tar.gz')
+
+    xm3600 = load_split('xm3600', tmp_path / 'xm3600', download=True)
+    assert xm3600.captions == load_split('xm3600', made).captions
+    assert sorted(os.listdir(tmp_path / 'xm3600')) == ['captions.jsonl', 'images']  # the archives are gone
+    xtd = load_split('xtd10', tmp_path / 'xtd10', download=True)
+    assert xtd.captions == load_split('xtd10', made_xtd).captions and len(xtd.images) == 4
+
+
+def test_download_fetches_coco_sm_and_babel_imagenet_files(tmp_path, monkeypatch):
+    sources = tmp_path / 'sources'
+    made = write_coco_sm(tmp_path / 'made', translations=('nllb',))
+    (sources / 'meta').mkdir(parents=True)
+    (sources / 'meta' / 'nllb.json').write_bytes((made / 'meta' / 'nllb.json').read_bytes())
+    _archive(made, ['val2014'], sources / 'val2014.zip')
+    (tmp_path / 'babel-made').mkdir()
+    babel = write_babel_imagenet(tmp_path / 'babel-made')
+    for name in ('babel_imagenet.json', 'nllb_dist13b_prompts.json'):
+        (sources / name).write_bytes((babel / name).read_bytes())
+    monkeypatch.setattr(benchmarks, 'COCO_SM_META_URL', _serve(sources / 'meta'))
+    monkeypatch.setattr(benchmarks, 'COCO_IMAGES_URL', _serve(sources) + 'val2014.zip')
+    monkeypatch.setattr(benchmarks, 'BABEL_DATA_URL', _serve(sources))
+
+    coco = load_split('coco_sm', tmp_path / 'coco_sm', 'nllb', download=True)
+    assert coco.captions == load_split('coco_sm', made, 'nllb').captions
+    imagenet = tmp_path / 'imagenet'
+    shutil.copytree(babel, imagenet, ignore=shutil.ignore_patterns('*.json'))  # ImageNet itself is never downloaded
+    assert load_split('babel_imagenet', imagenet, download=True).classnames == CLASSNAMES
+    assert os.path.isfile(imagenet / 'babel_imagenet.json')
+
+
+def test_a_failed_download_leaves_no_partial_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(benchmarks, 'XTD10_FILES_URL', _serve(tmp_path / 'nowhere'))
+    with pytest.raises(OSError):
+        load_split('xtd10', tmp_path / 'xtd10', download=True)
+    assert not os.path.exists(tmp_path / 'xtd10' / 'test_image_names.txt')
+    assert [name for name in os.listdir(tmp_path / 'xtd10')] == []
