@@ -126,7 +126,8 @@ def _archive(source_root, names, path):
     if path.name.endswith('.zip'):
         with zipfile.ZipFile(path, 'w') as archive:
             for name in names:
-                files = sorted((source_root / name).rglob('*')) if (source_root / name).is_dir() else [source_root / name]
+                top = source_root / name
+                files = sorted(top.rglob('*')) if top.is_dir() else [top]
                 for file in files:
                     archive.write(file, str(file.relative_to(source_root)))
     else:

@@ -174,8 +174,8 @@ def test_babel_imagenet_matches_clip_benchmarks_zero_shot_classification(tmp_pat
                for start in range(0, len(labels), 5)]
     tokenizer = lambda batch: torch.tensor([texts.index(text) for text in batch])  # noqa: E731
     # its evaluate() ends in accuracy(), which NumPy 2 breaks (float() of a 1-element array): run its two stages
-    classifier = classification.zero_shot_classifier(Model(), tokenizer, split.classnames,
-                                                     [t.replace('{}', '{c}') for t in split.templates], 'cpu', amp=False)
+    templates = [t.replace('{}', '{c}') for t in split.templates]  # CLIP_benchmark's placeholder
+    classifier = classification.zero_shot_classifier(Model(), tokenizer, split.classnames, templates, 'cpu', amp=False)
     logits, target = classification.run_classification(Model(), classifier, batches, 'cpu', amp=False)
     predictions = logits.argmax(1)
     assert ours['acc1'] == pytest.approx((predictions == target).float().mean().item())
