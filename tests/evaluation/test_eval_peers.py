@@ -142,3 +142,35 @@ def _templates(tmp_path):
     path = tmp_path / 'templates.txt'
     path.write_text('фото: {}.\nна фото {}.\n', encoding='utf-8')
     return path
+
+
+def test_a_siglip_peer_pads_texts_to_full_length_as_siglip_was_trained():
+    """SigLIP reads its text latent at the last position, so its texts must be padded to the full
+    length; a tiny random SiglipModel with a word-level tokenizer shows the peer does it."""
+    import types
+
+    import transformers
+    from tokenizers import Tokenizer, models as token_models, pre_tokenizers
+    words = {'<pad>': 0, '<unk>': 1, '</s>': 2, 'кот': 3, 'пёс': 4, 'фото': 5}
+    backend = Tokenizer(token_models.WordLevel(words, unk_token='<unk>'))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=backend, pad_token='<pad>', unk_token='<unk>',
+                                                     eos_token='</s>')
+    tower = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
+    torch.manual_seed(0)
+    model = transformers.SiglipModel(transformers.SiglipConfig(
+        text_config=dict(tower, vocab_size=len(words), max_position_embeddings=8, pad_token_id=0, eos_token_id=2),
+        vision_config=dict(tower, image_size=32, patch_size=16)))
+    processor = types.SimpleNamespace(tokenizer=tokenizer,
+                                      image_processor=transformers.SiglipImageProcessor(size={'height': 32, 'width': 32}))
+    peer = models.TransformersEncoder(model, processor, 'tiny-siglip', quiet=True)
+    latents = peer.get_caption_latents(['кот', 'фото пёс'])
+
+    def expected(padding):
+        inputs = tokenizer(['кот', 'фото пёс'], padding=padding, max_length=8, return_tensors='pt')
+        with torch.inference_mode():
+            raw = models._features(model.get_text_features(**inputs))
+        return raw / raw.norm(dim=1, keepdim=True)
+    assert torch.allclose(latents, expected('max_length'), atol=1e-6)
+    assert not torch.allclose(latents, expected(True), atol=1e-3)  # dynamic padding would give other latents
+    assert peer.identity.image_size == 32 and peer.identity.embed_dim == 16
