@@ -171,7 +171,7 @@ def _scoreboard(args) -> int:
     from .._outputs import atomic_open
     from ..evaluation.features import default_cache_dir
     from ..evaluation.protocols import PROTOCOLS
-    from ..evaluation.scoreboard import run_scoreboard, scoreboard_table
+    from ..evaluation.scoreboard import benchmark_names, run_scoreboard, scoreboard_table
     from ..pretrained import MODELS
     from ._common import EXIT_FAILED
 
@@ -180,6 +180,8 @@ def _scoreboard(args) -> int:
         name, sep, path = value.partition('=')
         if not sep or not name or not path:
             raise UsageError(f'--root takes NAME=PATH, got {value!r}')
+        if name not in benchmark_names():
+            raise UsageError(f'--root {value}: {name!r} is not a benchmark; choose among {benchmark_names()}')
         roots[name] = path
 
     def load(model):

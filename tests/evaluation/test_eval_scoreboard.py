@@ -89,6 +89,8 @@ def test_scoreboard_refuses_an_unknown_benchmark(setup, capsys):
     data, ruclip_model, peer, common, out = setup
     assert main(['eval', 'scoreboard', '--models', ruclip_model, '--benchmarks', 'xm3601', *common]) == 2
     assert 'xm3600-immich' in capsys.readouterr().err
+    assert main(['eval', 'scoreboard', '--models', ruclip_model, '--root', f'xm3601={data}', *common]) == 2
+    assert "'xm3601' is not a benchmark" in capsys.readouterr().err
 
 
 def test_the_table_without_runs_still_shows_the_published_figures():
