@@ -8,8 +8,9 @@ What the harness needs of a model (the DualEncoder interface; ruclip.Predictor h
     get_image_latents(images, progress=None)  [n, dim] float32 L2-normalised; an unreadable image raises
 
 load_model(spec) tells the kinds apart:
-    'open_clip:ARCH' or 'open_clip:ARCH@PRETRAINED'   an open_clip model (ARCH may be a model-config
-        JSON file, registered under its file name; PRETRAINED an open_clip tag or a checkpoint file)
+    'open_clip:ARCH' or 'open_clip:ARCH@PRETRAINED'   an open_clip model (ARCH a name of
+        open_clip.list_models(), an hf-hub:ORG/NAME, or a model-config JSON file, registered under its
+        file name; PRETRAINED an open_clip tag or a checkpoint file)
     a folder: its config.json has "model_type" (transformers save_pretrained: CLIPModel, SiglipModel,
         AltCLIPModel, ...) or not (a RuCLIP checkpoint)
     a model of `ruclip models`, else a Hub name of a transformers dual encoder.
@@ -29,7 +30,7 @@ from ..predictor import check_templates
 OPEN_CLIP_PREFIX = 'open_clip:'
 TEXT_BATCH = 256  # texts per forward pass
 IMAGE_BATCH = {'cpu': 32, 'cuda': 256}
-TRANSFORMERS_TYPES = ('clip', 'siglip', 'siglip2', 'altclip', 'chinese_clip')
+NAFLEX_TYPES = ('siglip2',)  # variable-resolution patches, not one [3, S, S] image: not supported here
 
 
 @runtime_checkable
@@ -168,6 +169,11 @@ class TransformersEncoder(PeerEncoder):
     def load(cls, spec: str, device, cache_dir, batch_size, quiet):
         from .._optional import require
         transformers = require('transformers', 'eval-peers', 'transformers models in the evaluation')
+        model_type = transformers.AutoConfig.from_pretrained(spec, cache_dir=cache_dir).model_type
+        if model_type in NAFLEX_TYPES:
+            raise ValueError(f'{spec} is a {model_type} (NaFlex) model, whose images are variable-size patch sets: take '
+                             f'a fixed-resolution checkpoint (google/siglip2-base-patch16-224 is a SiglipModel) or '
+                             f'open_clip:ViT-B-16-SigLIP2@webli')
         model = transformers.AutoModel.from_pretrained(spec, cache_dir=cache_dir, dtype=torch.float32)
         processor = transformers.AutoProcessor.from_pretrained(spec, cache_dir=cache_dir)
         if not (hasattr(model, 'get_text_features') and hasattr(model, 'get_image_features')):
@@ -214,7 +220,7 @@ class OpenCLIPEncoder(PeerEncoder):
                 raise FileNotFoundError(f'open_clip model config not found: {arch}')
             open_clip.add_model_config(arch)
             arch = os.path.basename(arch)[:-len('.json')]
-        if arch not in open_clip.list_models():
+        if not arch.startswith('hf-hub:') and arch not in open_clip.list_models():
             raise ValueError(f'open_clip has no model {arch!r}; see open_clip.list_models()')
         model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained or None,
                                                                      cache_dir=cache_dir)

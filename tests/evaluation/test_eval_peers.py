@@ -174,3 +174,12 @@ def test_a_siglip_peer_pads_texts_to_full_length_as_siglip_was_trained():
     assert torch.allclose(latents, expected('max_length'), atol=1e-6)
     assert not torch.allclose(latents, expected(True), atol=1e-3)  # dynamic padding would give other latents
     assert peer.identity.image_size == 32 and peer.identity.embed_dim == 16
+
+
+def test_a_naflex_siglip2_folder_is_refused_with_the_alternatives(tmp_path):
+    import transformers
+    if not hasattr(transformers, 'Siglip2Config'):
+        pytest.skip('this transformers has no SigLIP 2')
+    transformers.Siglip2Config().save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match='NaFlex.*open_clip:ViT-B-16-SigLIP2@webli'):
+        models.load_peer(str(tmp_path))
