@@ -12,6 +12,8 @@ DISTRIBUTED = ['pyarrow>=14']  # metadata parquet files, parquet/CSV tables
 RAY = ['ray[data]>=2.40'] + DISTRIBUTED
 DISTRIBUTED_TEST = ['embedding-reader>=1.7', 'webdataset>=0.2', 'faiss-cpu>=1.7']  # readers of the clip-retrieval layout
 EVAL = ['scikit-learn>=1.3', 'torchvision', 'scipy']  # scipy: torchvision's Flowers102, StanfordCars, ImageNet devkit
+# the Russian scoreboard: XM3600's parquet form, and peers (transformers dual encoders, open_clip models)
+EVAL_PEERS = ['pyarrow', 'huggingface_hub', 'transformers>=4.56', 'open_clip_torch>=2.24']
 OPENVINO = ['openvino>=2025.1', 'nncf>=2.16']  # nncf: int8 only; ~430 MB installed with scipy and scikit-learn
 SEARCH = ['pyarrow>=10']  # only to read clip-retrieval's parquet metadata: the index itself is sqlite3 + numpy
 FAISS = ['faiss-cpu>=1.8']
@@ -26,7 +28,7 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     packages=find_packages(include=['ruclip', 'ruclip.*']),
-    package_data={'ruclip.evaluation': ['names/*.txt', 'names/*.md', 'published.json']},
+    package_data={'ruclip.evaluation': ['names/*.txt', 'names/*.md', 'published.json', 'published_peers.json']},
     python_requires='>=3.9',
     install_requires=(here / 'requirements.txt').read_text().split(),
     extras_require={
@@ -39,11 +41,13 @@ setup(
         'distributed': DISTRIBUTED,
         'ray': RAY,
         'eval': EVAL,
+        'eval-peers': EVAL + EVAL_PEERS,
         'openvino': OPENVINO,
         'docs': DOCS,
         # the suite's tools; none needs a compiler
         'test': ['pytest', 'pytest-timeout', 'torchvision', 'matplotlib>=3.6'] + ONNX + HF + RAY + DISTRIBUTED_TEST
-                + EVAL + ['clip-benchmark'] + OPENVINO + SEARCH + FAISS + ['selenium>=4.10'] + DOCS + NOTEBOOKS,
+                + EVAL + EVAL_PEERS + ['clip-benchmark'] + OPENVINO + SEARCH + FAISS + ['selenium>=4.10'] + DOCS
+                + NOTEBOOKS,
         # tests/parity/: against youtokentome and the original ruclip 0.0.2 (fetched by the tests from PyPI);
         # youtokentome has no wheels: install it with --no-build-isolation, Cython and wheel present
         'parity': ['youtokentome', 'more-itertools'],

@@ -133,3 +133,19 @@ def check_same_model(recorded: Recorded, given: Recorded, what: str) -> None:
     raise ValueError(f'{what} holds latents of the model {recorded.describe()}, not of {given.describe()} '
                      f'({recorded.differences(given)}): use --model {recorded.name} --backend {recorded.backend} '
                      f'--dtype {OPTION_DTYPES.get(recorded.dtype, recorded.dtype)}, or make a new one for this model')
+
+
+def dual_encoder_identity(*, name: str, family: str, config: Mapping, state_dict: Mapping, tokenizer: str,
+                          dtype: str, image_size: int, mean, std, embed_dim: int) -> ModelIdentity:
+    """The identity of a dual encoder that is not RuCLIP (a transformers CLIPModel, SiglipModel or
+    AltCLIPModel, an open_clip model) evaluated beside it, fingerprinted as model_identity does a
+    RuCLIP model: family (the library and class), config, weights_digest of the weights, a digest
+    of the tokenizer (tokenizer), precision and preprocessing."""
+    preprocessing = dict(image_size=int(image_size), mean=tuple(float(v) for v in mean),
+                         std=tuple(float(v) for v in std), jpeg_draft=False)
+    described = dict(format=FORMAT, family=family, config=config, backend='torch', dtype=dtype,
+                     weights=weights_digest(state_dict), tokenizer=tokenizer, **preprocessing)
+    text = json.dumps(described, sort_keys=True, default=str)
+    fingerprint = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    return ModelIdentity(fingerprint=fingerprint, embed_dim=int(embed_dim), backend='torch', dtype=dtype, name=name,
+                         **preprocessing)

@@ -28,7 +28,8 @@ COMMANDS = [
     ('embed', 'embed', 'image latents to a .npy or .npz file, or to resumable shards (local, SLURM, Ray)'),
     ('export-onnx', 'export', 'ONNX files of the image and text towers, for onnxruntime'),
     ('export-hf', 'export', 'a transformers CLIPModel folder, for from_pretrained and pipelines'),
-    ('eval', 'evaluate', 'zero-shot, linear-probe and retrieval benchmarks; a report beside the published table'),
+    ('eval', 'evaluate', 'zero-shot, linear-probe and retrieval benchmarks, the Russian scoreboard; reports beside '
+                          'the published tables'),
     ('index', 'search', 'add image folders to a search index, or update it (only new and changed files)'),
     ('search', 'search', 'images of an index most like a Russian text, an example image, or a weighted mix'),
     ('serve', 'search', 'a web page to search an index from the browser'),

@@ -1,9 +1,15 @@
-"""`ruclip eval zeroshot|linear-probe|retrieval|report`: RuCLIP on benchmark datasets and your own."""
+"""`ruclip eval zeroshot|linear-probe|retrieval|scoreboard|report`: RuCLIP (and peers: transformers dual
+encoders, open_clip models) on benchmark datasets, the shared Russian benchmarks, and your own."""
+import argparse
 import os
 import sys
 
-from ._common import (EXIT_OK, Command, UsageError, add_model_options, load_predictor, model_folders, positive_int,
-                      print_json, print_table)
+from ._common import (DEFAULT_MODEL, EXIT_OK, Command, UsageError, add_model_options, load_predictor, model_device,
+                      model_folders, positive_int, print_json, print_table)
+
+MODEL_HELP = (f'a model of `ruclip models` or a RuCLIP checkpoint folder (default: {DEFAULT_MODEL}); or a peer: '
+              'a transformers dual encoder (CLIPModel, SiglipModel, AltCLIPModel) by Hub name or save_pretrained '
+              'folder, or open_clip:ARCH[@PRETRAINED] (ARCH may be a model-config .json file)')
 
 
 
@@ -31,6 +37,28 @@ def _arguments(parser):
     _data_options(retrieval, classification=False)
     retrieval.add_argument('--k', type=positive_int, nargs='+', default=[1, 5, 10], help='recall@k (default 1 5 10)')
     _run_options(retrieval)
+    board = tasks.add_parser('scoreboard', help='models x the shared Russian benchmarks (and the README datasets), '
+                                                'one table beside the published figures')
+    board.add_argument('--models', nargs='+', metavar='MODEL', default=None,
+                       help='RuCLIP models or folders and peers, as --model takes them '
+                            '(default: the six RuCLIP models)')
+    board.add_argument('--benchmarks', nargs='+', metavar='NAME', default=None,
+                       help='protocols (xm3600-immich, xm3600-mteb, xtd10, coco-sm, babel-imagenet, '
+                            'babel-imagenet-label) and README datasets scored zero-shot (cifar10, food101, ...); '
+                            'default: the protocols')
+    board.add_argument('--data-root', metavar='FOLDER', help='a folder with one subfolder per benchmark: xm3600, '
+                       'xm3600_mteb, xtd10, coco_sm, imagenet (Babel-ImageNet), and each README dataset by name')
+    board.add_argument('--root', action='append', default=[], metavar='NAME=PATH',
+                       help="one benchmark's folder, overriding --data-root (repeatable)")
+    board.add_argument('--out-dir', required=True, metavar='FOLDER',
+                       help='results go to FOLDER/<model>/<benchmark>.json (read back when already there for the '
+                            'same model: the run resumes) and the table to FOLDER/scoreboard.md')
+    board.add_argument('--download', action='store_true', help='fetch the data where its source allows it')
+    add_model_options(board, model_default=None, model_help=argparse.SUPPRESS)  # --models instead
+    group = board.add_argument_group('run')
+    group.add_argument('--feature-cache', metavar='FOLDER',
+                       help='where image latents are cached (default: ~/.cache/ruclip/eval-features)')
+    group.add_argument('--no-cache', action='store_true', help='compute image latents without the cache')
     report = tasks.add_parser('report', help='a markdown table of result files beside the RuCLIP README figures')
     report.add_argument('results', nargs='+', metavar='RESULT_JSON', help='files written by --out')
     report.add_argument('--out', metavar='MD', help='also write the table to this file')
@@ -40,7 +68,9 @@ def _data_options(parser, classification=True):
     group = parser.add_argument_group('data')
     group.add_argument('--dataset', required=True, metavar='NAME',
                        help='cifar10, imagenet1k, food101, ... (the RuCLIP table\'s), or imagefolder, csv, jsonl, '
-                            'wds (a CLIP_benchmark webdataset folder), hateful_memes, birdsnap')
+                            'wds (a CLIP_benchmark webdataset folder), hateful_memes, birdsnap, or a shared Russian '
+                            'benchmark: xm3600, xm3600_mteb, xtd10, coco_sm (--split google|bing|nllb), '
+                            'babel_imagenet, babel_imagenet_label')
     group.add_argument('--root', required=True, metavar='PATH', help='the data folder (csv / jsonl: the file)')
     group.add_argument('--split', help="the split to score (default: the test split CLIP's paper used)")
     group.add_argument('--download', action='store_true', help="let the torchvision loader download the data")
@@ -51,7 +81,7 @@ def _data_options(parser, classification=True):
 
 
 def _run_options(parser):
-    add_model_options(parser)
+    add_model_options(parser, model_help=MODEL_HELP)
     group = parser.add_argument_group('run')
     group.add_argument('--out', metavar='JSON', help='write the result record here (CLIP_benchmark\'s shape)')
     group.add_argument('--feature-cache', metavar='FOLDER',
@@ -63,6 +93,8 @@ def _run_options(parser):
 def _run(args) -> int:
     if args.task == 'report':
         return _report(args)
+    if args.task == 'scoreboard':
+        return _scoreboard(args)
     from .._outputs import check_not_input, check_writable_file, within
     from ..evaluation import harness
     from ..evaluation.datasets import DATASETS, load_split
@@ -102,7 +134,7 @@ def _run(args) -> int:
               if isinstance(image, (str, os.PathLike))]  # the files a CSV, JSONL or image folder names
     for path, what in outputs:
         check_not_input(path, what, inputs=images)
-    predictor = load_predictor(args)
+    predictor = load_eval_model(args)
     if args.task == 'zeroshot':
         record = harness.evaluate_zeroshot(predictor, test, args.model, order=args.order, cache_dir=cache)
     elif args.task == 'retrieval':
@@ -114,7 +146,8 @@ def _run(args) -> int:
         record = harness.evaluate_linear_probe(predictor, train, test, args.model, protocol=args.protocol, val=val,
                                                cache_dir=cache, seed=args.seed)
     from ..backends import runtime_of
-    record['runtime'] = runtime_of(predictor.clip_model)  # int8 and fp32 figures differ a little
+    # int8 and fp32 figures differ a little; a peer says what it runs on itself
+    record['runtime'] = getattr(predictor, 'runtime', None) or runtime_of(predictor.clip_model)
     if args.out:
         from ..evaluation.results import write_result
         write_result(record, args.out)
@@ -134,10 +167,60 @@ def _run(args) -> int:
     return EXIT_OK
 
 
+def load_eval_model(args):
+    """A ruclip.Predictor for a RuCLIP --model, else the peer it names (ruclip.evaluation.models)."""
+    from ..evaluation.models import load_peer, model_kind
+
+    if model_kind(args.model) == 'ruclip':
+        return load_predictor(args)
+    if args.backend == 'openvino' or args.dtype not in ('auto', 'fp32'):
+        raise UsageError(f'--model {args.model}: peers run on PyTorch in fp32; leave --backend and --dtype at auto')
+    return load_peer(args.model, model_device(args), cache_dir=args.cache_dir, batch_size=args.batch_size,
+                     quiet=args.quiet)
+
+
+def _scoreboard(args) -> int:
+    from .._outputs import atomic_open
+    from ..evaluation.features import default_cache_dir
+    from ..evaluation.protocols import PROTOCOLS
+    from ..evaluation.scoreboard import benchmark_names, run_scoreboard, scoreboard_table
+    from ..pretrained import MODELS
+    from ._common import EXIT_FAILED
+
+    roots = {}
+    for value in args.root:
+        name, sep, path = value.partition('=')
+        if not sep or not name or not path:
+            raise UsageError(f'--root takes NAME=PATH, got {value!r}')
+        if name not in benchmark_names():
+            raise UsageError(f'--root {value}: {name!r} is not a benchmark; choose among {benchmark_names()}')
+        roots[name] = path
+
+    def load(model):
+        return load_eval_model(argparse.Namespace(**{**vars(args), 'model': model}))
+
+    cache = None if args.no_cache else (args.feature_cache or default_cache_dir())
+    records, failures = run_scoreboard(args.models or list(MODELS), args.benchmarks or list(PROTOCOLS), load,
+                                       args.out_dir, data_root=args.data_root, roots=roots, cache_dir=cache,
+                                       download=args.download)
+    table = scoreboard_table(records)
+    os.makedirs(args.out_dir, exist_ok=True)
+    with atomic_open(os.path.join(args.out_dir, 'scoreboard.md'), 'w', encoding='utf-8') as file:
+        file.write(table)
+    sys.stdout.write(table)
+    for failure in failures:
+        print(f'ruclip: not scored: {failure}', file=sys.stderr)
+    return EXIT_FAILED if failures else EXIT_OK
+
+
 def _report(args) -> int:
     from ..evaluation.results import read_results, report_table
+    from ..evaluation.scoreboard import from_scoreboard, scoreboard_table
 
-    table = report_table(read_results(args.results))
+    records = read_results(args.results)
+    scored = [record for record in records if from_scoreboard(record)]
+    others = [record for record in records if not from_scoreboard(record)]
+    table = '\n'.join(([scoreboard_table(scored)] if scored else []) + ([report_table(others)] if others else []))
     if args.out:
         from .._outputs import atomic_open, check_writable_file
         check_writable_file(args.out, '--out', inputs=args.results)

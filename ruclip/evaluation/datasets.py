@@ -88,7 +88,8 @@ LOCAL_FORMS = ('imagefolder', 'csv', 'jsonl', 'wds', 'hateful_memes', 'birdsnap'
 
 
 def dataset_names() -> List[str]:
-    return sorted(DATASETS) + list(LOCAL_FORMS)
+    from .benchmarks import NAMES
+    return sorted(DATASETS) + list(LOCAL_FORMS) + list(NAMES)
 
 
 def load_split(name: str, root, split: Optional[str] = None, download: bool = False,
@@ -98,19 +99,24 @@ def load_split(name: str, root, split: Optional[str] = None, download: bool = Fa
     name: a registry name (DATASETS, e.g. 'food101'), or a local form: 'imagefolder' (root = a folder
         of class folders), 'csv' / 'jsonl' (root = the file), 'wds' or 'wds/NAME' (root = a
         CLIP_benchmark webdataset folder), 'hateful_memes' (root = the folder of dev_seen.jsonl and
-        img/), 'birdsnap' (root = an image folder per species, named as the English list).
-    download: let the torchvision loader download the data (registry names only).
+        img/), 'birdsnap' (root = an image folder per species, named as the English list), or a
+        shared Russian benchmark: xm3600, xm3600_mteb, xtd10, coco_sm, babel_imagenet,
+        babel_imagenet_label (root and split: see ruclip.evaluation.benchmarks).
+    download: let the torchvision loader (or the benchmark's loader) download the data.
     classnames / templates: override the shipped Russian lists (class names in label order; each
         template with one '{}').
     """
-    from . import local
+    from . import benchmarks, local
 
     root = os.fspath(root)
-    if name in DATASETS:
+    if name in benchmarks.NAMES:
+        result = benchmarks.load_benchmark(name, root, split, download)
+    elif name in DATASETS:
         result = _registry_split(name, root, split, download)
     elif name in LOCAL_FORMS or name.startswith('wds/'):
         if download:
-            raise ValueError(f'--download works for the torchvision datasets {sorted(DATASETS)}, not {name!r}')
+            raise ValueError(f'--download works for the torchvision datasets {sorted(DATASETS)} and the benchmarks '
+                             f'{list(benchmarks.NAMES)}, not {name!r}')
         result = local.load_local(name, root, split)
     else:
         raise ValueError(f'unknown dataset {name!r}; choose one of {dataset_names()}')

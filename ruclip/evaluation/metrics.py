@@ -106,3 +106,41 @@ def _logits_targets(logits, targets):
         raise ValueError(f'logits must be [n, n_classes] and targets [n], got {list(logits.shape)} and '
                          f'{list(targets.shape)}')
     return logits, targets
+
+
+def retrieval_ndcg(similarity, text_image: Sequence[int], k: int = 10) -> float:
+    """Text -> image NDCG@k with one relevant image per text (mteb's ndcg_at_10 for XM3600T2IRetrieval):
+    the mean over texts of 1 / log2(1 + rank of its image) when that rank is at most k, else 0."""
+    similarity = np.asarray(similarity, dtype=np.float64)
+    text_image = np.asarray(text_image)
+    if len(text_image) != similarity.shape[0]:
+        raise ValueError(f'text_image has {len(text_image)} entries for {similarity.shape[0]} texts')
+    own = similarity[np.arange(len(text_image)), text_image]
+    # ties: the image counts as ranked after every other image with the same score (stable order, lower index first)
+    above = (similarity > own[:, None]).sum(1)
+    tied_before = ((similarity == own[:, None]) & (np.arange(similarity.shape[1]) < text_image[:, None])).sum(1)
+    rank = above + tied_before + 1
+    return float(np.where(rank <= k, 1.0 / np.log2(1.0 + rank), 0.0).mean())
+
+
+def ranking_ndcg(similarity, reference_similarity, k: int = 20, temperature: float = 100.0) -> float:
+    """COCO-SM's NDCG@k of one language's ranking against English's (unum-cloud/coco-sm eval.py):
+    each query's relevances are the softmax of temperature x its English similarities; the gain of
+    the query's top k under the other language, discounted by log2(position + 1), over the gain of
+    English's own top k. similarity and reference_similarity: [n_queries, n_candidates], query i
+    the same caption (or image) in both."""
+    similarity = np.asarray(similarity, dtype=np.float64)
+    reference = np.asarray(reference_similarity, dtype=np.float64)
+    if similarity.shape != reference.shape:
+        raise ValueError(f'similarity {list(similarity.shape)} and reference {list(reference.shape)} differ in shape')
+    k = min(k, similarity.shape[1])
+    logits = temperature * reference
+    relevance = np.exp(logits - logits.max(1, keepdims=True))
+    relevance /= relevance.sum(1, keepdims=True)
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+
+    def gain(scores):
+        top = np.argsort(-scores, axis=1, kind='stable')[:, :k]
+        return (np.take_along_axis(relevance, top, axis=1) * discount).sum(1)
+
+    return float((gain(similarity) / gain(reference)).mean())

@@ -23,6 +23,7 @@ class EvalSplit:
     templates: Optional[List[str]] = None
     metric: str = 'acc1'
     source: str = ''
+    reference_captions: Optional[List[List[str]]] = None  # the captions in English, line for line (COCO-SM)
 
     def __len__(self) -> int:
         return len(self.images)
