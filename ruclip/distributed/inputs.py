@@ -135,8 +135,23 @@ class TableInputs(Inputs):
 
 def list_inputs(paths: Sequence[str], input_format: str = 'auto', image_column: Optional[str] = None,
                 caption_column: Optional[str] = None) -> Inputs:
-    """The Inputs for command-line paths. input_format: files, table, tar, or auto (tables if every
-    path ends in .parquet/.csv/.jsonl, tars if every one ends in .tar, else files)."""
+    """The Inputs for command-line paths, partitioned unit i to partition i % N.
+
+    Args:
+        paths: image files and folders, tables (.parquet, .csv, .jsonl) or webdataset .tar shards.
+        input_format: 'files', 'table', 'tar', or 'auto' (tables if every path ends in
+            .parquet/.csv/.jsonl, tars if every one ends in .tar, else files).
+        image_column: the tables' column of image paths or URLs; default the first of image_path,
+            url, path, image, filepath.
+        caption_column: the tables' caption column; default caption or text when present.
+
+    Returns:
+        FileInputs, TableInputs or TarInputs.
+
+    Raises:
+        ValueError: no paths, an unknown format, or a table without the column asked for.
+        FileNotFoundError: a path that does not exist.
+    """
     from ..image import find_images
 
     paths = [os.fspath(path) for path in paths]

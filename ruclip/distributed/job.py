@@ -12,7 +12,16 @@ from .shards import partition_done, read_marker
 
 @dataclass
 class Report:
-    """What a run did. rows/failed: in the partitions this run wrote; complete: _SUCCESS written."""
+    """What a run did.
+
+    Attributes:
+        partitions_written: the partitions this run wrote.
+        partitions_skipped: the partitions found done under the same manifest.
+        rows: rows embedded in the partitions this run wrote.
+        failed: rows that failed there.
+        seconds: the run's time.
+        complete: _SUCCESS was written (every partition is done).
+    """
     partitions_written: List[int]
     partitions_skipped: List[int]
     rows: int
@@ -33,8 +42,24 @@ class Report:
 
 
 def start(inputs: Inputs, settings: Settings, overwrite: bool = False, predictor=None) -> Settings:
-    """Check the output folder against this run's manifest (writing it if new); the settings with its
-    digest and the model's fingerprint, which every worker's model must have. Loads the model here."""
+    """Check the output folder against this run's manifest, writing the manifest if the folder is new.
+
+    Loads the model here (unless `predictor` is given), once, on the machine that starts the run.
+
+    Args:
+        inputs: the input, from list_inputs.
+        settings: the model, output folder and partition count.
+        overwrite: clear a folder of another run's shards (only the files a run writes) first.
+        predictor (Predictor | None): a Predictor of settings.model to use instead of loading it.
+
+    Returns:
+        Settings: these settings with the manifest's digest and the model's fingerprint, which every
+        worker's model must have: pass them to embed_partition.
+
+    Raises:
+        ValueError: a partition count below 1, an empty input, more partitions than input units,
+            texts asked for without captions, or a folder of another run without overwrite.
+    """
     if settings.partition_count < 1:
         raise ValueError(f'the partition count must be at least 1, got {settings.partition_count}')
     if not inputs.units:
@@ -51,19 +76,45 @@ def start(inputs: Inputs, settings: Settings, overwrite: bool = False, predictor
 
 
 def pending(settings: Settings, only: Optional[List[int]] = None) -> (List[int], List[int]):
-    """(partitions to do, partitions already done under this manifest), among `only` or all."""
+    """The partitions still to do and those already done under this manifest.
+
+    Args:
+        settings: as returned by `prepare`.
+        only: the partitions to consider; default all.
+
+    Returns:
+        tuple[list[int], list[int]]: (to do, done).
+    """
     ids = range(settings.partition_count) if only is None else only
     done = [i for i in ids if partition_done(settings.out, i, settings.partition_count, settings.manifest_digest)]
     return [i for i in ids if i not in set(done)], done
 
 
 def complete(settings: Settings) -> Optional[dict]:
-    """Write _SUCCESS if every partition is done (a Spark or SLURM driver calls this at the end);
-    its totals, or None while some partition is not done."""
+    """Write _SUCCESS if every partition is done (a Spark or SLURM driver calls this at the end).
+
+    Args:
+        settings: as returned by `prepare`.
+
+    Returns:
+        The totals written into _SUCCESS, or None while some partition is not done.
+    """
     return write_success(settings.out, settings.partition_count, settings.manifest_digest)
 
 
 def finish(settings: Settings, written: List[int], skipped: List[int], started: float) -> Report:
+    """An engine's last step: write _SUCCESS if every partition is done, and report the run.
+
+    Args:
+        settings: as returned by `prepare`.
+        written: the partitions this run wrote.
+        skipped: the partitions found done and skipped.
+        started: `time.perf_counter()` when the run started.
+
+    Returns:
+        Report: the partitions written and skipped, their rows and failures, the time taken, and
+        whether _SUCCESS was written.
+    """
     markers = [read_marker(settings.out, i, settings.partition_count) for i in written]
     complete = write_success(settings.out, settings.partition_count, settings.manifest_digest) is not None
     return Report(partitions_written=written, partitions_skipped=skipped, rows=sum(m['rows'] for m in markers),

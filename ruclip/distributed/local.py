@@ -12,11 +12,26 @@ logger = logging.getLogger('ruclip')
 
 def run_local(inputs: Inputs, settings: Settings, only: Optional[List[int]] = None, overwrite: bool = False,
               predictor=None) -> Report:
-    """Embed the partitions `only` (default: all) that are not done yet into settings.out.
+    """Embed the partitions not done yet into settings.out, in this process.
 
     `only=[i]` is `--partition i/N`: one SLURM array task or shell-loop step. A partition already
     done under the same manifest is skipped, so rerunning after a crash redoes only the rest.
-    predictor: a Predictor to use instead of loading settings.model (it must be that model).
+
+    Args:
+        inputs: the input, from list_inputs.
+        settings: the model, output folder and partition count.
+        only: the partitions to embed; default all.
+        overwrite: clear a folder of another run's shards (only the files a run writes) first.
+        predictor (Predictor | None): a Predictor to use instead of loading settings.model (it must
+            be that model).
+
+    Returns:
+        Report: rows and failures written, partitions written and skipped, whether _SUCCESS was
+        written.
+
+    Raises:
+        ValueError: a folder of another run (what differs named) without overwrite, a folder of
+            files without a manifest, an empty input, or more partitions than input units.
     """
     started = time.perf_counter()
     settings = start(inputs, settings, overwrite, predictor)

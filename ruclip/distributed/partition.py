@@ -27,8 +27,21 @@ _PREDICTORS_LOCK = threading.Lock()
 class Settings:
     """Everything a worker needs besides the inputs; plain values, so it pickles to any engine.
 
-    out: the shards folder; partition_count: N; texts: embed captions into text_emb/ too (rows
-    without a caption then fail); url_timeout: seconds per URL; device None: cuda if available.
+    Attributes:
+        model: a name of ruclip.MODELS or a checkpoint folder.
+        out: the shards folder.
+        partition_count: N, the number of partitions.
+        device: where the model runs; None: cuda if available.
+        dtype: a torch dtype's name, or with backend 'openvino' its precision ('fp32', 'int8', ...).
+        backend: 'torch' or 'openvino'.
+        batch_size: images per forward pass; None: picked for the device.
+        num_workers: decoding threads; None: one per core, up to 8.
+        cache_dir: the Hugging Face cache to load the model from.
+        texts: embed captions into text_emb/ too (rows without a caption then fail).
+        url_timeout: seconds per URL.
+        quiet: no progress bars.
+        manifest_digest: set by `prepare` (job.start): the digest every done marker carries.
+        model_fingerprint: set by `prepare`: the fingerprint every worker's model must have.
     """
     model: str
     out: str
@@ -133,9 +146,24 @@ def embed_samples(predictor, samples: Iterable[Sample], texts: bool, with_captio
 
 
 def embed_partition(partition_id: int, inputs: Inputs, settings: Settings, predictor=None) -> dict:
-    """Embed partition `partition_id` of settings.partition_count and write its files into
-    settings.out (which prepare_output has set up, giving settings.manifest_digest). Returns the
-    partition's done marker: rows, failed, files with sizes and sha256."""
+    """Embed one partition and write its files into settings.out, its done marker last.
+
+    The engine-free core: any engine that can call a function for each partition id (a process, a
+    SLURM array task, a Spark executor, a Ray task) runs this.
+
+    Args:
+        partition_id: i, from 0 to settings.partition_count - 1.
+        inputs: the whole input, as every worker lists it (list_inputs).
+        settings: as returned by `prepare`, which set up the folder and the manifest digest.
+        predictor (Predictor | None): a Predictor of settings.model to use instead of loading it.
+
+    Returns:
+        The partition's done marker: rows, failed, and each file with its size and sha256.
+
+    Raises:
+        ValueError: a partition that does not exist, settings not returned by `prepare`, or a
+            model other than the manifest's.
+    """
     if not settings.manifest_digest:
         raise ValueError('settings has no manifest digest: pass the settings that prepare(inputs, settings) returns')
     if predictor is None:

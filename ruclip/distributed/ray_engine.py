@@ -99,10 +99,29 @@ class Embedder:
 def run_ray(inputs: Inputs, settings: Settings, only: Optional[List[int]] = None, overwrite: bool = False,
             address: Optional[str] = None, actors: Optional[int] = None, gpus_per_actor: float = 1.0,
             cpus_per_actor: float = 1.0, embedder=Embedder) -> Report:
-    """Embed the partitions `only` (default: all) that are not done yet, as local.run_local does,
-    with `actors` model actors (default: one per GPU of the cluster, else 1). On a cluster with
-    GPUs each actor takes gpus_per_actor (0.5: two actors share a GPU); else cpus_per_actor CPUs.
-    embedder: the actor class (a subclass can wrap __call__)."""
+    """Embed the partitions not done yet on a Ray cluster, as run_local does.
+
+    CPU tasks list each partition, fetch URLs and read tar shards; model actors embed; the driver
+    writes each partition once all its rows are back.
+
+    Args:
+        inputs: the input, from list_inputs.
+        settings: the model, output folder and partition count.
+        only: the partitions to embed; default all.
+        overwrite: as for run_local.
+        address: the Ray cluster to join (or RAY_ADDRESS); None starts a local one.
+        actors: model actors; default one per GPU of the cluster, else 1.
+        gpus_per_actor: GPUs each actor takes on a cluster with GPUs (0.5: two share a GPU).
+        cpus_per_actor: CPUs each actor takes on a cluster without GPUs.
+        embedder (type): the actor class (a subclass can wrap __call__).
+
+    Returns:
+        Report, as run_local's.
+
+    Raises:
+        ValueError: as run_local.
+        ImportError: Ray is not installed (the `ray` extra).
+    """
     started = time.perf_counter()
     ray = _ray()
     settings = start(inputs, settings, overwrite)

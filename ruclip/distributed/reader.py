@@ -10,9 +10,21 @@ from .shards import partition_done, read_marker, shard_paths
 
 
 def iter_shards(folder: str, require_complete: bool = True) -> Iterator[Tuple[np.ndarray, List[dict]]]:
-    """(latents [rows, embed_dim] float16, metadata rows as dicts with image_path, key, ...) for each
-    partition with rows, in partition order. require_complete: refuse a folder without _SUCCESS
-    (a run still going or cut short); False reads the partitions that are done."""
+    """Each partition's latents and metadata in turn, for building an index without holding it all.
+
+    Args:
+        folder: a folder written by `ruclip embed --out FOLDER`.
+        require_complete: refuse a folder without _SUCCESS (a run still going or cut short); False
+            reads the partitions that are done.
+
+    Yields:
+        tuple[numpy.ndarray, list[dict]]: float16 `[rows, embed_dim]` latents and the metadata rows
+        (image_path, key, ...) of each partition with rows, in partition order.
+
+    Raises:
+        FileNotFoundError: no _manifest.json: not a ruclip shards folder.
+        ValueError: no _SUCCESS while require_complete.
+    """
     pq = require('pyarrow.parquet', 'distributed', 'reading metadata parquet files')
     manifest = read_manifest(folder)
     if manifest is None:
@@ -31,7 +43,20 @@ def iter_shards(folder: str, require_complete: bool = True) -> Iterator[Tuple[np
 
 
 def read_shards(folder: str, require_complete: bool = True) -> Tuple[np.ndarray, List[str]]:
-    """(all latents as float32 [rows, embed_dim], their image_path values), in partition order."""
+    """All the latents of a shards folder, with their image paths, in partition order.
+
+    Args:
+        folder: a folder written by `ruclip embed --out FOLDER` (or run_local / run_ray).
+        require_complete: refuse a folder without _SUCCESS; False reads the partitions done.
+
+    Returns:
+        tuple[numpy.ndarray, list[str]]: float32 `[rows, embed_dim]` latents and each row's
+        image_path.
+
+    Raises:
+        FileNotFoundError: no _manifest.json: not a ruclip shards folder.
+        ValueError: no _SUCCESS while require_complete, or no embedded rows.
+    """
     latents, paths = [], []
     for block, rows in iter_shards(folder, require_complete):
         latents.append(block.astype(np.float32))
@@ -42,7 +67,17 @@ def read_shards(folder: str, require_complete: bool = True) -> Tuple[np.ndarray,
 
 
 def verify_shards(folder: str) -> List[int]:
-    """The partitions whose files do not match their done marker's sha256 sums (or are not done)."""
+    """The partitions whose files do not match their done marker's sha256 sums (or are not done).
+
+    Args:
+        folder: a folder written by `ruclip embed --out FOLDER`.
+
+    Returns:
+        Their numbers; empty when every partition is whole.
+
+    Raises:
+        FileNotFoundError: no _manifest.json: not a ruclip shards folder.
+    """
     manifest = read_manifest(folder)
     if manifest is None:
         raise FileNotFoundError(f'{folder} has no _manifest.json: not a ruclip shards folder')
