@@ -94,17 +94,27 @@ def dataset_names() -> List[str]:
 
 def load_split(name: str, root, split: Optional[str] = None, download: bool = False,
                classnames: Optional[Sequence[str]] = None, templates: Optional[Sequence[str]] = None) -> EvalSplit:
-    """The split `split` (default: the test split the CLIP paper used) of dataset `name` under `root`.
+    """A split of a dataset, with its Russian class names and templates.
 
-    name: a registry name (DATASETS, e.g. 'food101'), or a local form: 'imagefolder' (root = a folder
-        of class folders), 'csv' / 'jsonl' (root = the file), 'wds' or 'wds/NAME' (root = a
-        CLIP_benchmark webdataset folder), 'hateful_memes' (root = the folder of dev_seen.jsonl and
-        img/), 'birdsnap' (root = an image folder per species, named as the English list), or a
-        shared Russian benchmark: xm3600, xm3600_mteb, xtd10, coco_sm, babel_imagenet,
-        babel_imagenet_label (root and split: see ruclip.evaluation.benchmarks).
-    download: let the torchvision loader (or the benchmark's loader) download the data.
-    classnames / templates: override the shipped Russian lists (class names in label order; each
-        template with one '{}').
+    Args:
+        name: a registry name (DATASETS, e.g. 'food101'), or a local form: 'imagefolder' (root = a
+            folder of class folders), 'csv' / 'jsonl' (root = the file), 'wds' or 'wds/NAME' (root =
+            a CLIP_benchmark webdataset folder), 'hateful_memes' (root = the folder of
+            dev_seen.jsonl and img/), 'birdsnap' (root = an image folder per species, named as the
+            English list), or a shared Russian benchmark: xm3600, xm3600_mteb, xtd10, coco_sm,
+            babel_imagenet, babel_imagenet_label (root and split: see ruclip.evaluation.benchmarks).
+        root (str | os.PathLike): where the data is (or goes, with download).
+        split: the split; default the test split the CLIP paper used.
+        download: let the torchvision loader (or the benchmark's loader) download the data.
+        classnames: class names in label order, overriding the shipped Russian list.
+        templates: prompts, each with one '{}', overriding the shipped Russian list.
+
+    Returns:
+        EvalSplit: the images, labels or captions, class names and templates.
+
+    Raises:
+        ValueError: an unknown dataset (the message lists them), or download for a local form.
+        FileNotFoundError: data missing under root.
     """
     from . import benchmarks, local
 

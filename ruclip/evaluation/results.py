@@ -14,7 +14,16 @@ RETRIEVAL_HEADLINE = 'image_retrieval_recall@1'
 
 
 def write_result(record: dict, path) -> None:
-    """record as UTF-8 JSON at path, atomically (NaN and infinities written as null)."""
+    """Write a result record as UTF-8 JSON, atomically (NaN and infinities written as null).
+
+    Args:
+        record: an evaluate_* function's result.
+        path (str | os.PathLike): the file to write.
+
+    Raises:
+        ValueError: a path that cannot be written (a folder, inside a cached model, an input...).
+        FileNotFoundError: its folder does not exist.
+    """
     path = os.fspath(path)
     check_writable_file(path, 'results file')
     with atomic_open(path, 'w', encoding='utf-8') as file:
@@ -23,7 +32,17 @@ def write_result(record: dict, path) -> None:
 
 
 def read_results(paths: Iterable) -> List[dict]:
-    """The records of result files, each checked to have dataset, model, task and metrics."""
+    """The records of result files, each checked to have dataset, model, task and metrics.
+
+    Args:
+        paths: result files written by write_result (or `ruclip eval --out`).
+
+    Returns:
+        The records, in the order given.
+
+    Raises:
+        ValueError: no paths, a file that is not JSON, or a record without those keys.
+    """
     records = []
     for path in paths:
         try:
@@ -56,8 +75,17 @@ def headline(record: dict) -> Optional[tuple]:
 
 
 def report_table(records: List[dict]) -> str:
-    """A markdown table per task: datasets as rows, models as columns, each cell 'ours (published)'
-    where the README published a figure for that dataset and model."""
+    """Markdown tables of result records beside the figures the RuCLIP README published.
+
+    One table per task: datasets as rows, models as columns, each cell 'ours (published)' where
+    the README published a figure for that dataset and model.
+
+    Args:
+        records: result records, e.g. read_results'.
+
+    Returns:
+        The tables as markdown text.
+    """
     reference = published()
     sections = []
     for task in [t for t in TASK_TITLES if any(r['task'] == t for r in records)]:

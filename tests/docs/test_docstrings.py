@@ -51,6 +51,9 @@ def public_functions():
             if inspect.isfunction(value) and value.__module__ != package.__name__:  # not a lazy wrapper
                 yield name, f'{value.__module__}.{value.__qualname__}'
     yield 'run_ray', 'ruclip.distributed.ray_engine.run_ray'  # ruclip.distributed imports Ray when it is called
+    for name, module in (('load_split', 'datasets'), ('write_result', 'results'), ('read_results', 'results'),
+                         ('report_table', 'results')):  # ruclip.evaluation's, on the API page
+        yield name, f'ruclip.evaluation.{module}.{name}'
 
 
 @pytest.mark.parametrize('name, path', list(public_functions()))
