@@ -31,7 +31,7 @@ COMMANDS = [
     ('eval', 'evaluate', 'zero-shot, linear-probe and retrieval benchmarks; a report beside the published table'),
     ('index', 'search', 'add image folders to a search index, or update it (only new and changed files)'),
     ('search', 'search', 'images of an index most like a Russian text, an example image, or a weighted mix'),
-    ('serve', 'search', 'a web page to search an index from the browser'),
+    ('serve', 'serve', 'an OpenAI-compatible embeddings API, and the search page of an index, over HTTP'),
 ]
 
 
