@@ -6,7 +6,7 @@ import sys
 from contextlib import contextmanager
 
 from ._common import Command, UsageError, add_model_options, load_predictor, positive_int
-from .search import _open, default_index
+from .search import _open
 
 LOOPBACK = ('localhost',)
 

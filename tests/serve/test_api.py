@@ -1,7 +1,7 @@
 """The JSON API: embeddings equal to the Predictor's through the openai client and plain HTTP, classify
 and rank equal to the library's, models and health."""
 import base64
-import json
+import sys
 
 import httpx
 import numpy as np
@@ -105,3 +105,23 @@ def test_models_and_openapi(server):
     assert models['data'][0]['id'] == 'tiny' and models['data'][0]['embed_dim'] > 0
     schema = httpx.get(f'{server}/openapi.json', headers=headers).json()
     assert {'/v1/embeddings', '/v1/classify', '/v1/rank', '/v1/models', '/health'} <= set(schema['paths'])
+
+
+def test_metrics_count_requests_by_route(server):
+    headers = {'Authorization': 'Bearer secret-key'}
+    httpx.get(f'{server}/v1/nowhere/1', headers=headers)
+    metrics = httpx.get(f'{server}/metrics', headers=headers).text
+    assert 'ruclip_requests_total{method="POST",route="/v1/embeddings",status="200"}' in metrics
+    assert 'route="unmatched",status="404"' in metrics and '/v1/nowhere' not in metrics
+    assert 'ruclip_request_seconds_bucket' in metrics
+    assert httpx.get(f'{server}/metrics').status_code == 401  # behind the key, as the API
+
+
+def test_without_prometheus_client_metrics_says_so(predictor, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setitem(sys.modules, 'prometheus_client', None)
+    with TestClient(create_app(predictor), base_url='http://127.0.0.1') as client:
+        response = client.get('/metrics')
+        assert response.status_code == 404 and 'pip install prometheus-client' in response.json()['error']['message']
+        assert client.post('/v1/embeddings', json={'input': 'кошка'}).status_code == 200
