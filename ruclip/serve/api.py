@@ -8,7 +8,7 @@ from typing import List, Literal, Optional, Union
 
 import numpy as np
 import torch
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from .towers import BadInput, decode_images
@@ -61,7 +61,7 @@ def router(served) -> APIRouter:
                                             'modalities': ['text', 'image']}]}
 
     @routes.post('/embeddings')
-    async def embeddings(body: EmbeddingRequest, request: Request):
+    async def embeddings(body: EmbeddingRequest):
         served.check_model(body.model)
         if body.dimensions is not None and body.dimensions != served.embed_dim:
             raise BadInput(f'dimensions: this model makes {served.embed_dim}-dimensional embeddings, '
