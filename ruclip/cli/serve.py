@@ -6,7 +6,7 @@ import sys
 from contextlib import contextmanager
 
 from ._common import Command, UsageError, add_model_options, load_predictor, positive_int
-from .search import _open
+from .search import _open, default_index
 
 LOOPBACK = ('localhost',)
 
@@ -56,6 +56,9 @@ def _run(args) -> int:
         args.backend, args.dtype = args.backend or 'auto', args.dtype or 'auto'
         app, what = create_app(load_predictor(args), model_name=args.model, **options), args.model
     else:
+        if args.index is None and not os.path.isfile(default_index()):
+            raise UsageError(f'no index at {default_index()}: give --model NAME to serve the API alone, or --index '
+                             f'INDEX (build one with `ruclip index FOLDER`)')
         index = _open(args)
         app, what = create_app(index=index, **options), index.path
     if not _loopback(args.host) and not args.api_key:

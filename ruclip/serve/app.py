@@ -28,6 +28,7 @@ MAX_BODY = 50 << 20  # bytes of one request
 MAX_INPUTS = 2048  # texts or images in one request (OpenAI's limit for embeddings)
 MAX_QUEUE = 4096  # items waiting per tower before 503
 RETRY_AFTER = 1  # seconds, in a 503's Retry-After
+TIMEOUT = 120.0  # seconds a request may wait for its forward pass before 504
 logger = logging.getLogger('ruclip.serve')
 
 
@@ -69,7 +70,8 @@ class Served:
 def create_app(predictor=None, *, index=None, model_name: Optional[str] = None, host: str = '127.0.0.1',
                allowed_hosts: Sequence[str] = (), api_key: Optional[str] = None, allow_urls: bool = False,
                cors: Sequence[str] = (), max_batch: int = 64, max_wait_ms: float = 5.0, max_queue: int = MAX_QUEUE,
-               max_inputs: int = MAX_INPUTS, max_body: int = MAX_BODY, max_pixels: Optional[int] = None) -> FastAPI:
+               max_inputs: int = MAX_INPUTS, max_body: int = MAX_BODY, max_pixels: Optional[int] = None,
+               timeout: float = TIMEOUT) -> FastAPI:
     """The ASGI app serving `predictor` (a ruclip Predictor), or `index`'s model and search page.
 
     index: an ImageIndex; adds the search page and its API (page.py), served by the index's model.
@@ -81,13 +83,14 @@ def create_app(predictor=None, *, index=None, model_name: Optional[str] = None, 
     max_batch, max_wait_ms, max_queue: the batching (batching.Batcher), per tower.
     max_inputs, max_body, max_pixels: limits on one request: items, bytes, pixels of each image
         (default: Pillow's PIL.Image.MAX_IMAGE_PIXELS).
+    timeout: seconds a request may wait for the model (queue and forward pass) before a 504.
     """
     from PIL import Image
 
     if (predictor is None) == (index is None):
         raise ValueError('give create_app a predictor or an index (whose model is then served), not both')
     predictor = index.predictor if index is not None else predictor  # loaded now: /health is ready at start
-    towers = Towers(predictor, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
+    towers = Towers(predictor, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, timeout=timeout)
     identity = predictor.identity
     if index is not None and index.model is not None:
         identity = type(identity).from_dict(index.model)
@@ -143,6 +146,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request, error: RequestValidationError):
         problems = '; '.join(f"{_field(problem['loc'])}: {problem['msg']}" for problem in error.errors()[:10])
+        if any(tuple(problem['loc']) == ('body',) for problem in error.errors()):
+            problems += ' (send a JSON object, with the header Content-Type: application/json)'
         return error_response(400, f'invalid request: {problems}', 'invalid_request')
 
     @app.exception_handler(HTTPException)
@@ -155,6 +160,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def busy(request, error: QueueFull):
         return error_response(503, f'the server is busy: {error}; retry after {RETRY_AFTER} s', 'queue_full',
                               {'Retry-After': str(RETRY_AFTER)})
+
+    @app.exception_handler(TimeoutError)
+    async def too_slow(request, error: TimeoutError):
+        return error_response(504, 'the model did not answer in time; the server is overloaded or stuck',
+                              'timeout')
 
     @app.exception_handler(Exception)
     async def failure(request, error: Exception):

@@ -5,7 +5,9 @@ A Batcher owns one queue and one worker thread for one tower. Requests put their
 oldest has waited `max_wait_ms`, runs `work` on all their items at once in its thread (never on the
 event loop), and hands each request its own slice of the results. While one batch runs, new requests
 wait and form the next one, so under load batches grow by themselves. At most `max_queue` items may
-wait: past that, submit raises QueueFull at once (the app answers 503 with Retry-After).
+wait: past that, submit raises QueueFull at once (the app answers 503 with Retry-After). A request
+not answered within `timeout` seconds raises TimeoutError (504), and its items are dropped if they
+have not started.
 """
 import asyncio
 import logging
@@ -55,8 +57,8 @@ class Batcher:
     """
 
     def __init__(self, work: Callable[[list], list], *, name: str, max_batch: int = 64, max_wait_ms: float = 5.0,
-                 max_queue: int = 1024):
-        self.work, self.name = work, name
+                 max_queue: int = 1024, timeout: Optional[float] = None):
+        self.work, self.name, self.timeout = work, name, timeout
         self.max_batch, self.max_wait, self.max_queue = max_batch, max_wait_ms / 1000, max_queue
         self.stats = BatchStats()
         self.on_batch: Optional[Callable[[int, float], None]] = None
@@ -84,7 +86,8 @@ class Batcher:
 
     async def submit(self, items: Sequence) -> list:
         """The results of work for `items`, in order, computed in a batch with other requests' items.
-        QueueFull when max_queue items are waiting already; work's exception, if it raised."""
+        QueueFull when max_queue items are waiting already; TimeoutError past `timeout` seconds;
+        work's exception, if it raised."""
         if self._task is None:
             raise RuntimeError(f'the {self.name} batcher is not started')
         if self.queued and self.queued + len(items) > self.max_queue:
@@ -94,7 +97,7 @@ class Batcher:
         self._pending.append(request)
         self.queued += len(items)
         self._wakeup.set()
-        return await request.future
+        return await asyncio.wait_for(request.future, self.timeout)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

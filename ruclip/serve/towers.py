@@ -34,12 +34,13 @@ class Towers:
     """A Predictor's two towers, each behind its own Batcher.
 
     predictor: a ruclip Predictor (its device, dtype and batch size are used as they are).
-    max_batch, max_wait_ms, max_queue: each batcher's (see batching.Batcher).
+    max_batch, max_wait_ms, max_queue, timeout: each batcher's (see batching.Batcher).
     """
 
-    def __init__(self, predictor, *, max_batch: int = 64, max_wait_ms: float = 5.0, max_queue: int = 1024):
+    def __init__(self, predictor, *, max_batch: int = 64, max_wait_ms: float = 5.0, max_queue: int = 1024,
+                 timeout: Optional[float] = None):
         self.predictor = predictor
-        options = dict(max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
+        options = dict(max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, timeout=timeout)
         self.text = Batcher(self._text_latents, name='text', **options)
         self.image = Batcher(self._image_latents, name='image', **options)
 

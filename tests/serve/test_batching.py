@@ -97,3 +97,17 @@ def test_64_concurrent_clients_are_all_answered(predictor, queue):
     assert 'ruclip_batch_size_bucket{le="1.0",tower="image"}' in metrics and 'ruclip_queue_depth' in metrics
     count = sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith('ruclip_batch_size_count'))
     assert count == towers.text.stats.batches + towers.image.stats.batches < ok
+
+
+def test_a_request_not_answered_in_time_gets_504(predictor):
+    from fastapi.testclient import TestClient
+
+    app = create_app(predictor, timeout=0.2)
+    slow = threading.Event()
+    work = app.state.served.towers.text.work
+    app.state.served.towers.text.work = lambda items: (slow.wait(10), work(items))[1]
+    with TestClient(app, base_url='http://127.0.0.1') as client:
+        response = client.post('/v1/embeddings', json={'input': 'кошка'})
+        assert response.status_code == 504 and response.json()['error']['code'] == 'timeout'
+        slow.set()
+        assert client.post('/v1/embeddings', json={'input': 'кошка'}).status_code == 200  # the batcher goes on

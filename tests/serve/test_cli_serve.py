@@ -32,3 +32,9 @@ def test_bad_options_exit_2(tiny_checkpoint, capsys):
     assert '--max-wait-ms must be 0 or more' in capsys.readouterr().err
     assert main(['serve', '--model', str(tiny_checkpoint), '--port', '70000']) == 2
     assert '--port must be between 0 and 65535' in capsys.readouterr().err
+
+
+def test_without_index_or_model_says_what_to_give(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv('RUCLIP_INDEX', str(tmp_path / 'none.index'))
+    assert main(['serve']) == 2
+    assert 'give --model NAME to serve the API alone' in capsys.readouterr().err
