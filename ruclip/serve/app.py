@@ -121,8 +121,9 @@ def create_app(predictor=None, *, index=None, model_name: Optional[str] = None, 
 
     @app.get('/health', summary='200 once the model is loaded and the batchers run')
     async def health():
-        if towers.text._task is None:
-            return error_response(503, 'starting', 'starting', {'Retry-After': str(RETRY_AFTER)})
+        if not towers.running:
+            return error_response(503, 'the model is not being served (starting or stopping)', 'not_ready',
+                                  {'Retry-After': str(RETRY_AFTER)})
         return {'status': 'ok', 'model': served.name}
 
     @app.get('/metrics', summary="Prometheus metrics (needs prometheus-client)", include_in_schema=False)

@@ -52,6 +52,10 @@ class Towers:
         await self.text.stop()
         await self.image.stop()
 
+    @property
+    def running(self) -> bool:
+        return self.text.running and self.image.running
+
     async def texts(self, texts: Sequence[str], templates: Optional[Sequence[str]] = None) -> np.ndarray:
         """[len(texts), dim] float32 unit latents: captions as they are (templates None), or labels in
         `templates` (() for the predictor's own) averaged, as Predictor.get_text_latents."""
