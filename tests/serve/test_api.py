@@ -9,7 +9,10 @@ import pytest
 
 import ruclip
 from helpers.serving import data_uri, live, png_bytes
-from ruclip.serve import create_app
+
+pytest.importorskip('fastapi')  # the [serve] extra
+pytest.importorskip('openai')  # in the [test] extra
+from ruclip.serve import create_app  # noqa: E402
 
 TEXTS = ['кошка на диване', 'собака', 'красный автомобиль у дома']
 

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from helpers.serving import data_uri, live, png_bytes
-from ruclip.serve import create_app
-from ruclip.serve.batching import Batcher, QueueFull
+
+pytest.importorskip('fastapi')  # the [serve] extra
+from ruclip.serve import create_app  # noqa: E402
+from ruclip.serve.batching import Batcher, QueueFull  # noqa: E402
 
 
 def test_batcher_merges_waiting_requests_and_refuses_past_the_queue():

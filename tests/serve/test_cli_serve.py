@@ -4,8 +4,11 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 
 from ruclip.cli import main
+
+pytest.importorskip('fastapi')  # the [serve] extra
 
 
 def test_serve_a_model_on_every_address_warns_and_logs(tiny_checkpoint):

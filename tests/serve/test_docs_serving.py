@@ -3,8 +3,13 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from helpers.serving import live, png_bytes
-from ruclip.serve import create_app
+
+pytest.importorskip('fastapi')  # the [serve] extra
+pytest.importorskip('openai')  # in the [test] extra
+from ruclip.serve import create_app  # noqa: E402
 
 DOC = Path(__file__).resolve().parents[2] / 'docs' / 'serving.md'
 
@@ -14,8 +19,9 @@ def blocks(language: str):
 
 
 def test_the_examples_run(predictor, tmp_path, monkeypatch):
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     monkeypatch.chdir(tmp_path)
     Image.open(io.BytesIO(png_bytes(3))).convert('RGB').save('photo.jpg')

@@ -1,13 +1,16 @@
 """A fuzz pass over the OpenAPI schema (schemathesis): whatever a client sends, no answer is a 5xx."""
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
 
-import ruclip
-from helpers.library import predictor_for, write_library
-from helpers.serving import live
-from ruclip.serve import create_app
+pytest.importorskip('fastapi')  # the [serve] extra
+pytest.importorskip('schemathesis')  # in the [test] extra
+import schemathesis  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+from schemathesis.checks import not_a_server_error  # noqa: E402
+
+import ruclip  # noqa: E402
+from helpers.library import predictor_for, write_library  # noqa: E402
+from helpers.serving import live  # noqa: E402
+from ruclip.serve import create_app  # noqa: E402
 
 
 @pytest.fixture(scope='module')

@@ -15,7 +15,9 @@ import ruclip
 from helpers.images import rgb_image
 from helpers.library import predictor_for, write_library
 from helpers.serving import live
-from ruclip.serve import create_app
+
+pytest.importorskip('fastapi')  # the [serve] extra
+from ruclip.serve import create_app  # noqa: E402
 
 CHROMIUM, CHROMEDRIVER = '/usr/bin/chromium', '/usr/bin/chromedriver'
 PICS = Path(__file__).resolve().parents[2] / 'pics'

@@ -8,10 +8,12 @@ import threading
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 
-from helpers.serving import data_uri, live, png_bytes
-from ruclip.serve import create_app
+pytest.importorskip('fastapi')  # the [serve] extra
+from fastapi.testclient import TestClient  # noqa: E402
+
+from helpers.serving import data_uri, live, png_bytes  # noqa: E402
+from ruclip.serve import create_app  # noqa: E402
 
 
 @pytest.fixture(scope='module')
