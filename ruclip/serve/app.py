@@ -135,7 +135,7 @@ def create_app(predictor=None, *, index=None, model_name: Optional[str] = None, 
 
     app.include_router(api.router(served))
     if index is not None:
-        app.include_router(page.router(index, max_body))
+        app.include_router(page.router(index, max_body, served.decode_options['max_pixels']))
     return app
 
 

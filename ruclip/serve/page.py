@@ -22,7 +22,7 @@ from fastapi import Path as PathParameter
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from .towers import BadInput
+from .towers import BadInput, open_limited
 
 STATIC = os.path.join(os.path.dirname(__file__), 'static')
 THUMBNAIL_SIDE = 256
@@ -60,8 +60,9 @@ class Thumbnails:
         return buffer.getvalue()
 
 
-def router(index, max_upload: int) -> APIRouter:
-    """The page's routes for `index` (an ImageIndex whose predictor is loaded)."""
+def router(index, max_upload: int, max_pixels: int) -> APIRouter:
+    """The page's routes for `index` (an ImageIndex whose predictor is loaded); an example image is
+    refused past max_pixels (and max_upload bytes, app.BodyLimit's)."""
     routes = APIRouter()
     thumbnails = Thumbnails()
     k_parameter = Query(24, ge=1, le=MAX_K, description='results')
@@ -85,7 +86,8 @@ def router(index, max_upload: int) -> APIRouter:
         body = await request.body()
         if not body:
             raise BadInput(f'send one image file of at most {max_upload >> 20} MB as the body', 'empty_image')
-        return await run_in_threadpool(_results, index, lambda: index.search(body, k))
+        image = await run_in_threadpool(open_limited, body, 'the image', max_pixels=max_pixels)
+        return await run_in_threadpool(_results, index, lambda: index.search(image, k))
 
     @routes.get('/api/similar', summary='images most like an indexed one (from its stored latent)')
     async def similar(id: int = Query(ge=0, le=MAX_ROW_ID, description="the image's id in the index"),  # noqa: A002

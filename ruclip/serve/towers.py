@@ -106,10 +106,6 @@ def decode_image(source: str, position: int, *, allow_urls: bool, max_pixels: in
     URL; BadInput naming `position` for anything else, an undecodable image, or one over max_pixels.
     draft_size: the Predictor's JPEG draft size when it decodes with jpeg_draft, else None.
     Blocking (network, decoding): run it off the event loop."""
-    from PIL import Image
-
-    from ..image import open_image
-
     if not isinstance(source, str):
         raise BadInput(f'image {position}: expected a data URI or a URL string, got {type(source).__name__}')
     match = DATA_URI.match(source)
@@ -128,21 +124,30 @@ def decode_image(source: str, position: int, *, allow_urls: bool, max_pixels: in
     else:
         raise BadInput(f'image {position}: expected a data URI (data:image/jpeg;base64,...)'
                        f'{" or an http(s) URL" if allow_urls else ""}, got {source[:40]!r}')
+    return open_limited(data, f'image {position}', max_pixels=max_pixels, draft_size=draft_size)
+
+
+def open_limited(data: bytes, name: str, *, max_pixels: int, draft_size: Optional[int] = None):
+    """A PIL image, loaded, from encoded bytes; BadInput naming `name` for empty or undecodable bytes,
+    or an image over max_pixels (read from its header, before decoding)."""
+    from PIL import Image
+
+    from ..image import open_image
+
     if not data:
-        raise BadInput(f'image {position}: the image is empty (0 bytes)')
+        raise BadInput(f'{name}: the image is empty (0 bytes)', 'empty_image')
     try:
         with Image.open(io.BytesIO(data)) as header:  # reads the header only: the size, before any decoding
             width, height = header.size
     except Exception:  # noqa: BLE001 - PIL raises many kinds for bytes that are no image
-        raise BadInput(f'image {position}: cannot read image: not an image file Pillow can read', 'bad_image') from None
+        raise BadInput(f'{name}: cannot read image: not an image file Pillow can read', 'bad_image') from None
     if width * height > max_pixels:
-        raise BadInput(f'image {position}: {width}x{height} is {width * height} pixels, over the limit of '
-                       f'{max_pixels} pixels', 'image_too_large')
+        raise BadInput(f'{name}: {width}x{height} is {width * height} pixels, over the limit of {max_pixels} '
+                       f'pixels', 'image_too_large')
     try:
-        image = open_image(data, draft_size=draft_size)  # as the Predictor decodes bytes
+        return open_image(data, draft_size=draft_size)  # as the Predictor decodes bytes
     except ValueError as error:
-        raise BadInput(f'image {position}: {error}', 'bad_image') from None
-    return image
+        raise BadInput(f'{name}: {error}', 'bad_image') from None
 
 
 def _fetch(url: str, position: int, max_bytes: int) -> bytes:

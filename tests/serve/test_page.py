@@ -191,3 +191,14 @@ def test_page_in_headless_chromium(served, tmp_path):
         wait.until(lambda driver: len(shown()) == 24 and 'error' not in status.get_attribute('class'))
     finally:
         browser.quit()
+
+
+def test_an_example_image_over_the_pixel_limit_is_refused(served):
+    from fastapi.testclient import TestClient
+
+    _, index, files, _ = served
+    with TestClient(create_app(index=index, max_pixels=100 * 100), base_url='http://127.0.0.1') as client:
+        response = client.post('/api/search?k=3', content=open(files[0], 'rb').read())  # 160 x 120
+        assert response.status_code == 400 and response.json()['error']['code'] == 'image_too_large'
+        response = client.post('/api/search?k=3', content=b'')
+        assert response.status_code == 400 and response.json()['error']['code'] == 'empty_image'
