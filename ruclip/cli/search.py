@@ -1,4 +1,4 @@
-"""`ruclip index`, `ruclip search` and `ruclip serve`: a search index of image folders (ruclip.search)."""
+"""`ruclip index` and `ruclip search`: a search index of image folders (ruclip.search)."""
 import os
 import sys
 
@@ -161,28 +161,7 @@ def _run_search(args) -> int:
     return 0
 
 
-# ---- ruclip serve ------------------------------------------------------------------------------
-def _serve_arguments(parser):
-    parser.add_argument('--host', default='127.0.0.1', help='address to listen on (default: 127.0.0.1, this machine)')
-    parser.add_argument('--port', type=int, default=8000, help='port (default: 8000; 0: any free one)')
-    _common_options(parser, batch_size=False)
-
-
-def _run_serve(args) -> int:
-    from ..search.web.server import make_server
-
-    server = make_server(_open(args), args.host, args.port)
-    host, port = server.server_address[:2]
-    print(f'serving {args.index or default_index()} at http://{host}:{port}/ (Ctrl-C stops)', flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-    return 0
-
-
 COMMANDS = {
     'index': Command(_index_arguments, _run_index, reads_images=True),
     'search': Command(_search_arguments, _run_search),
-    'serve': Command(_serve_arguments, _run_serve),
 }

@@ -36,7 +36,7 @@ def test_readme_commands_run(home, capsys):
     for line in block.splitlines():
         command = line.split('  #')[0].strip()
         if not command.startswith('ruclip ') or '|' in command or command.startswith('ruclip serve'):
-            continue  # a pipe into an image viewer; the server runs until stopped (tests/search/test_serve_browser.py)
+            continue  # a pipe into an image viewer; the server runs until stopped (tests/serve/test_page.py)
         arguments = [str(home) + arg[1:] if arg.startswith('~/') else arg for arg in shlex.split(command)[1:]]
         assert main(arguments) == 0, command
         ran += 1
