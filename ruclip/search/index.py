@@ -8,7 +8,7 @@ from typing import Iterable, List, Optional, Union
 import numpy as np
 
 from . import approximate, database, exact, importers, matrix, scan, update
-from ..identity import check_same_model
+from ..identity import ModelIdentity, check_same_model
 from .query import as_terms, query_latent
 
 
@@ -119,13 +119,40 @@ class ImageIndex:
         self._refresh_caches()
         return report
 
-    def import_embeddings(self, path: Union[str, os.PathLike]) -> int:
-        """Take in `ruclip embed`'s output (.npz, or .npy with its .files.txt); returns the rows added."""
-        return self._import(importers.read_ruclip_embed(os.fspath(path)), os.fspath(path))
+    def import_embeddings(self, path: Union[str, os.PathLike], *, trust_model: bool = False) -> int:
+        """Take in `ruclip embed`'s output (.npz, or .npy with its .files.txt); returns the rows added.
+        The model it records must be the index's (ValueError naming both); trust_model=True: take
+        output that records none (of an earlier ruclip) as the index's model's, vouched for by the caller."""
+        path = os.fspath(path)
+        self._check_source_model(path, 'ruclip-embed', trust_model)
+        return self._import(importers.read_ruclip_embed(path), path)
 
-    def import_clip_retrieval(self, folder: Union[str, os.PathLike]) -> int:
-        """Take in clip-retrieval's img_emb/*.npy with metadata/*.parquet; returns the rows added."""
-        return self._import(importers.read_clip_retrieval(os.fspath(folder)), os.fspath(folder))
+    def import_clip_retrieval(self, folder: Union[str, os.PathLike], *, trust_model: bool = False) -> int:
+        """Take in clip-retrieval's img_emb/*.npy with metadata/*.parquet; returns the rows added. The
+        model recorded in FOLDER/_manifest.json (`ruclip embed --out FOLDER` writes it) must be the
+        index's; a folder without one (made by clip-retrieval itself) is refused unless
+        trust_model=True: the caller vouches that the index's model made its latents."""
+        folder = os.fspath(folder)
+        self._check_source_model(folder, 'clip-retrieval', trust_model)
+        return self._import(importers.read_clip_retrieval(folder), folder)
+
+    def _check_source_model(self, source: str, layout: str, trust_model: bool) -> None:
+        """ValueError unless `source` records this index's model (loaded now for a new index), or
+        records none and trust_model."""
+        if not os.path.exists(source):
+            raise FileNotFoundError(f'no such file or folder: {source}')
+        recorded, where = importers.recorded_model(source, layout)
+        index_model = self.model
+        if index_model is None:
+            self.predictor  # noqa: B018 - the model a new index will be made for
+            index_model = self._identity
+        if recorded is not None:
+            check_same_model(recorded, index_model, source)
+        elif not trust_model:
+            raise ValueError(f'{source} does not record which model made its latents (no {where}): it was not '
+                             f'written by this ruclip\'s `ruclip embed`. If you know they come from the index\'s '
+                             f'model, {ModelIdentity.from_dict(index_model).describe()}, with its preprocessing, '
+                             f'take them with --assume-model (trust_model=True); else embed the images again')
 
     def _import(self, parts, source: str) -> int:
         added = 0
