@@ -213,10 +213,10 @@ def bench_search(workdir: Path, n: int, dims, queries: int, kinds) -> list:
                 calibration = approximate.calibrate(index, latents, positions, half)  # as ImageIndex does
                 calibrate_s = time.perf_counter() - started
                 path = str(workdir / f'{kind}.faiss')
-                approximate.save(index, path, calibration)
+                approximate.save(index, path, calibration, dict(contents='benchmark'))
                 del index
                 gc.collect()
-                index, _ = approximate.load(path)
+                index, _, _ = approximate.load(path)
                 ivf = None if kind == 'flat' else approximate.faiss().extract_index_ivf(index)
                 chosen = ivf.nprobe if ivf else None
                 for nprobe in ((None,) if ivf is None else
