@@ -4,9 +4,9 @@ The faiss index is built from the cached latent matrix of one generation of the 
 by the rows' ids, and saved beside it as PATH.cache/faiss-<generation>.v2.faiss, with a record of what
 it was derived from (the latent cache's source, matrix.derived_from) and its digest: one that does
 not match is not used. An update makes a new generation, and `follow` brings the index in step (rows
-gone or changed removed, new and changed ones added, the trained cells kept) or, where its kind cannot or the new size calls for other cells, it is
-built again; so it never answers with rows that were removed or misses rows that were added: one of
-another generation is not used at all.
+gone or changed removed, new and changed ones added, the trained cells kept) or, where its kind
+cannot or the new size calls for other cells, it is built again; so it never answers with rows
+that were removed or misses rows that were added: one of another generation is not used at all.
 
 Kinds, chosen for the size (choose_kind) or asked for:
   'flat'   every latent, exact inner product (faiss's BLAS), below IVF_FROM rows;
