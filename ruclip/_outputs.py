@@ -315,14 +315,15 @@ def _files(folder: str) -> List[str]:
 
 
 def _move_into(source: str, target: str) -> None:
-    for name in sorted(os.listdir(source)):
-        src, dst = os.path.join(source, name), os.path.join(target, name)
-        if os.path.isdir(src) and os.path.isdir(dst) and not os.path.islink(dst):
-            _move_into(src, dst)
-        else:
-            if os.path.isdir(dst) and not os.path.islink(dst):
-                shutil.rmtree(dst)
-            os.replace(src, dst)
+    """Every file under `source` to its place under `target` (folders made as needed), all or none:
+    if a rename fails or is interrupted (Ctrl-C), those done are undone and the files they replaced
+    put back (_rename_all), so `target` never holds half of one export and half of another."""
+    pairs = [(path, os.path.join(target, os.path.relpath(path, source))) for path in sorted(_files(source))]
+    for _, destination in pairs:
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        if os.path.isdir(destination) and not os.path.islink(destination):
+            shutil.rmtree(destination)
+    _rename_all([path for path, _ in pairs], [destination for _, destination in pairs])
 
 
 @contextmanager
