@@ -346,8 +346,9 @@ def reporting_full_disk(paths: Iterable, needed: Optional[int] = None) -> Iterat
             free = ''
         together = f' (with {", ".join(paths[1:])})' if len(paths) > 1 else ''
         need = f' needs about {_size(needed)}' if needed is not None else ' could not be written'
-        raise OSError(errno.ENOSPC, f'the disk is full: {paths[0]}{together}{need}{free}; nothing was written: '
-                                    f'free some space, or choose another disk, and rerun') from None
+        cause = os.strerror(errno.EDQUOT if error.errno == errno.EDQUOT else errno.ENOSPC)
+        raise OSError(errno.ENOSPC, f'the disk is full ({cause}): {paths[0]}{together}{need}{free}; nothing was '
+                                    f'written: free some space, or choose another disk, and rerun') from None
 
 
 def _size(count: int) -> str:

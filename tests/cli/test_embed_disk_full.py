@@ -29,6 +29,6 @@ def test_a_full_disk_is_named_and_leaves_nothing(tmp_path, tiny_checkpoint, caps
                  str(tiny_checkpoint), '--backend', 'torch', '-q'])
     captured = capsys.readouterr()
     assert code == 3 and captured.out == ''
-    assert f'the disk is full: {tmp_path / "out" / f"x.{suffix}"}' in captured.err
+    assert f'the disk is full (No space left on device): {tmp_path / "out" / f"x.{suffix}"}' in captured.err
     assert 'needs about' in captured.err and 'free in' in captured.err and 'requested' not in captured.err
     assert list((tmp_path / 'out').iterdir()) == []
