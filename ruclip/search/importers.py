@@ -32,9 +32,8 @@ def recorded_model(source: str, layout: str) -> Tuple[Optional[dict], str]:
     """(the model identity `source` records or None, where it is or would be recorded, for messages).
     layout: 'ruclip-embed' (a .npz or .npy) or 'clip-retrieval' (a folder)."""
     if layout == 'clip-retrieval':
-        where = os.path.join(source, '_manifest.json')
-        recorded = _json_file(where)
-        return (recorded or {}).get('model_identity'), where
+        manifest = os.path.join(source, '_manifest.json')
+        return (_json_file(manifest) or {}).get('model_identity'), f'{manifest} with a model_identity'
     if source.endswith('.npz'):
         where = f'the model_identity array of {source}'
         with np.load(source, allow_pickle=False) as archive:
