@@ -50,4 +50,4 @@ def test_command_line_examples_run(photos, capsys):
         argv = argv[:argv.index('>')] if '>' in argv else argv
         assert argv[0] == 'ruclip'
         assert main(argv[1:]) == 0, (line, capsys.readouterr().err)
-    assert (photos / 'latents.npz').is_file() and (photos / 'latents.files.txt').is_file()
+    assert all((photos / name).is_file() for name in ('latents.npz', 'latents.files.txt', 'latents.model.json'))

@@ -1,4 +1,5 @@
 """The README's search section, run as written against the Hub stand-in's tiny checkpoint."""
+import json
 import re
 import shlex
 from pathlib import Path
@@ -52,9 +53,11 @@ def test_readme_python_example_runs(home, tmp_path):
     predictor = ruclip.Predictor(clip, processor, 'cpu', quiet=True)
     files = ruclip.find_images(home / 'photos')
     latents = predictor.get_image_latents(files).numpy()
-    np.savez(tmp_path / 'latents.npz', latents=latents, files=np.array(files))
+    identity = json.dumps(predictor.identity.to_dict())  # as `ruclip embed` records it
+    np.savez(tmp_path / 'latents.npz', latents=latents, files=np.array(files), model_identity=np.array(identity))
     (tmp_path / 'embeddings' / 'img_emb').mkdir(parents=True)
     (tmp_path / 'embeddings' / 'metadata').mkdir()
+    (tmp_path / 'embeddings' / '_manifest.json').write_text(f'{{"model_identity": {identity}}}')
     np.save(tmp_path / 'embeddings' / 'img_emb' / 'img_emb_0.npy', latents.astype(np.float16))
     pyarrow = pytest.importorskip('pyarrow')
     import pyarrow.parquet
