@@ -19,6 +19,8 @@ SEARCH = ['pyarrow>=10']  # only to read clip-retrieval's parquet metadata: the 
 FAISS = ['faiss-cpu>=1.8']
 DOCS = ['mkdocs>=1.6', 'mkdocs-material>=9.5', 'mkdocstrings[python]>=0.26']  # mkdocs.yml: the docs site
 NOTEBOOKS = ['nbformat>=5', 'nbclient>=0.10', 'ipykernel']  # tests/docs runs examples/*.ipynb
+SERVE = ['fastapi>=0.110', 'uvicorn>=0.29']  # prometheus-client, when installed, adds /metrics
+SERVE_TEST = ['prometheus-client>=0.17', 'openai>=1.30', 'schemathesis>=3.30', 'httpx>=0.27']
 
 setup(
     name='ruclip',
@@ -28,7 +30,8 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     packages=find_packages(include=['ruclip', 'ruclip.*']),
-    package_data={'ruclip.evaluation': ['names/*.txt', 'names/*.md', 'published.json', 'published_peers.json']},
+    package_data={'ruclip.evaluation': ['names/*.txt', 'names/*.md', 'published.json', 'published_peers.json'],
+                  'ruclip.serve': ['static/*']},
     python_requires='>=3.9',
     install_requires=(here / 'requirements.txt').read_text().split(),
     extras_require={
@@ -37,7 +40,7 @@ setup(
         'hf': HF,
         'search': SEARCH,
         'faiss': FAISS,
-        'serve': [],  # the page runs on the standard library's http.server
+        'serve': SERVE,
         'distributed': DISTRIBUTED,
         'ray': RAY,
         'eval': EVAL,
@@ -46,8 +49,8 @@ setup(
         'docs': DOCS,
         # the suite's tools; none needs a compiler
         'test': ['pytest', 'pytest-timeout', 'torchvision', 'matplotlib>=3.6'] + ONNX + HF + RAY + DISTRIBUTED_TEST
-                + EVAL + EVAL_PEERS + ['clip-benchmark'] + OPENVINO + SEARCH + FAISS + ['selenium>=4.10'] + DOCS
-                + NOTEBOOKS,
+                + EVAL + EVAL_PEERS + ['clip-benchmark'] + OPENVINO + SEARCH + FAISS + ['selenium>=4.10'] + SERVE + SERVE_TEST
+                + DOCS + NOTEBOOKS,
         # tests/parity/: against youtokentome and the original ruclip 0.0.2 (fetched by the tests from PyPI);
         # youtokentome has no wheels: install it with --no-build-isolation, Cython and wheel present
         'parity': ['youtokentome', 'more-itertools'],

@@ -115,7 +115,7 @@ def bench_reindex(workdir: Path, files: int, repeats: int) -> dict:
     index_path = library.parent / 'reindex.index'
     if index_path.exists():
         index_path.unlink()
-    ruclip.ImageIndex(index_path, predictor_for(tiny)).import_embeddings(embeddings)
+    ruclip.ImageIndex(index_path, predictor_for(tiny)).import_embeddings(embeddings, trust_model=True)
 
     def no_model():
         raise RuntimeError('the model was loaded')
@@ -213,10 +213,10 @@ def bench_search(workdir: Path, n: int, dims, queries: int, kinds) -> list:
                 calibration = approximate.calibrate(index, latents, positions, half)  # as ImageIndex does
                 calibrate_s = time.perf_counter() - started
                 path = str(workdir / f'{kind}.faiss')
-                approximate.save(index, path, calibration)
+                approximate.save(index, path, calibration, dict(contents='benchmark'))
                 del index
                 gc.collect()
-                index, _ = approximate.load(path)
+                index, _, _ = approximate.load(path)
                 ivf = None if kind == 'flat' else approximate.faiss().extract_index_ivf(index)
                 chosen = ivf.nprobe if ivf else None
                 for nprobe in ((None,) if ivf is None else
@@ -260,7 +260,7 @@ def bench_open(workdir: Path, n: int, dim: int) -> dict:
         with open(workdir / f'open-{n}.files.txt', 'w') as listing:
             listing.writelines(f'/nowhere/album{i // 1000}/photo{i}.jpg\n' for i in range(n))
         started = time.perf_counter()
-        ruclip.ImageIndex(index_path, predictor_for(folder)).import_embeddings(embeddings)
+        ruclip.ImageIndex(index_path, predictor_for(folder)).import_embeddings(embeddings, trust_model=True)
         import_s = time.perf_counter() - started
         os.unlink(embeddings)
     else:

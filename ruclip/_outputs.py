@@ -4,7 +4,9 @@ Paths are checked before any work, so a bad one fails fast; every file is writte
 name in its target folder, flushed to disk and renamed into place, so after any failure (an
 exception, a full disk, Ctrl-C, SIGKILL) it is either complete or absent, never half written.
 """
+import errno
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -313,14 +315,48 @@ def _files(folder: str) -> List[str]:
 
 
 def _move_into(source: str, target: str) -> None:
-    for name in sorted(os.listdir(source)):
-        src, dst = os.path.join(source, name), os.path.join(target, name)
-        if os.path.isdir(src) and os.path.isdir(dst) and not os.path.islink(dst):
-            _move_into(src, dst)
-        else:
-            if os.path.isdir(dst) and not os.path.islink(dst):
-                shutil.rmtree(dst)
-            os.replace(src, dst)
+    """Every file under `source` to its place under `target` (folders made as needed), all or none:
+    if a rename fails or is interrupted (Ctrl-C), those done are undone and the files they replaced
+    put back (_rename_all), so `target` never holds half of one export and half of another."""
+    pairs = [(path, os.path.join(target, os.path.relpath(path, source))) for path in sorted(_files(source))]
+    for _, destination in pairs:
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        if os.path.isdir(destination) and not os.path.islink(destination):
+            shutil.rmtree(destination)
+    _rename_all([path for path, _ in pairs], [destination for _, destination in pairs])
+
+
+@contextmanager
+def reporting_full_disk(paths: Iterable, needed: Optional[int] = None) -> Iterator[None]:
+    """Around the writing of `paths` (through replacing or atomic_open, so nothing is left of them): an
+    error that says the disk or quota is full (ENOSPC, EDQUOT, or numpy's short write 'N requested and
+    M written', which carries no errno) becomes OSError(ENOSPC) naming the files, the bytes they need
+    (`needed`, when known) and the bytes free in their folder."""
+    try:
+        yield
+    except OSError as error:
+        short_write = re.fullmatch(r'\d+ requested and \d+ written', str(error))
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT) and not short_write:
+            raise
+        paths = [os.fspath(path) for path in paths]
+        folder = os.path.dirname(os.path.abspath(paths[0]))
+        try:
+            free = f', {_size(shutil.disk_usage(folder).free)} free in {folder}'
+        except OSError:
+            free = ''
+        together = f' (with {", ".join(paths[1:])})' if len(paths) > 1 else ''
+        need = f' needs about {_size(needed)}' if needed is not None else ' could not be written'
+        cause = os.strerror(errno.EDQUOT if error.errno == errno.EDQUOT else errno.ENOSPC)
+        raise OSError(errno.ENOSPC, f'the disk is full ({cause}): {paths[0]}{together}{need}{free}; nothing was '
+                                    f'written: free some space, or choose another disk, and rerun') from None
+
+
+def _size(count: int) -> str:
+    for unit in ('bytes', 'KiB', 'MiB', 'GiB'):
+        if count < 1024 or unit == 'GiB':
+            return f'{count} {unit}' if unit == 'bytes' else f'{count:.1f} {unit}'
+        count /= 1024
+    return f'{count} bytes'
 
 
 def _check_writable_folder(folder: str, what: str) -> None:

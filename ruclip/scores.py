@@ -89,7 +89,12 @@ def probabilities(image_latents: torch.Tensor, text_latents: torch.Tensor,
         ValueError: a scale that is not finite and positive, no rows, or embedding sizes that differ.
         TypeError: a latents argument that is not a 2-D float tensor.
     """
-    scale = float(scale.detach() if isinstance(scale, torch.Tensor) else scale)
+    if isinstance(scale, torch.Tensor) and scale.numel() != 1:
+        raise ValueError(f'scale must be one number, e.g. clip.logit_scale.exp(); got {_describe(scale)}')
+    try:
+        scale = float(scale.detach() if isinstance(scale, torch.Tensor) else scale)
+    except (TypeError, ValueError):
+        raise ValueError(f'scale must be one number, e.g. clip.logit_scale.exp(); got {scale!r}') from None
     if not 0 < scale < math.inf:
         raise ValueError(f'scale must be a finite positive number, e.g. clip.logit_scale.exp(); got {scale}')
     return torch.softmax(scale * similarity(image_latents, text_latents), dim=-1)

@@ -100,4 +100,4 @@ def test_command_line_examples_run(photos, capsys):
     lines = command_lines(DOCS / 'cli.md', 'Examples')
     assert len(lines) == 6
     run_commands(lines, capsys)
-    assert (photos / 'latents.npz').is_file() and (photos / 'latents.files.txt').is_file()
+    assert all((photos / name).is_file() for name in ('latents.npz', 'latents.files.txt', 'latents.model.json'))

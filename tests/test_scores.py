@@ -82,6 +82,10 @@ def test_top_k_cuts_k_to_the_number_of_columns_and_names_them():
     (lambda: ruclip.probabilities(torch.ones(2, 4), torch.ones(2, 4), 0), ValueError, 'logit_scale'),
     (lambda: ruclip.probabilities(torch.ones(2, 4), torch.ones(2, 4), float('inf')), ValueError, 'finite positive'),
     (lambda: ruclip.probabilities(torch.ones(2, 4), torch.ones(2, 4), float('nan')), ValueError, 'finite positive'),
+    (lambda: ruclip.probabilities(torch.ones(2, 4), torch.ones(2, 4), torch.ones(3)), ValueError,
+     r'scale must be one number.*shape \[3\]'),
+    (lambda: ruclip.probabilities(torch.ones(2, 4), torch.ones(2, 4), [1.0, 2.0]), ValueError,
+     r'scale must be one number.*\[1.0, 2.0\]'),
     (lambda: ruclip.top_k(torch.zeros(2, 3), 1, labels='abc'), TypeError, "list of names.*'abc'"),
     (lambda: ruclip.rank_latents(torch.ones(2, 4), torch.ones(3, 4), texts=['a']), ValueError, '1 texts'),
 ])

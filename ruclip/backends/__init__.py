@@ -43,13 +43,6 @@ def resolve(backend: str, dtype, device: torch.device) -> Tuple[str, object]:
     return 'openvino', OPENVINO_DTYPES[dtype]
 
 
-def runtime_of(clip) -> dict:
-    """{'backend': 'torch' or 'openvino', 'dtype': 'float32', 'bfloat16', 'float16', or OpenVINO's 'fp32',
-    'bf16', 'int8'}: what computes a loaded model's latents."""
-    backend = getattr(clip, 'backend', 'torch')
-    return dict(backend=backend, dtype=clip.precision if backend != 'torch' else str(clip.dtype).removeprefix('torch.'))
-
-
 def openvino_usable(device: torch.device) -> bool:
     """Whether backend 'auto' takes OpenVINO for `device`: the CPU, with openvino installed."""
     return device.type == 'cpu' and importlib.util.find_spec('openvino') is not None

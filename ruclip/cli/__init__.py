@@ -32,7 +32,7 @@ COMMANDS = [
                           'the published tables'),
     ('index', 'search', 'add image folders to a search index, or update it (only new and changed files)'),
     ('search', 'search', 'images of an index most like a Russian text, an example image, or a weighted mix'),
-    ('serve', 'search', 'a web page to search an index from the browser'),
+    ('serve', 'serve', 'an OpenAI-compatible embeddings API, and the search page of an index, over HTTP'),
 ]
 
 

@@ -16,8 +16,9 @@ def _embed_arguments(parser):
                         help='image files and folders; with --out FOLDER also .parquet/.csv/.jsonl tables of paths '
                              'or URLs, or webdataset .tar shards')
     parser.add_argument('--out', required=True, metavar='FILE_OR_FOLDER',
-                        help='.npz: arrays latents [n, embed_dim] float32, files and model; '
-                             '.npy: the latents, and the files one a line in FILE.files.txt; '
+                        help='.npz: arrays latents [n, embed_dim] float32, files, model and model_identity; '
+                             '.npy: the latents, the files one a line in FILE.files.txt and the model in '
+                             'FILE.model.json; '
                              'a folder (no extension): resumable shards in the clip-retrieval layout, '
                              'img_emb/, metadata/, _manifest.json, ...')
     add_model_options(parser)
@@ -82,30 +83,38 @@ def _run_embed(args) -> int:
 
 
 def _run_single_file(args) -> int:
+    import json
+
     import numpy as np
 
-    from .._outputs import atomic_open, check_writable_file, replacing_together
+    from .._outputs import atomic_open, check_writable_file, replacing_together, reporting_full_disk
     from ..image import find_images
     from ..retrieval import embed_images
+    from ..search.importers import identity_path
 
     out = args.out
     listing = out[:-len('.npy')] + '.files.txt'
-    outputs = [out] if out.endswith('.npz') else [out, listing]
+    outputs = [out] if out.endswith('.npz') else [out, listing, identity_path(out)]
     files = find_images(args.images)
     for path in outputs:
         check_writable_file(path, '--out', inputs=[*args.images, *files], inside=model_folders(args))
-    embeddings = embed_images(load_predictor(args), files)
+    predictor = load_predictor(args)
+    embeddings = embed_images(predictor, files)
     latents = embeddings.latents.float().cpu().numpy()
-    if out.endswith('.npz'):
-        with atomic_open(out) as file:
-            np.savez(file, latents=latents, files=np.array(embeddings.files), model=np.array(args.model))
-        written = out
-    else:
-        with replacing_together([out, listing]) as (latents_path, listing_path):  # both, or neither
-            np.save(latents_path, latents)
-            with open(listing_path, 'w', encoding='utf-8', errors='surrogateescape') as listing_file:
-                listing_file.writelines(f'{path}\n' for path in embeddings.files)
-        written = f'{out} and {listing}'
+    identity = json.dumps(predictor.identity.to_dict())  # which model made them: checked by `ruclip index`
+    with reporting_full_disk(outputs, latents.nbytes + sum(len(os.fsencode(path)) + 1 for path in embeddings.files)):
+        if out.endswith('.npz'):
+            with atomic_open(out) as file:
+                np.savez(file, latents=latents, files=np.array(embeddings.files), model=np.array(args.model),
+                         model_identity=np.array(identity))
+        else:
+            with replacing_together(outputs) as (latents_path, listing_path, identity_file):  # all, or none
+                np.save(latents_path, latents)
+                with open(listing_path, 'w', encoding='utf-8', errors='surrogateescape') as listing_file:
+                    listing_file.writelines(f'{path}\n' for path in embeddings.files)
+                with open(identity_file, 'w', encoding='utf-8') as file:
+                    file.write(identity)
+    written = out if out.endswith('.npz') else f'{out}, {listing} and {identity_path(out)}'
     print(f'wrote {latents.shape[0]} image latents of {latents.shape[1]} dimensions to {written}')
     return exit_code(embeddings.skipped, len(files))
 

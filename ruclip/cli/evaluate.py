@@ -145,9 +145,8 @@ def _run(args) -> int:
                              f'give --split and --train-split')
         record = harness.evaluate_linear_probe(predictor, train, test, args.model, protocol=args.protocol, val=val,
                                                cache_dir=cache, seed=args.seed)
-    from ..backends import runtime_of
-    # int8 and fp32 figures differ a little; a peer says what it runs on itself
-    record['runtime'] = getattr(predictor, 'runtime', None) or runtime_of(predictor.clip_model)
+    from ..evaluation.scoreboard import runtime
+    record['runtime'] = runtime(predictor)  # int8 and fp32 figures differ a little
     if args.out:
         from ..evaluation.results import write_result
         write_result(record, args.out)

@@ -1,4 +1,4 @@
-"""`ruclip index`, `ruclip search` and `ruclip serve`: a search index of image folders (ruclip.search)."""
+"""`ruclip index` and `ruclip search`: a search index of image folders (ruclip.search)."""
 import os
 import sys
 
@@ -61,6 +61,10 @@ def _index_arguments(parser):
                         help='take in `ruclip embed` output (.npz, or .npy with its .files.txt) without re-embedding')
     parser.add_argument('--from-clip-retrieval', metavar='FOLDER', action='append', default=[],
                         help='take in a clip-retrieval folder (img_emb/*.npy + metadata/*.parquet)')
+    parser.add_argument('--assume-model', action='store_true',
+                        help="take --from-embeddings / --from-clip-retrieval latents that do not record their model "
+                             "(clip-retrieval's own output, an earlier ruclip's) as the index's model's: you vouch "
+                             "that the same checkpoint, backend, dtype and preprocessing made them")
     parser.add_argument('--faiss', action='store_true',
                         help='build the faiss index for approximate search once done (pip install ruclip[faiss])')
     parser.add_argument('--wait', type=float, default=10.0, metavar='SECONDS',
@@ -90,9 +94,9 @@ def _run_index(args) -> int:
     index.wait = args.wait
     report, imported = None, 0
     for source in args.from_embeddings:
-        imported += index.import_embeddings(source)
+        imported += index.import_embeddings(source, trust_model=args.assume_model)
     for source in args.from_clip_retrieval:
-        imported += index.import_clip_retrieval(source)
+        imported += index.import_clip_retrieval(source, trust_model=args.assume_model)
     if args.paths:
         report = index.update(args.paths, commit_every=args.commit_every)
     if args.faiss:
@@ -161,28 +165,7 @@ def _run_search(args) -> int:
     return 0
 
 
-# ---- ruclip serve ------------------------------------------------------------------------------
-def _serve_arguments(parser):
-    parser.add_argument('--host', default='127.0.0.1', help='address to listen on (default: 127.0.0.1, this machine)')
-    parser.add_argument('--port', type=int, default=8000, help='port (default: 8000; 0: any free one)')
-    _common_options(parser, batch_size=False)
-
-
-def _run_serve(args) -> int:
-    from ..search.web.server import make_server
-
-    server = make_server(_open(args), args.host, args.port)
-    host, port = server.server_address[:2]
-    print(f'serving {args.index or default_index()} at http://{host}:{port}/ (Ctrl-C stops)', flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-    return 0
-
-
 COMMANDS = {
     'index': Command(_index_arguments, _run_index, reads_images=True),
     'search': Command(_search_arguments, _run_search),
-    'serve': Command(_serve_arguments, _run_serve),
 }

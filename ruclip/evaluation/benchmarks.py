@@ -31,7 +31,7 @@ import zipfile
 from typing import Dict, List, Optional
 
 from .._outputs import atomic_open
-from .datasets import EvalSplit
+from .split import EvalSplit
 
 logger = logging.getLogger('ruclip')
 LANGUAGE = 'ru'

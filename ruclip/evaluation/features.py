@@ -48,22 +48,48 @@ def cache_key(predictor: Predictor, split: EvalSplit) -> str:
 def image_features(predictor: Predictor, split: EvalSplit, cache_dir: Optional[str] = None) -> torch.Tensor:
     """[len(split), embed_dim] float32 L2-normalised image latents, row i for split.images[i].
 
-    cache_dir: None computes them; a folder reads them from <key>.npy there when present, else
-    computes and writes them (atomically). An image that cannot be read raises an error naming it:
-    leaving it out would shift every label after it.
+    cache_dir: None computes them; a folder reads them from <name>-<split>-<key>.npz there when it
+    holds them for this model and split, else computes and writes them (atomically). The file
+    records the model's identity and the split's fingerprint beside the latents, and its zip CRC
+    covers their bytes: one that is damaged, of another model or split, or not [len(split),
+    embed_dim] finite float32 is named in a warning and recomputed. An image that cannot be read
+    raises an error naming it: leaving it out would shift every label after it.
     """
     path = None
     if cache_dir is not None:
-        name = f'{split.name.replace("/", "-")}-{split.split}-{cache_key(predictor, split)}.npy'
+        name = f'{split.name.replace("/", "-")}-{split.split}-{cache_key(predictor, split)}.npz'
         path = os.path.join(os.fspath(cache_dir), name)
+        recorded = json.dumps(dict(model=predictor.identity.to_dict(), split=split_fingerprint(split)),
+                              sort_keys=True, default=str)
         if os.path.isfile(path):
-            latents = np.load(path)
-            if latents.shape[0] == len(split):
+            latents = _cached(path, recorded, (len(split), predictor.identity.embed_dim))
+            if latents is not None:
                 logger.info('image latents of %s %s from the cache: %s', split.name, split.split, path)
                 return torch.from_numpy(latents)
     latents = predictor.get_image_latents(split.images).float().cpu()
     if path is not None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with atomic_open(path) as file:
-            np.save(file, latents.numpy())
+            np.savez(file, latents=latents.numpy(), recorded=np.array(recorded))
     return latents
+
+
+def _cached(path: str, recorded: str, shape) -> Optional[np.ndarray]:
+    """The latents the cache file at `path` holds, or None (with a warning naming it and why) unless it
+    reads whole, records `recorded` and holds `shape` finite float32 latents."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            latents, found = archive['latents'], str(archive['recorded'])
+    except Exception as error:  # noqa: BLE001 - whatever a damaged file raises (zipfile, numpy, OS), it is recomputed
+        why = f'it cannot be read ({type(error).__name__}: {error})'
+    else:
+        if found != recorded:
+            why = 'it records another model or split'
+        elif latents.dtype != np.float32 or latents.shape != shape:
+            why = f'it holds {latents.dtype} latents of shape {list(latents.shape)}, expected float32 {list(shape)}'
+        elif not np.isfinite(latents).all():
+            why = 'it holds inf or NaN latents'
+        else:
+            return latents
+    logger.warning('recomputing the cached image latents %s: %s', path, why)
+    return None

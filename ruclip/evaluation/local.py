@@ -5,7 +5,7 @@ import csv
 import json
 import os
 import tarfile
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from ..image import find_images
 from . import prompts
@@ -56,14 +56,17 @@ def table(path: str, kind: str) -> EvalSplit:
         raise FileNotFoundError(f'{kind}: no such file: {path}')
     with open(path, encoding='utf-8', newline='') as file:
         if kind == 'csv':
-            rows = list(csv.DictReader(file))
+            reader = csv.DictReader(file)
+            numbered = [(reader.line_num, row) for row in reader]
         else:
-            rows = [_json_row(line, number, path) for number, line in enumerate(file, 1) if line.strip()]
-    if not rows:
+            numbered = [(number, _json_row(line, number, path)) for number, line in enumerate(file, 1) if line.strip()]
+    if not numbered:
         raise ValueError(f'{path} has no rows')
-    keys = set(rows[0])
+    keys = set(numbered[0][1])
     if 'image' not in keys or not keys & {'label', 'caption'}:
         raise ValueError(f'{path}: rows need an "image" column and a "label" or "caption" column, got {sorted(keys)}')
+    _check_filled(path, numbered, ('image', 'caption' if 'caption' in keys else 'label'))
+    rows = [row for _, row in numbered]
     folder = os.path.dirname(os.path.abspath(path))
     source = f'{kind}:{os.path.abspath(path)}:{os.path.getmtime(path)}'
     if 'caption' in keys:
@@ -85,6 +88,21 @@ def table(path: str, kind: str) -> EvalSplit:
     index = {name: i for i, name in enumerate(classes)}
     return EvalSplit(name=kind, split='all', images=images, labels=[index[str(value)] for value in raw],
                      classes=classes, classnames=classes, source=source)
+
+
+def _check_filled(path: str, numbered: List[Tuple[int, dict]], columns: Tuple[str, ...]) -> None:
+    """A ValueError naming each line whose row lacks a value (missing, null or blank) in one of `columns`:
+    scored, a missing label would be a class called "None" and a missing image an error far from its cause."""
+    missing = [f'line {number} ({", ".join(column for column in columns if _blank(row.get(column)))})'
+               for number, row in numbered if any(_blank(row.get(column)) for column in columns)]
+    if missing:
+        shown = ', '.join(missing[:20]) + (f' and {len(missing) - 20} more' if len(missing) > 20 else '')
+        raise ValueError(f'{path}: {len(missing)} rows lack a value in a column they need, {" and ".join(columns)}: '
+                         f'{shown}; fill them in or remove those rows')
+
+
+def _blank(value) -> bool:
+    return value is None or isinstance(value, str) and not value.strip() or isinstance(value, list) and not value
 
 
 def _json_row(line: str, number: int, path: str) -> dict:

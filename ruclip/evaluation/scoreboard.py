@@ -85,7 +85,7 @@ def run_scoreboard(models: Iterable[str], benchmarks: Iterable[str], load: Calla
                 logger.error('%s', failures[-1])
                 continue
             record.setdefault('model_identity', identity)
-            record['runtime'] = getattr(model, 'runtime', None) or _runtime(model)
+            record['runtime'] = runtime(model)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             write_result(record, path)
             records.append(record)
@@ -121,9 +121,9 @@ def _read_done(path: str, identity: dict) -> Optional[dict]:
     return record if recorded.get('fingerprint') == identity['fingerprint'] and 'metrics' in record else None
 
 
-def _runtime(model) -> dict:
-    from ..backends import runtime_of
-    return runtime_of(model.clip_model)
+def runtime(model) -> dict:
+    """{'backend', 'dtype'} of what computes the model's latents (a peer adds its family), from its identity."""
+    return getattr(model, 'runtime', None) or dict(backend=model.identity.backend, dtype=model.identity.dtype)
 
 
 # ---- the table -----------------------------------------------------------------------------------

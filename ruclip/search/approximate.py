@@ -1,11 +1,12 @@
 """Approximate top-k with faiss ([faiss]), over the same stored latents as exact search.
 
 The faiss index is built from the cached latent matrix of one generation of the database, labelled
-by the rows' ids, and saved beside it as PATH.cache/faiss-<generation>.v2.faiss. An update makes a new
-generation, and `follow` brings the index in step (rows gone or changed removed, new and changed ones
-added, the trained cells kept) or, where its kind cannot or the new size calls for other cells, it is
-built again; so it never answers with rows that were removed or misses rows that were added: one of
-another generation is not used at all.
+by the rows' ids, and saved beside it as PATH.cache/faiss-<generation>.v2.faiss, with a record of what
+it was derived from (the latent cache's source, matrix.derived_from) and its digest: one that does
+not match is not used. An update makes a new generation, and `follow` brings the index in step (rows
+gone or changed removed, new and changed ones added, the trained cells kept) or, where its kind
+cannot or the new size calls for other cells, it is built again; so it never answers with rows
+that were removed or misses rows that were added: one of another generation is not used at all.
 
 Kinds, chosen for the size (choose_kind) or asked for:
   'flat'   every latent, exact inner product (faiss's BLAS), below IVF_FROM rows;
@@ -21,6 +22,7 @@ and the recall measured are saved beside it (PATH.cache/faiss-<generation>.v2.js
 top_k asks faiss for RERANK times k candidates and scores them again exactly against the stored
 float32 latents, so the scores returned are exact search's; only which rows are found is approximate.
 """
+import logging
 import math
 import os
 from typing import Optional, Tuple
@@ -41,6 +43,7 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 128
 KINDS = ('flat', 'ivf', 'ivfsq', 'hnsw', 'ivfpq')
+logger = logging.getLogger('ruclip')
 
 
 def faiss():
@@ -180,32 +183,46 @@ def calibrate(index, latents: np.ndarray, ids: np.ndarray, half=None) -> dict:
                 nprobe=ivf.nprobe if ivf else None, recall_at_10=round(measured, 4), queries=len(picked))
 
 
-def save(index, path: str, report: dict) -> None:
-    """The index at path (nprobe included) and the calibration report beside it, as PATH minus .faiss + .json."""
+def save(index, path: str, report: dict, source: dict) -> None:
+    """The index at path (nprobe included), then beside it, as PATH minus .faiss + .json, its record:
+    the calibration report and what it was derived from (`source`, matrix.derived_from) with the
+    index file's size and digest, checked by load."""
     import json
 
     from .._outputs import atomic_open, replacing
+    from .matrix import file_digest
 
-    with atomic_open(report_path(path), 'w', encoding='utf-8') as file:
-        json.dump(report, file)
     with replacing(path) as temporary:
         faiss().write_index(index, temporary)
+    derived = dict(source=source, bytes=os.path.getsize(path), digest=file_digest(path))
+    with atomic_open(report_path(path), 'w', encoding='utf-8') as file:
+        json.dump(dict(report, derived=derived), file)
 
 
 def report_path(path: str) -> str:
     return path[:-len('.faiss')] + '.json'
 
 
-def load(path: str) -> Tuple[object, dict]:
-    """(the faiss index saved at path, with its search settings; its calibration report, {} if none)."""
+def load(path: str, source: Optional[dict] = None) -> Optional[Tuple[object, dict, dict]]:
+    """(the faiss index saved at path, with its search settings; its calibration report; what it was
+    derived from), or None, named in a warning, when it has no record, was derived from another
+    source than `source` (None: any) or is not the file its record describes."""
     import json
+
+    from .matrix import file_digest
 
     try:
         with open(report_path(path), encoding='utf-8') as file:
             report = json.load(file)
-    except (OSError, ValueError):
-        report = {}
-    return _with_search_settings(faiss().read_index(path)), report
+        derived = report.pop('derived')
+        if source is not None and derived['source'] != source:
+            raise ValueError(f'it was derived from {derived["source"]}, not from the index as it is now ({source})')
+        if os.path.getsize(path) != derived['bytes'] or file_digest(path) != derived['digest']:
+            raise ValueError('it is not the file its record describes (size or content changed)')
+        return _with_search_settings(faiss().read_index(path)), report, derived['source']
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:  # faiss raises RuntimeError
+        logger.warning('not using the faiss index %s (built again when needed): %s', path, error)
+        return None
 
 
 def _with_search_settings(index):

@@ -1,17 +1,21 @@
 """The index file: one SQLite database in WAL mode, its schema, version and lock.
 
-Tables: meta (key -> JSON value: format, version, model, generation), images (one row per indexed
-file: path as the file system's bytes, size, mtime_ns, blake2b content hash, latent as float32
-bytes), roots (the folders and files indexed, which bound what the web page serves).
-Every change runs in one transaction and bumps meta.generation, so a reader can tell whether a
-cached copy of the latents is current. When a writer closes, its commits are moved from the -wal
-side file into the index file (checkpoint), so after any clean exit the index is that one file. Two writers never run at once: `writing` holds an exclusive
-lock on PATH.lock (fcntl) for the whole update.
+Tables: meta (key -> JSON value: format, version, model, generation, contents), images (one row per
+indexed file: path as the file system's bytes, size, mtime_ns, blake2b content hash, latent as
+float32 bytes), roots (the folders and files indexed, which bound what the web page serves).
+Every change runs in one transaction that bumps meta.generation and draws a new random
+meta.contents, so a file derived from the latents (the caches in PATH.cache/) records exactly
+which contents it was derived from: another index's cache of the same generation, or this index's
+of an earlier state, never matches. When a writer closes, its commits are moved from the -wal
+side file into the index file (checkpoint), so after any clean exit the index is that one file.
+Two writers never run at once: `writing` holds an exclusive lock on PATH.lock (fcntl) for the
+whole update.
 """
 import contextlib
 import json
 import logging
 import os
+import secrets
 import sqlite3
 import time
 from typing import Iterator, Optional
@@ -109,22 +113,30 @@ def create(path: str, model: dict) -> None:
             connection.executescript(SCHEMA)
             connection.executemany('INSERT INTO meta VALUES (?, ?)', [
                 (key, json.dumps(value)) for key, value in
-                dict(format=FORMAT, version=VERSION, model=model, generation=0).items()])
+                dict(format=FORMAT, version=VERSION, model=model, generation=0, contents=new_contents_id()).items()])
         finally:
             connection.close()
 
 
-def meta(connection: sqlite3.Connection, key: str):
-    return json.loads(connection.execute('SELECT value FROM meta WHERE key = ?', (key,)).fetchone()[0])
+def meta(connection: sqlite3.Connection, key: str, default=None):
+    row = connection.execute('SELECT value FROM meta WHERE key = ?', (key,)).fetchone()
+    return default if row is None else json.loads(row[0])
+
+
+def new_contents_id() -> str:
+    """A random id for the contents after a commit (an index made before there was one has none
+    until its first change)."""
+    return secrets.token_hex(16)
 
 
 @contextlib.contextmanager
 def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT that bumps the generation; rolled back on any error."""
+    """BEGIN IMMEDIATE ... COMMIT that bumps the generation and renews the contents id; rolled back on any error."""
     connection.execute('BEGIN IMMEDIATE')
     try:
         yield connection
         connection.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+        connection.execute("INSERT OR REPLACE INTO meta VALUES ('contents', ?)", (json.dumps(new_contents_id()),))
         connection.execute('COMMIT')
     except BaseException:
         if connection.in_transaction:  # SQLite ends a transaction it could not commit (a full disk) itself

@@ -1,21 +1,60 @@
 """Latents computed elsewhere, taken into an index without re-embedding.
 
-Two layouts: `ruclip embed`'s output (a .npz with arrays latents, files, model; or a .npy of latents
-with FILE.files.txt, one path a line) and clip-retrieval's (FOLDER/img_emb/img_emb_<i>.npy beside
-FOLDER/metadata/metadata_<i>.parquet, whose image_path column names row j of the same part). The
-caller vouches that the latents come from the index's model; their width is checked.
+Two layouts: `ruclip embed`'s output (a .npz with arrays latents, files, model and model_identity;
+or a .npy of latents with FILE.files.txt, one path a line, and FILE.model.json) and clip-retrieval's
+(FOLDER/img_emb/img_emb_<i>.npy beside FOLDER/metadata/metadata_<i>.parquet, whose image_path
+column names row j of the same part; `ruclip embed --out FOLDER` adds FOLDER/_manifest.json).
+Latents are taken only from the index's model: recorded_model gives the identity (a
+ruclip.identity.ModelIdentity's to_dict()) the source records, which the index checks; a source
+that records none (clip-retrieval itself, an earlier ruclip) is taken only when the caller vouches
+for its model. Their width is checked either way.
 Relative paths are taken from the current folder. A path that is a file here is recorded with
 its size and mtime, so a later update over its folder sees it unchanged; one that is not (a URL, a
 file on another machine) is kept as given and can be searched but is never checked or served.
 """
 import glob
+import json
 import os
 import re
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
 ROWS_PER_COMMIT = 65536
+
+
+def identity_path(npy_path: str) -> str:
+    """Where `ruclip embed --out FILE.npy` records the model's identity: FILE.model.json."""
+    return npy_path[:-len('.npy')] + '.model.json'
+
+
+def recorded_model(source: str, layout: str) -> Tuple[Optional[dict], str]:
+    """(the model identity `source` records or None, where it is or would be recorded, for messages).
+    layout: 'ruclip-embed' (a .npz or .npy) or 'clip-retrieval' (a folder)."""
+    if layout == 'clip-retrieval':
+        manifest = os.path.join(source, '_manifest.json')
+        return (_json_file(manifest) or {}).get('model_identity'), f'{manifest} with a model_identity'
+    if source.endswith('.npz'):
+        where = f'the model_identity array of {source}'
+        with np.load(source, allow_pickle=False) as archive:
+            if 'model_identity' not in archive.files:
+                return None, where
+            try:
+                return json.loads(str(archive['model_identity'])), where
+            except ValueError:
+                raise ValueError(f'{source}: its model_identity array is not JSON') from None
+    where = identity_path(source)
+    return _json_file(where), where
+
+
+def _json_file(path: str) -> Optional[dict]:
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding='utf-8') as file:
+        try:
+            return json.load(file)
+        except ValueError:
+            raise ValueError(f'{path} is not valid JSON') from None
 
 
 def read_ruclip_embed(path: str) -> Iterator[Tuple[np.ndarray, List[str]]]:

@@ -8,7 +8,7 @@ from typing import Iterable, List, Optional, Union
 import numpy as np
 
 from . import approximate, database, exact, importers, matrix, scan, update
-from ..identity import check_same_model
+from ..identity import ModelIdentity, check_same_model
 from .query import as_terms, query_latent
 
 
@@ -57,8 +57,8 @@ class ImageIndex:
         self.check_model = False  # True: an update loads a predictor given as a function, to check it, even
         # when nothing needs embedding (`ruclip index --model` naming another model than the index's)
         self._connection = database.connect(self.path, readonly=True) if os.path.isfile(self.path) else None
-        self._matrix = None  # (generation, matrix.Stored)
-        self._approximate = None  # (generation, faiss index, its calibration report)
+        self._matrix = None  # matrix.Stored
+        self._approximate = None  # (what it was derived from, faiss index, its calibration report)
         self._lock = threading.RLock()
 
     # ---- what it holds ---------------------------------------------------------------------------
@@ -166,35 +166,67 @@ class ImageIndex:
         self._refresh_caches()
         return report
 
-    def import_embeddings(self, path: Union[str, os.PathLike]) -> int:
+    def import_embeddings(self, path: Union[str, os.PathLike], *, trust_model: bool = False) -> int:
         """Take in `ruclip embed`'s output.
 
         Args:
-            path: a .npz file, or a .npy file with its .files.txt beside it.
+            path: a .npz file, or a .npy file with its .files.txt (and .model.json) beside it.
+            trust_model: take output that records no model (of an earlier ruclip) as the index's
+                model's, vouched for by the caller.
 
         Returns:
             The number of rows added.
 
         Raises:
+            ValueError: the output records another model than the index's (both named), or none
+                without trust_model.
+            FileNotFoundError: no such file.
             PermissionError: a read-only index.
-            ValueError: latents of another size than the index's, or files that do not match them.
         """
-        return self._import(importers.read_ruclip_embed(os.fspath(path)), os.fspath(path))
+        path = os.fspath(path)
+        self._check_source_model(path, 'ruclip-embed', trust_model)
+        return self._import(importers.read_ruclip_embed(path), path)
 
-    def import_clip_retrieval(self, folder: Union[str, os.PathLike]) -> int:
-        """Take in clip-retrieval's output (img_emb/*.npy with metadata/*.parquet).
+    def import_clip_retrieval(self, folder: Union[str, os.PathLike], *, trust_model: bool = False) -> int:
+        """Take in clip-retrieval's layout (img_emb/*.npy with metadata/*.parquet).
 
         Args:
-            folder: the clip-retrieval output folder (or ruclip's shards).
+            folder: `ruclip embed --out FOLDER`'s shards, whose _manifest.json records the model, or
+                clip-retrieval's own output.
+            trust_model: take a folder without a manifest (made by clip-retrieval itself): the caller
+                vouches that the index's model made its latents.
 
         Returns:
             The number of rows added.
 
         Raises:
+            ValueError: the folder records another model than the index's (both named), or none
+                without trust_model.
+            FileNotFoundError: no such folder.
             PermissionError: a read-only index.
             ImportError: pyarrow is not installed (the `search` extra).
         """
-        return self._import(importers.read_clip_retrieval(os.fspath(folder)), os.fspath(folder))
+        folder = os.fspath(folder)
+        self._check_source_model(folder, 'clip-retrieval', trust_model)
+        return self._import(importers.read_clip_retrieval(folder), folder)
+
+    def _check_source_model(self, source: str, layout: str, trust_model: bool) -> None:
+        """ValueError unless `source` records this index's model (loaded now for a new index), or
+        records none and trust_model."""
+        if not os.path.exists(source):
+            raise FileNotFoundError(f'no such file or folder: {source}')
+        recorded, where = importers.recorded_model(source, layout)
+        index_model = self.model
+        if index_model is None:
+            self.predictor  # noqa: B018 - the model a new index will be made for
+            index_model = self._identity
+        if recorded is not None:
+            check_same_model(recorded, index_model, source)
+        elif not trust_model:
+            raise ValueError(f'{source} does not record which model made its latents (no {where}): it was not '
+                             f'written by this ruclip\'s `ruclip embed`. If you know they come from the index\'s '
+                             f'model, {ModelIdentity.from_dict(index_model).describe()}, with its preprocessing, '
+                             f'take them with --assume-model (trust_model=True); else embed the images again')
 
     def _import(self, parts, source: str) -> int:
         added = 0
@@ -235,7 +267,7 @@ class ImageIndex:
         stored = self._latents()
         index = approximate.build(stored.latents, stored.ids, kind)
         report = approximate.calibrate(index, stored.latents, stored.ids, stored.half)
-        self._save_approximate(index, report)
+        self._save_approximate(index, report, stored.source)
         return report['kind']
 
     def approximate_report(self) -> Optional[dict]:
@@ -321,7 +353,8 @@ class ImageIndex:
         if len(latent) != self.model['embed_dim']:
             raise ValueError(f'the query latent has {len(latent)} dimensions, the index {self.model["embed_dim"]}')
         with self._lock:
-            latents, ids, half = self._latents()
+            stored = self._latents()
+            latents, ids, half = stored.latents, stored.ids, stored.half
             rows = None if prefix is None else self._rows_under(prefix, ids)
             faiss_index = None if rows is not None or approximate_search is False else \
                 self._faiss_index(build=bool(approximate_search))
@@ -339,11 +372,15 @@ class ImageIndex:
                 for rank, (s, p) in enumerate(zip(scores, positions), 1)]
 
     # ---- plumbing --------------------------------------------------------------------------------
-    def _latents(self):
-        generation = database.meta(self._connection, 'generation')
-        if self._matrix is None or self._matrix[0] != generation:
-            self._matrix = (generation, matrix.load(self._connection, self.path, self.model['embed_dim']))
-        return self._matrix[1]
+    def _latents(self) -> matrix.Stored:
+        source = self._cache_source()
+        if self._matrix is None or self._matrix.source != source:
+            self._matrix = matrix.load(self._connection, self.path, self.model['embed_dim'], self.model['fingerprint'])
+        return self._matrix
+
+    def _cache_source(self) -> dict:
+        """What the caches of the index as it is now must have been derived from (matrix.derived_from)."""
+        return matrix.derived_from(self._connection, self.path, self.model['fingerprint'])
 
     def _rows_under(self, prefix: str, ids: np.ndarray) -> np.ndarray:
         folder = os.path.abspath(prefix).rstrip(os.sep) + os.sep
@@ -353,43 +390,47 @@ class ImageIndex:
         return np.flatnonzero(np.isin(ids, selected))
 
     def _faiss_index(self, build: bool):
-        generation = database.meta(self._connection, 'generation')
-        if self._approximate is not None and self._approximate[0] == generation:
+        source = self._cache_source()
+        if self._approximate is not None and self._approximate[0] == source:
             return self._approximate[1]
-        saved = approximate.path_for(matrix.cache_folder(self.path), generation)
-        if os.path.isfile(saved):
-            self._approximate = (generation, *approximate.load(saved))
+        saved = approximate.path_for(matrix.cache_folder(self.path), source['generation'])
+        loaded = approximate.load(saved, source) if os.path.isfile(saved) else None
+        if loaded is not None:
+            self._approximate = (source, *loaded[:2])
         elif build:
             self.build_approximate()
         else:
             return None
         return self._approximate[1]
 
-    def _save_approximate(self, index, report: dict) -> None:
-        generation = database.meta(self._connection, 'generation')
-        approximate.save(index, approximate.path_for(matrix.cache_folder(self.path), generation), report)
-        self._approximate = (generation, index, report)
+    def _save_approximate(self, index, report: dict, source: dict) -> None:
+        approximate.save(index, approximate.path_for(matrix.cache_folder(self.path), source['generation']), report,
+                         source)
+        self._approximate = (source, index, report)
 
     def _writing(self):
         return update.Writing(self)
 
     def _refresh_caches(self):
-        """After a change: the latent cache for the new generation, and the faiss index if there was one,
-        brought in step (approximate.follow) or built again."""
+        """After a change: the latent cache for the new contents, and the faiss index if there was one,
+        brought in step (approximate.follow, from the cached latents it was built from) or built again."""
         folder = matrix.cache_folder(self.path)
         saved = approximate.saved(folder)
-        generation = database.meta(self._connection, 'generation')
-        if saved is None or saved[0] == generation and saved[1] is not None:
+        if saved is None or saved[0] == self._cache_source()['generation'] and saved[1] is not None:
             self._latents()
             return  # nothing changed since the faiss index was saved, or there is none
         index = before = None
         if saved[1] is not None:
-            before = matrix.cached(folder, saved[0])  # mapped now: writing the new cache deletes these files
-            index, report = self._approximate[1:] if self._approximate and self._approximate[0] == saved[0] \
-                else approximate.load(saved[1])
+            loaded = (self._approximate[1], self._approximate[2], self._approximate[0]) \
+                if self._approximate and self._approximate[0]['generation'] == saved[0] else approximate.load(saved[1])
+            if loaded is not None:
+                index, report, built_from = loaded
+                # mapped now, as checked against what the faiss index records: writing the new cache deletes them
+                before = matrix.cached(folder, saved[0], built_from)
         stored = self._latents()
-        if before is not None and approximate.follow(index, before.latents, before.ids, stored.latents, stored.ids):
-            self._save_approximate(index, report)  # as calibrated at report['rows'] rows
+        if before is not None and before.source['model'] == stored.source['model'] and \
+                approximate.follow(index, before.latents, before.ids, stored.latents, stored.ids):
+            self._save_approximate(index, report, stored.source)  # as calibrated at report['rows'] rows
         else:
             old_rows = len(before.ids) if before is not None else index.ntotal if index is not None else 0
             self.build_approximate(approximate.rebuild_kind(index, old_rows, len(stored.ids)) if index else None)

@@ -41,13 +41,9 @@ def test_auto_off_the_cpu_is_torch():
         backends.resolve('openvino', None, torch.device('meta'))
 
 
-def test_runtime_of_names_backend_and_dtype(tiny_checkpoint):
+def test_an_evaluation_records_the_backend_and_dtype_of_the_identity(tiny_checkpoint):
     import ruclip
-    clip, _ = ruclip.load(tiny_checkpoint)
-    assert backends.runtime_of(clip) == dict(backend='torch', dtype='float32')
-
-    class Compiled:
-        backend, precision = 'openvino', 'int8'
-
-    assert backends.runtime_of(Compiled()) == dict(backend='openvino', dtype='int8')
+    from ruclip.evaluation.scoreboard import runtime
+    clip, processor = ruclip.load(tiny_checkpoint, dtype='bf16')
+    assert runtime(ruclip.Predictor(clip, processor)) == dict(backend='torch', dtype='bfloat16')
 

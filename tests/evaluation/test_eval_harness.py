@@ -94,13 +94,13 @@ def test_feature_cache_is_reused_and_keyed_by_model(checkpoints, colours, tmp_pa
     split = load_split('imagefolder', colours, 'test')
     trained = predictor(checkpoints[1])
     first = features.image_features(trained, split, tmp_path)
-    assert len(list(tmp_path.glob('*.npy'))) == 1
+    assert len(list(tmp_path.glob('*.npz'))) == 1
     monkeypatch.setattr(trained, 'get_image_latents', lambda *a, **k: pytest.fail('latents recomputed'))
     assert torch.equal(features.image_features(trained, split, tmp_path), first)
     other = predictor(checkpoints[0])
     assert features.cache_key(other, split) != features.cache_key(trained, split)
     features.image_features(other, split, tmp_path)
-    assert len(list(tmp_path.glob('*.npy'))) == 2
+    assert len(list(tmp_path.glob('*.npz'))) == 2
 
 
 def test_feature_cache_keys_tell_backends_precisions_and_weights_apart(checkpoints, colours):

@@ -265,3 +265,18 @@ def test_unknown_or_missing_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match='food101 .test. not found'):
         load_split('food101', tmp_path)
     assert set(DATASETS) | {'hateful_memes', 'birdsnap'} == set(prompts.shipped_stems())
+
+
+@pytest.mark.parametrize('kind, text, named', [
+    ('csv', 'image,label\na.png,кот\nb.png\nc.png,\n,собака\n', ['line 3 (label)', 'line 4 (label)', 'line 5 (image)']),
+    ('jsonl', '{"image": "a.png", "label": "кот"}\n{"image": "b.png"}\n{"image": "c.png", "label": null}\n'
+              '{"label": "кот", "image": ""}\n', ['line 2 (label)', 'line 3 (label)', 'line 4 (image)']),
+    ('jsonl', '{"image": "a.png", "caption": "кот"}\n{"image": "b.png", "caption": null}\n',
+     ['line 2 (caption)']),
+])
+def test_table_rows_without_a_label_or_image_are_refused_by_line(tmp_path, kind, text, named):
+    """Not a class called "None" (nor ""): every row lacking a value is named by its line."""
+    (tmp_path / f'rows.{kind}').write_text(text, encoding='utf-8')
+    with pytest.raises(ValueError, match=f'{len(named)} rows lack a value') as error:
+        load_split(kind, tmp_path / f'rows.{kind}')
+    assert all(line in str(error.value) for line in named), str(error.value)

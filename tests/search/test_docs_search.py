@@ -1,4 +1,5 @@
 """docs/search.md's commands and Python, run as written against the Hub stand-in's tiny checkpoint."""
+import json
 import shlex
 
 import numpy as np
@@ -30,7 +31,7 @@ def test_docs_commands_run(home, capsys):
     for line in block.splitlines():
         command = line.split('  #')[0].strip()
         if not command.startswith('ruclip ') or '|' in command or command.startswith('ruclip serve'):
-            continue  # a pipe into an image viewer; the server runs until stopped (tests/search/test_serve_browser.py)
+            continue  # a pipe into an image viewer; the server runs until stopped (tests/serve/test_page.py)
         arguments = [str(home) + arg[1:] if arg.startswith('~/') else arg for arg in shlex.split(command)[1:]]
         assert main(arguments) == 0, command
         ran += 1
@@ -46,9 +47,11 @@ def test_docs_python_example_runs(home, tmp_path):
     predictor = ruclip.Predictor(clip, processor, 'cpu', quiet=True)
     files = ruclip.find_images(home / 'photos')
     latents = predictor.get_image_latents(files).numpy()
-    np.savez(tmp_path / 'latents.npz', latents=latents, files=np.array(files))
+    identity = json.dumps(predictor.identity.to_dict())  # as `ruclip embed` records it
+    np.savez(tmp_path / 'latents.npz', latents=latents, files=np.array(files), model_identity=np.array(identity))
     (tmp_path / 'embeddings' / 'img_emb').mkdir(parents=True)
     (tmp_path / 'embeddings' / 'metadata').mkdir()
+    (tmp_path / 'embeddings' / '_manifest.json').write_text(f'{{"model_identity": {identity}}}')
     np.save(tmp_path / 'embeddings' / 'img_emb' / 'img_emb_0.npy', latents.astype(np.float16))
     pyarrow = pytest.importorskip('pyarrow')
     import pyarrow.parquet

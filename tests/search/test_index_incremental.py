@@ -133,7 +133,7 @@ def test_import_ruclip_embed_output_and_clip_retrieval_layout(tmp_path, predicto
         pyarrow.parquet.write_table(pyarrow.table({'image_path': files[rows], 'caption': ['x'] * len(files[rows])}),
                                     tmp_path / 'cr' / 'metadata' / f'metadata_{part}.parquet')
     index = ruclip.ImageIndex(tmp_path / 'cr.index', predictor)
-    assert index.import_clip_retrieval(tmp_path / 'cr') == 10
+    assert index.import_clip_retrieval(tmp_path / 'cr', trust_model=True) == 10  # clip-retrieval's: no identity
     assert sorted(index.files()) == files
     stored = {path: np.frombuffer(row[3], np.float32) for path, row in index_state(index).items()}
     for path, latent in zip(files, latents.astype(np.float32)):
@@ -142,4 +142,4 @@ def test_import_ruclip_embed_output_and_clip_retrieval_layout(tmp_path, predicto
     with pytest.raises(ValueError, match=r'do not fit this index'):
         np.save(tmp_path / 'wide.npy', np.ones((2, 5), np.float32))
         (tmp_path / 'wide.files.txt').write_text('a\nb\n')
-        index.import_embeddings(tmp_path / 'wide.npy')
+        index.import_embeddings(tmp_path / 'wide.npy', trust_model=True)

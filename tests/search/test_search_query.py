@@ -89,8 +89,8 @@ def test_faiss_matches_exact_and_follows_updates(tmp_path, predictor):
     for kind in approximate.KINDS:  # on clustered latents, as real ones are
         built = approximate.build(latents, ids, kind)
         report = approximate.calibrate(built, latents, ids)
-        approximate.save(built, str(tmp_path / f'{kind}.faiss'), report)
-        index, saved_report = approximate.load(str(tmp_path / f'{kind}.faiss'))  # with its search settings
+        approximate.save(built, str(tmp_path / f'{kind}.faiss'), report, dict(contents='test'))
+        index, saved_report, _ = approximate.load(str(tmp_path / f'{kind}.faiss'))  # with its search settings
         assert saved_report == report and report['kind'] == kind == approximate.kind_of(index)
         found = [approximate.top_k(index, q, 10, latents, ids) for q in queries]  # re-ranked, as ImageIndex does
         recall = np.mean([len(set(positions) & set(exact.top_k(latents, q, 10)[1])) / 10

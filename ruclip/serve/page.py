@@ -1,0 +1,160 @@
+"""The search page and its API, for an ImageIndex: GET / and /app.js (fixed files of this package);
+GET /api/search?q=TEXT&k=K (a text, through the model's templates); POST /api/search?k=K with an image
+file as the body (an example image); GET /api/similar?id=ID&k=K (images like an indexed one, from its
+stored latent); GET /thumb/ID and /image/ID (an indexed image, scaled down, or whole with its own
+content type).
+
+Results are ImageIndex's hits as they are (dataclasses.asdict, the score rounded, plus the file's
+name), so what the index returns, the page gets. Images are named by their row id in the index,
+never by a path from the URL, and one is served only when its file, symlinks resolved, lies inside
+a folder (or is a file) that the index holds now (re-read at each request, so a folder indexed while
+the server runs is served at once): no `../`, absolute path or outward symlink reaches anything else.
+"""
+import dataclasses
+import io
+import os
+import threading
+from collections import OrderedDict
+from typing import Optional
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import Path as PathParameter
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from .towers import BadInput, open_limited
+
+STATIC = os.path.join(os.path.dirname(__file__), 'static')
+THUMBNAIL_SIDE = 256
+THUMBNAIL_CACHE = 2048
+MAX_K = 500
+MAX_ROW_ID = 2 ** 63 - 1  # SQLite's largest integer
+CACHED = {'Cache-Control': 'max-age=3600', 'X-Content-Type-Options': 'nosniff'}
+
+
+class Thumbnails:
+    """JPEG thumbnails by (path, size, mtime_ns), least recently used dropped past `capacity`."""
+
+    def __init__(self, capacity: int = THUMBNAIL_CACHE):
+        self.capacity, self.items, self.lock = capacity, OrderedDict(), threading.Lock()
+
+    def get(self, path: str) -> bytes:
+        from PIL import Image
+
+        from ..image import open_image
+
+        stat = os.stat(path)
+        key = (path, stat.st_size, stat.st_mtime_ns)
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        image = open_image(path)
+        image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.BILINEAR)
+        buffer = io.BytesIO()
+        image.convert('RGB').save(buffer, format='JPEG', quality=85)
+        with self.lock:
+            self.items[key] = buffer.getvalue()
+            while len(self.items) > self.capacity:
+                self.items.popitem(last=False)
+        return buffer.getvalue()
+
+
+def router(index, max_upload: int, max_pixels: int) -> APIRouter:
+    """The page's routes for `index` (an ImageIndex whose predictor is loaded); an example image is
+    refused past max_pixels (and max_upload bytes, app.BodyLimit's)."""
+    routes = APIRouter()
+    thumbnails = Thumbnails()
+    k_parameter = Query(24, ge=1, le=MAX_K, description='results')
+
+    @routes.get('/', include_in_schema=False)
+    async def page():
+        return _static('index.html', 'text/html; charset=utf-8')
+
+    @routes.get('/app.js', include_in_schema=False)
+    async def script():
+        return _static('app.js', 'text/javascript; charset=utf-8')
+
+    @routes.get('/api/search', summary='images most like a Russian text')
+    async def search_text(q: str = Query(description='the text'), k: int = k_parameter):
+        if not q.strip():
+            raise BadInput('the query text is empty or blank: give words to search for', 'empty_query')
+        return await run_in_threadpool(_results, index, lambda: index.search(q, k))
+
+    @routes.post('/api/search', summary='images most like an example image (the body: an image file)')
+    async def search_image(request: Request, k: int = k_parameter):
+        body = await request.body()
+        if not body:
+            raise BadInput(f'send one image file of at most {max_upload >> 20} MB as the body', 'empty_image')
+        image = await run_in_threadpool(open_limited, body, 'the image', max_pixels=max_pixels)
+        return await run_in_threadpool(_results, index, lambda: index.search(image, k))
+
+    @routes.get('/api/similar', summary='images most like an indexed one (from its stored latent)')
+    async def similar(id: int = Query(ge=0, le=MAX_ROW_ID, description="the image's id in the index"),  # noqa: A002
+                      k: int = k_parameter):
+        return await run_in_threadpool(_results, index, lambda: index.similar(id, k))
+
+    @routes.get('/thumb/{row_id}', summary='an indexed image, scaled down (JPEG)')
+    async def thumbnail(row_id: int = PathParameter(ge=0, le=MAX_ROW_ID)):
+        path = await run_in_threadpool(_indexed_file, index, row_id)
+        try:
+            data = await run_in_threadpool(thumbnails.get, path)
+        except (OSError, ValueError) as error:
+            raise HTTPException(404, f'cannot read image {row_id}: {error}') from None
+        return Response(data, media_type='image/jpeg', headers=CACHED)
+
+    @routes.get('/image/{row_id}', summary='an indexed image, whole, with its content type')
+    async def image(row_id: int = PathParameter(ge=0, le=MAX_ROW_ID)):
+        path = await run_in_threadpool(_indexed_file, index, row_id)
+        try:
+            data, content_type = await run_in_threadpool(_read_image, path)
+        except OSError as error:
+            raise HTTPException(404, f'cannot read image {row_id}: {error.strerror or error}') from None
+        return Response(data, media_type=content_type, headers=CACHED)
+
+    return routes
+
+
+def _results(index, search) -> dict:
+    """The hits of search() as JSON: each ImageIndex hit's fields, plus the file's name."""
+    try:
+        hits = search()
+    except KeyError as error:
+        raise HTTPException(404, str(error).strip('\'"')) from None
+    except (ValueError, TypeError) as error:
+        raise BadInput(str(error), 'bad_image' if 'cannot read image' in str(error) else 'invalid_query') from None
+    results = [dict(dataclasses.asdict(hit), name=os.path.basename(hit.path), score=round(hit.score, 4))
+               for hit in hits]
+    return {'results': results, 'size': len(index)}
+
+
+def _indexed_file(index, row_id: int) -> str:
+    """The real path of the image with this id, when it lies inside what the index holds now; else 404."""
+    path: Optional[str] = index.path_of(row_id)
+    if path is not None and '://' not in path:
+        real = os.path.realpath(path)
+        roots = [os.path.realpath(root) for root in index.roots()]
+        if any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots) \
+                and os.path.isfile(real):
+            return real
+    raise HTTPException(404, f'no image with id {row_id} in the index')
+
+
+def _read_image(path: str):
+    """(bytes, content type) of an image file, the type from its content (Pillow's format), not its name."""
+    from PIL import Image
+
+    with open(path, 'rb') as file:
+        data = file.read()
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            content_type = image.get_format_mimetype() or 'application/octet-stream'
+    except Exception:  # noqa: BLE001 - served as bytes; the viewer falls back to the thumbnail
+        content_type = 'application/octet-stream'
+    return data, content_type
+
+
+def _static(name: str, content_type: str) -> Response:
+    with open(os.path.join(STATIC, name), 'rb') as file:
+        return Response(file.read(), media_type=content_type, headers={'X-Content-Type-Options': 'nosniff',
+                                                                       'Cache-Control': 'no-cache'})
