@@ -15,6 +15,7 @@ EVAL = ['scikit-learn>=1.3', 'torchvision', 'scipy']  # scipy: torchvision's Flo
 OPENVINO = ['openvino>=2025.1', 'nncf>=2.16']  # nncf: int8 only; ~250 MB installed with scipy and scikit-learn
 SEARCH = ['pyarrow>=10']  # only to read clip-retrieval's parquet metadata: the index itself is sqlite3 + numpy
 FAISS = ['faiss-cpu>=1.8']
+PHOTOS = ['pillow-heif>=0.16']  # HEIC/HEIF; Pillow >= 11.2 reads AVIF itself (else pillow-avif-plugin)
 
 setup(
     name='ruclip',
@@ -24,7 +25,8 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     packages=find_packages(include=['ruclip', 'ruclip.*']),
-    package_data={'ruclip.evaluation': ['names/*.txt', 'names/*.md', 'published.json']},
+    package_data={'ruclip.evaluation': ['names/*.txt', 'names/*.md', 'published.json'],
+                  'ruclip.search': ['vocabulary/*.txt']},
     python_requires='>=3.9',
     install_requires=(here / 'requirements.txt').read_text().split(),
     extras_require={
@@ -33,6 +35,7 @@ setup(
         'hf': HF,
         'search': SEARCH,
         'faiss': FAISS,
+        'photos': PHOTOS,
         'serve': [],  # the page runs on the standard library's http.server
         'distributed': DISTRIBUTED,
         'ray': RAY,
@@ -40,7 +43,7 @@ setup(
         'openvino': OPENVINO,
         # the suite's tools; none needs a compiler
         'test': ['pytest', 'pytest-timeout', 'torchvision', 'matplotlib>=3.6'] + ONNX + HF + RAY + DISTRIBUTED_TEST
-                + EVAL + ['clip-benchmark'] + OPENVINO + SEARCH + FAISS + ['selenium>=4.10'],
+                + EVAL + ['clip-benchmark'] + OPENVINO + SEARCH + FAISS + PHOTOS + ['selenium>=4.10'],
         # tests/parity/: against youtokentome and the original ruclip 0.0.2 (fetched by the tests from PyPI);
         # youtokentome has no wheels: install it with --no-build-isolation, Cython and wheel present
         'parity': ['youtokentome', 'more-itertools'],

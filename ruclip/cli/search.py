@@ -2,8 +2,8 @@
 import os
 import sys
 
-from ._common import (AUTO_BACKEND, AUTO_DTYPE, DEFAULT_MODEL, OTHER_DTYPES, Command, UsageError, add_model_options,
-                      exit_code, load_predictor, positive_int, print_json, print_table)
+from ._common import (AUTO_BACKEND, AUTO_DTYPE, DEFAULT_MODEL, OTHER_DTYPES, Command, UsageError,
+                      add_exact_decode_option, add_model_options, exit_code, load_predictor, positive_int, print_json, print_table)
 
 
 def default_index() -> str:
@@ -45,11 +45,16 @@ def _open(args, create: bool = False):
     args.backend = backend or recorded_backend or 'auto'
     same_backend = recorded and args.backend == recorded_backend
     args.dtype = dtype or (recorded['dtype'] if same_backend else 'auto')
-    index = ImageIndex(path, lambda: load_predictor(args), model_name=args.model)
+    exact_decode = getattr(args, 'exact_decode', False)
+    # JPEG draft decoding for a new index unless --exact-decode or it starts from imported latents (`ruclip
+    # embed --out FILE` decodes exactly); an existing index keeps what it was filled with
+    imports = getattr(args, 'from_embeddings', None) or getattr(args, 'from_clip_retrieval', None)
+    jpeg_draft = not exact_decode and (bool(recorded.get('jpeg_draft')) if recorded else not imports)
+    index = ImageIndex(path, lambda: load_predictor(args, jpeg_draft=jpeg_draft), model_name=args.model)
     if recorded:  # an update that embeds nothing still loads the model to check it when the options name another
         recorded_dtype = OPTION_DTYPES.get(recorded['dtype'], recorded['dtype'])
         index.check_model = bool(named and named != recorded['name'] or backend and not same_backend
-                                 or dtype and dtype != recorded_dtype)
+                                 or dtype and dtype != recorded_dtype or exact_decode and recorded.get('jpeg_draft'))
     return index
 
 
@@ -67,6 +72,7 @@ def _index_arguments(parser):
                         help='how long to wait for another `ruclip index` on the same index (default: 10)')
     parser.add_argument('--commit-every', type=positive_int, default=256, metavar='N',
                         help='images embedded per transaction: what an interruption can lose (default: 256)')
+    add_exact_decode_option(parser)
     _common_options(parser)
 
 

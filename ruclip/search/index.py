@@ -116,6 +116,7 @@ class ImageIndex:
                 with database.transaction(connection):
                     connection.executemany('INSERT OR IGNORE INTO roots VALUES (?)', [(root,) for root in new_roots])
             report = update.apply(connection, changes, lambda: self.predictor, commit_every, self.path)
+            report.skipped.extend(found.needs_plugin)  # HEIC without pillow-heif: named, retried next time
         self._refresh_caches()
         return report
 

@@ -25,14 +25,23 @@ class Changes:
     gone: List[int] = field(default_factory=list)  # ids of rows whose file is no longer there
 
 
+class Walked(dict):
+    """walk's {path: (size, mtime_ns)}; needs_plugin: (path, reason) for each file of a format whose
+    Pillow plug-in is missing (ruclip.image.needs_plugin), which the update reports as skipped."""
+
+    def __init__(self):
+        super().__init__()
+        self.needs_plugin: List[Tuple[str, str]] = []
+
+
 def walk(roots: Iterable[str]) -> Dict[str, Tuple[int, int]]:
     """{absolute path: (size, mtime_ns)} of the image files under roots, as ruclip.find_images
     chooses them (a file root is taken whatever its extension; in folders, files with an image
-    extension, hidden files and folders left out; symlinked folders not followed)."""
-    from ..image import image_extensions
+    extension, hidden files and folders left out; symlinked folders not followed), as a Walked."""
+    from ..image import PLUGIN_FORMATS, image_extensions, needs_plugin
 
     extensions = image_extensions()
-    found = {}
+    found, plugin_needed, missing = Walked(), [], PLUGIN_FORMATS.keys() - extensions
     for root in roots:
         if os.path.isfile(root):
             stat = os.stat(root)
@@ -59,6 +68,9 @@ def walk(roots: Iterable[str]) -> Dict[str, Tuple[int, int]]:
                         continue  # a dangling symlink
                     if entry.is_file():
                         found[entry.path] = (stat.st_size, stat.st_mtime_ns)
+                elif entry.name[entry.name.rfind('.'):].lower() in missing:
+                    plugin_needed.append(entry.path)
+    found.needs_plugin = needs_plugin(sorted(plugin_needed), extensions)
     return found
 
 
