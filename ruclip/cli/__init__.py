@@ -32,6 +32,8 @@ COMMANDS = [
     ('index', 'search', 'add image folders to a search index, or update it (only new and changed files)'),
     ('search', 'search', 'images of an index most like a Russian text, an example image, or a weighted mix'),
     ('serve', 'search', 'a web page to search an index from the browser'),
+    ('duplicates', 'photos', 'groups of near-identical photos in an index (copies, re-saves, bursts), the one to keep'),
+    ('tag', 'photos', 'Russian tags for every photo of an index, from its stored latents'),
 ]
 
 

@@ -72,8 +72,11 @@ def _index_arguments(parser):
                         help='how long to wait for another `ruclip index` on the same index (default: 10)')
     parser.add_argument('--commit-every', type=positive_int, default=256, metavar='N',
                         help='images embedded per transaction: what an interruption can lose (default: 256)')
+    parser.add_argument('--tags', action='store_true', help='tag every photo once indexed (see `ruclip tag`)')
     add_exact_decode_option(parser)
     _common_options(parser)
+    from .photos import add_tag_options
+    add_tag_options(parser.add_argument_group('tags (with --tags)'))
 
 
 def describe_approximate(report: dict) -> str:
@@ -100,6 +103,9 @@ def _run_index(args) -> int:
         imported += index.import_clip_retrieval(source)
     if args.paths:
         report = index.update(args.paths, commit_every=args.commit_every)
+    if args.tags:
+        from .photos import run_tagging
+        print(run_tagging(index, args), file=sys.stderr)
     if args.faiss:
         index.build_approximate()
         print(describe_approximate(index.approximate_report()), file=sys.stderr)
@@ -125,6 +131,13 @@ def _search_arguments(parser):
     parser.add_argument('--json', action='store_true', help='a JSON list of {rank, score, path}')
     parser.add_argument('-f', '--files-only', action='store_true', help='only the paths, one a line (for xargs)')
     parser.add_argument('--prefix', metavar='FOLDER', help='only images under this folder')
+    parser.add_argument('--after', metavar='DATE', help='only photos taken on or after DATE (YYYY-MM-DD or '
+                        'YYYY-MM-DDTHH:MM, the time the camera shows; EXIF, else the file time)')
+    parser.add_argument('--before', metavar='DATE', help='only photos taken before DATE')
+    parser.add_argument('--tag', action='append', default=[], metavar='TAG',
+                        help='only photos tagged TAG by `ruclip tag` (repeat: all of them)')
+    parser.add_argument('--sort', choices=('score', 'date'), default='score',
+                        help='order of the top K: by score (default) or by the date taken, oldest first')
     parser.add_argument('--no-templates', action='store_true',
                         help="texts as they are (default: through the model's templates, averaged)")
     mode = parser.add_mutually_exclusive_group()
@@ -136,20 +149,32 @@ def _search_arguments(parser):
 def _run_search(args) -> int:
     from ..search import parse_terms
 
+    from ..search import photos, tags
+
     terms = parse_terms(args.query)
+    after, before = (None if value is None else photos.parse_date(value, option)
+                     for value, option in ((args.after, '--after'), (args.before, '--before')))
     index = _open(args)
+    only = photos.filtered_ids(index, after, before, tags.clean_tags(args.tag))
     approximate = True if args.approximate else False if args.exact else None
     hits = index.search(terms, k=args.top_k, prefix=args.prefix, templates=not args.no_templates,
-                        approximate_search=approximate)
-    if len(hits) < args.top_k and not args.prefix:
+                        approximate_search=approximate, only=only)
+    if len(hits) < args.top_k and not args.prefix and only is None:
         print(f'ruclip search: the index holds only {len(index)} images', file=sys.stderr)
+    details = photos.describe(index, [hit.id for hit in hits])
+    if args.sort == 'date':
+        hits.sort(key=lambda hit: (details[hit.id]['taken_key'], hit.rank))
     if args.json:
-        print_json([dict(rank=hit.rank, score=round(hit.score, 6), path=hit.path) for hit in hits])
+        print_json([dict(rank=hit.rank, score=round(hit.score, 6), path=hit.path,
+                         **{key: value for key, value in details[hit.id].items() if key != 'taken_key'})
+                    for hit in hits])
     elif args.files_only:
         for hit in hits:
             print(hit.path)
     else:
-        print_table(['rank', 'score', 'path'], [[str(hit.rank), f'{hit.score:.4f}', hit.path] for hit in hits])
+        print_table(['rank', 'score', 'path', 'taken'], [[str(hit.rank), f'{hit.score:.4f}', hit.path,
+                                                          details[hit.id]['taken'][:16].replace('T', ' ')]
+                                                         for hit in hits])
     return 0
 
 

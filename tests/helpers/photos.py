@@ -39,3 +39,29 @@ def write_photo(path, width: int = PHONE_12MP[0], height: int = PHONE_12MP[1], s
     """A photo_like JPEG at `path` (as a phone saves it: quality 90, 4:2:0); returns str(path)."""
     photo_like(width, height, seed).save(path, quality=quality)
     return str(path)
+
+
+def exif(taken: str = None, offset: str = None, camera: str = None, gps=None) -> Image.Exif:
+    """EXIF to save with a picture: taken 'YYYY:MM:DD HH:MM:SS' (DateTimeOriginal), offset '+03:00'
+    (OffsetTimeOriginal), camera (Model), gps (latitude, longitude) in degrees."""
+    data = Image.Exif()
+    if camera:
+        data[0x0110] = camera
+    details = data.get_ifd(0x8769)
+    if taken:
+        details[0x9003] = taken
+    if offset:
+        details[0x9011] = offset
+    if gps:
+        latitude, longitude = gps
+        place = data.get_ifd(0x8825)
+        place.update({1: 'N' if latitude >= 0 else 'S', 2: _dms(abs(latitude)),
+                      3: 'E' if longitude >= 0 else 'W', 4: _dms(abs(longitude))})
+    return data
+
+
+def _dms(degrees: float):
+    whole = int(degrees)
+    minutes = int((degrees - whole) * 60)
+    seconds = round(((degrees - whole) * 60 - minutes) * 60, 4)
+    return (float(whole), float(minutes), seconds)
