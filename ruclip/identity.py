@@ -141,6 +141,11 @@ def check_same_model(recorded: Recorded, given: Recorded, what: str) -> None:
                        for identity in (recorded, given))
     if recorded == given:
         return
+    decoding = ''
+    if recorded.jpeg_draft != given.jpeg_draft:
+        decoding = (' with JPEG draft decoding (the command line\'s default; Predictor(..., jpeg_draft=True))'
+                    if recorded.jpeg_draft else ' with exact decoding (--exact-decode; Predictor\'s default)')
     raise ValueError(f'{what} holds latents of the model {recorded.describe()}, not of {given.describe()} '
                      f'({recorded.differences(given)}): use --model {recorded.name} --backend {recorded.backend} '
-                     f'--dtype {OPTION_DTYPES.get(recorded.dtype, recorded.dtype)}, or make a new one for this model')
+                     f'--dtype {OPTION_DTYPES.get(recorded.dtype, recorded.dtype)}{decoding}, or make a new one '
+                     f'for this model')

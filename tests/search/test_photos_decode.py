@@ -93,3 +93,19 @@ def test_draft_latents_stay_close_to_the_exact_ones_and_rank_alike(tmp_path, che
     transform = processor.image_transform  # the pixels the model sees, model-free
     pixels = [(transform(open_image(f)), transform(open_image(f, draft_size=2 * transform.size))) for f in files[:4]]
     assert min(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0) for a, b in pixels) > 0.99
+
+
+def test_sharded_embed_records_its_decoding_and_keeps_to_it(tmp_path, tiny_checkpoint, capsys):
+    library = tmp_path / 'lib'
+    library.mkdir()
+    write_photo(library / 'a.jpg', 1200, 900, seed=1)
+    base = ['embed', str(library), '--model', str(tiny_checkpoint), '-q', '--backend', 'torch', '--dtype', 'fp32']
+    assert main(base + ['--out', str(tmp_path / 'drafted')]) == 0
+    assert main(base + ['--out', str(tmp_path / 'exact'), '--exact-decode']) == 0
+    for name, draft in (('drafted', True), ('exact', False)):
+        manifest = json.loads((tmp_path / name / '_manifest.json').read_text())
+        assert manifest['model_identity']['jpeg_draft'] is draft
+    capsys.readouterr()
+    assert main(base + ['--out', str(tmp_path / 'drafted'), '--exact-decode']) == 2  # not into the other's folder
+    err = capsys.readouterr().err
+    assert 'holds shards of another run' in err and "'jpeg_draft': True" in err and "'jpeg_draft': False" in err

@@ -190,3 +190,58 @@ def test_the_shipped_vocabulary_and_a_bad_one(tmp_path, tiny_checkpoint, capsys)
     assert run(capsys, 'index', tmp_path / 'a.png', '--index', index, '--model', tiny_checkpoint, *MODEL)[0] == 0
     code, _, err = run(capsys, 'tag', '--index', index, '--vocabulary', bad)
     assert code == 2 and 'line 2' in err
+
+
+def test_index_tags_tags_new_photos_with_the_shipped_vocabulary(tmp_path, tiny_checkpoint, capsys):
+    from ruclip.search.tags import DEFAULT_THRESHOLD, MAX_TAGS, read_vocabulary
+    for seed in range(3):
+        photo_like(60, 40, seed=seed).save(tmp_path / f'{seed}.png')
+    index = tmp_path / 'x.index'
+    code, _, err = run(capsys, 'index', tmp_path, '--index', index, '--model', tiny_checkpoint, '--tags', *MODEL)
+    assert code == 0 and 'a vocabulary of 303 on 3 photos' in err
+    shipped = set(read_vocabulary().tags)
+    rows = sqlite3.connect(index).execute('SELECT id, tag, score FROM tags').fetchall()
+    assert rows and all(tag in shipped and score >= DEFAULT_THRESHOLD for _, tag, score in rows)
+    assert max(sum(1 for row_id, _, _ in rows if row_id == one) for one, _, _ in rows) <= MAX_TAGS
+
+
+def test_a_filtered_search_is_exact_even_with_a_faiss_index(dated, tiny_checkpoint):
+    library, index_path = dated
+    index = ruclip.ImageIndex(index_path, predictor_for(tiny_checkpoint, jpeg_draft=True))
+    index.build_approximate('flat')
+    from ruclip.search import photos
+    only = photos.filtered_ids(index, photos.parse_date('2023-01-01', '--after'), None)
+    everything = index.search('кошка', k=100, approximate_search=False)
+    expected = [hit.path for hit in everything if wall_clock(os.path.basename(hit.path)) >= datetime.datetime(2023, 1, 1)]
+    assert [hit.path for hit in index.search('кошка', k=4, only=only, approximate_search=True)] == expected[:4]
+
+
+def test_exact_decode_is_for_sharded_output(tmp_path, tiny_checkpoint, capsys):
+    photo_like(60, 40, seed=1).save(tmp_path / 'a.jpg')
+    code, _, err = run(capsys, 'embed', tmp_path / 'a.jpg', '--out', tmp_path / 'x.npz', '--exact-decode',
+                       '--model', tiny_checkpoint)
+    assert code == 2 and '--exact-decode is for sharded output' in err
+
+
+def test_the_readme_photo_library_commands_run(tmp_path, monkeypatch, hub_with_all_models, capsys):
+    import re
+    import shlex
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[2] / 'README.md').read_text(encoding='utf-8')
+    section = readme.split('\n## Your photo library\n', 1)[1].split('\n## ', 1)[0]
+    (block,) = re.findall(r'```bash\n(.*?)```', section, flags=re.S)
+    monkeypatch.setenv('HOME', str(tmp_path))
+    monkeypatch.delenv('RUCLIP_INDEX', raising=False)
+    monkeypatch.delenv('XDG_DATA_HOME', raising=False)
+    (tmp_path / 'Pictures').mkdir()
+    for seed in range(4):
+        photo_like(80, 60, seed=seed).save(tmp_path / 'Pictures' / f'{seed}.jpg',
+                                           exif=exif(f'2024:0{seed + 5}:10 12:00:00'))
+    ran = 0
+    for line in block.splitlines():
+        command = line.split('  #')[0].strip()
+        if command.startswith('ruclip '):
+            arguments = [str(tmp_path) + arg[1:] if arg.startswith('~/') else arg for arg in shlex.split(command)[1:]]
+            assert main(arguments) == 0, command
+            ran += 1
+    assert ran == 3
