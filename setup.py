@@ -15,7 +15,7 @@ EVAL = ['scikit-learn>=1.3', 'torchvision', 'scipy']  # scipy: torchvision's Flo
 OPENVINO = ['openvino>=2025.1', 'nncf>=2.16']  # nncf: int8 only; ~250 MB installed with scipy and scikit-learn
 SEARCH = ['pyarrow>=10']  # only to read clip-retrieval's parquet metadata: the index itself is sqlite3 + numpy
 FAISS = ['faiss-cpu>=1.8']
-PHOTOS = ['pillow-heif>=0.16']  # HEIC/HEIF; Pillow >= 11.2 reads AVIF itself (else pillow-avif-plugin)
+PHOTOS = ['pillow-heif>=0.16', 'Pillow>=11.3']  # HEIC/HEIF (pillow-heif); AVIF: Pillow's own reader
 
 setup(
     name='ruclip',

@@ -19,6 +19,7 @@ duplicates: cosines between drawn photos and their re-saves, resizes, burst fram
 The model: a full-size base-patch32-384 with random weights (none are downloadable here), or --model.
 """
 import argparse
+import importlib.util
 import io
 import json
 import os
@@ -74,7 +75,8 @@ def checkpoint(folder: Path, name: str) -> str:
     from helpers.checkpoints import write_checkpoint
     target = folder / 'ruclip-vit-base-patch32-384'
     if not (target / 'pytorch_model.bin').is_file():
-        write_checkpoint(target, ARCHITECTURES['ruclip-vit-base-patch32-384'], ROOT / 'tests' / 'data' / 'bpe_600.model')
+        bpe = ROOT / 'tests' / 'data' / 'bpe_600.model'
+        write_checkpoint(target, ARCHITECTURES['ruclip-vit-base-patch32-384'], bpe)
     return str(target)
 
 
@@ -104,11 +106,8 @@ def _shape(path):  # a process worker's job: decode and transform, send back onl
 
 def bench_decode(files, rounds: int) -> dict:
     ways = {'plain Pillow full decode + resize': plain_pillow, 'ruclip draft decode': ours}
-    try:
-        import simplejpeg  # noqa: F401
+    if importlib.util.find_spec('simplejpeg'):
         ways['simplejpeg scaled decode'] = simplejpeg_decode
-    except ImportError:
-        pass
     sample = files[:min(len(files), 16)]
     best = {name: float('inf') for name in ways}
     for _ in range(rounds):  # alternating, best round each: the machine is shared

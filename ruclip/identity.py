@@ -47,8 +47,12 @@ class ModelIdentity:
     name: str = dataclasses.field(default='unnamed model', compare=False)
 
     def to_dict(self) -> dict:
-        """A JSON-ready dict; ModelIdentity.from_dict takes it back."""
-        return dict(dataclasses.asdict(self), mean=list(self.mean), std=list(self.std), format=FORMAT)
+        """A JSON-ready dict; ModelIdentity.from_dict takes it back. draft_policy only with jpeg_draft:
+        exact decoding records what it recorded before the policy was named (manifests compare dicts)."""
+        recorded = dict(dataclasses.asdict(self), mean=list(self.mean), std=list(self.std), format=FORMAT)
+        if not self.jpeg_draft:
+            del recorded['draft_policy']
+        return recorded
 
     @classmethod
     def from_dict(cls, recorded: Mapping) -> 'ModelIdentity':

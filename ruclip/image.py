@@ -9,7 +9,7 @@ rank, plots, the command line):
   skipped with a warning where files are skipped. A PIL image given as such is taken as it is, as
   the original takes it: its orientation is the caller's (PIL.ImageOps.exif_transpose turns it).
 - 16-bit and wider modes are scaled to 8 bits, never clipped to white (see to_8bit).
-- HEIC/HEIF files are read through pillow-heif and AVIF through Pillow (11.2 or later) or
+- HEIC/HEIF files are read through pillow-heif and AVIF through Pillow (11.3 or later) or
   pillow-avif-plugin, when installed (`pip install 'ruclip[photos]'`); where a reader is missing,
   find_images names the files it cannot read and how to fix it (never leaves them out silently).
 """
@@ -36,7 +36,7 @@ PLUGIN_FORMATS = {
     '.heic': ('HEIC/HEIF', 'pillow_heif', "pip install 'ruclip[photos]' (pillow-heif)"),
     '.heif': ('HEIC/HEIF', 'pillow_heif', "pip install 'ruclip[photos]' (pillow-heif)"),
     '.hif': ('HEIC/HEIF', 'pillow_heif', "pip install 'ruclip[photos]' (pillow-heif)"),
-    '.avif': ('AVIF', 'pillow_avif', "pip install -U 'Pillow>=11.2' (or pip install pillow-avif-plugin)"),
+    '.avif': ('AVIF', 'pillow_avif', "pip install -U 'Pillow>=11.3' (or pip install pillow-avif-plugin)"),
 }
 _plugins_loaded = False
 

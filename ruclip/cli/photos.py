@@ -44,11 +44,12 @@ def _duplicates_arguments(parser):
     parser.add_argument('--index', metavar='PATH', default=None,
                         help='the index file (default: $RUCLIP_INDEX or ~/.local/share/ruclip/images.ruclip-index)')
     parser.add_argument('--threshold', type=_cosine, default=DEFAULT_THRESHOLD, metavar='COSINE',
-                        help=f'photos whose latents have at least this cosine are one group (default {DEFAULT_THRESHOLD},'
-                             f' measured with a tiny random model: measure it for yours with '
+                        help=f'photos whose latents have at least this cosine are one group (default '
+                             f'{DEFAULT_THRESHOLD}, measured with random-weight models: measure it for yours with '
                              f'benchmarks/bench_photos.py --sections duplicates); exact copies always group')
     parser.add_argument('--json', action='store_true',
-                        help='a JSON list of groups: {keep, exact_copies, photos: [{path, keep, bytes, pixels, taken}]}')
+                        help='a JSON list of groups: {keep, exact_copies, photos: [{path, keep, bytes, pixels, '
+                             'taken}]}')
 
 
 def _run_duplicates(args) -> int:

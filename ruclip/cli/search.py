@@ -3,7 +3,8 @@ import os
 import sys
 
 from ._common import (AUTO_BACKEND, AUTO_DTYPE, DEFAULT_MODEL, OTHER_DTYPES, Command, UsageError,
-                      add_exact_decode_option, add_model_options, exit_code, load_predictor, positive_int, print_json, print_table)
+                      add_exact_decode_option, add_model_options, exit_code, load_predictor, positive_int, print_json,
+                      print_table)
 
 
 def default_index() -> str:

@@ -14,7 +14,7 @@ import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
@@ -111,7 +111,8 @@ def record(connection: sqlite3.Connection, readers: int = READERS) -> int:
     generation is left alone: no latent changed."""
     connection.execute('DELETE FROM photos WHERE id NOT IN (SELECT id FROM images)')
     connection.execute('DELETE FROM tags WHERE id NOT IN (SELECT id FROM images)')
-    stale = connection.execute('SELECT i.id, i.path, i.size, i.mtime_ns FROM images i LEFT JOIN photos p ON p.id = i.id '
+    stale = connection.execute('SELECT i.id, i.path, i.size, i.mtime_ns FROM images i '
+                               'LEFT JOIN photos p ON p.id = i.id '
                                'WHERE p.id IS NULL OR p.size != i.size OR p.mtime_ns != i.mtime_ns').fetchall()
     with ThreadPoolExecutor(readers) as pool:
         for start in range(0, len(stale), RECORD_ROWS):

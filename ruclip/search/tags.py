@@ -65,7 +65,8 @@ def read_vocabulary(path: Optional[Union[str, os.PathLike]] = None) -> Vocabular
         if line.startswith('template:'):
             template = line[len('template:'):].strip()
             if template.count('{}') != 1:
-                raise ValueError(f'{path}, line {number}: a template holds {{}} once, where the tag goes; got {template!r}')
+                raise ValueError(f'{path}, line {number}: a template holds {{}} once, where the tag goes; '
+                                 f'got {template!r}')
             templates.append(template)
             continue
         tag, _, text = (part.strip() for part in line.partition('='))

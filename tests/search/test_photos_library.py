@@ -60,7 +60,8 @@ def wall_clock(name) -> datetime.datetime:
 
 def test_date_filters_equal_a_brute_force_filtered_ranking(dated, tiny_checkpoint, capsys):
     library, index_path = dated
-    everything = ruclip.ImageIndex(index_path, predictor_for(tiny_checkpoint, jpeg_draft=True)).search('кошка', k=100)
+    index = ruclip.ImageIndex(index_path, predictor_for(tiny_checkpoint, jpeg_draft=True))  # as the CLI made it
+    everything = index.search('кошка', k=100)
     for after, before in [('2023-01-01', '2023-09-01'), ('2023-03-01', None), (None, '2023-03-01T00:00:01'),
                           ('2023-05-05', '2023-05-06'), ('2030-01-01', None)]:
         low = datetime.datetime.fromisoformat(after) if after else datetime.datetime.min
@@ -148,7 +149,8 @@ def test_tags_above_the_threshold_are_stored_and_searched(tmp_path, tiny_checkpo
     vocabulary = tmp_path / 'tags.txt'
     vocabulary.write_text(VOCABULARY, encoding='utf-8')
     predictor = predictor_for(tiny_checkpoint)
-    texts = predictor.get_text_latents(['кошка', 'собака', 'морской берег', 'гора'], templates=['фото: {}'])
+    texts = predictor.get_text_latents(['кошка', 'собака', 'морской берег', 'гора'],
+                                       templates=['фото: {}'])  # the user vocabulary's texts and template
     # photos whose latents are arranged from the tags' own: a cat, a dog at the sea, a mountain-ish mix, noise
     generator = torch.Generator().manual_seed(0)
     arranged = torch.stack([texts[0], texts[1] + texts[2], 0.3 * texts[3] + texts[0], torch.randn(texts.shape[1],
@@ -212,7 +214,8 @@ def test_a_filtered_search_is_exact_even_with_a_faiss_index(dated, tiny_checkpoi
     from ruclip.search import photos
     only = photos.filtered_ids(index, photos.parse_date('2023-01-01', '--after'), None)
     everything = index.search('кошка', k=100, approximate_search=False)
-    expected = [hit.path for hit in everything if wall_clock(os.path.basename(hit.path)) >= datetime.datetime(2023, 1, 1)]
+    start = datetime.datetime(2023, 1, 1)
+    expected = [hit.path for hit in everything if wall_clock(os.path.basename(hit.path)) >= start]
     assert [hit.path for hit in index.search('кошка', k=4, only=only, approximate_search=True)] == expected[:4]
 
 
