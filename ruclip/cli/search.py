@@ -129,7 +129,8 @@ def _search_arguments(parser):
                              '"0.5:./диван.jpg"); after --, "-TERM" subtracts ("-собака"); text:TERM and '
                              'image:TERM say which a term is')
     parser.add_argument('-k', '--top-k', type=positive_int, default=10, metavar='K', help='results (default: 10)')
-    parser.add_argument('--json', action='store_true', help='a JSON list of {rank, score, path}')
+    parser.add_argument('--json', action='store_true', help='a JSON list of {rank, score, path, taken, taken_from, '
+                        'camera, gps, width, height, tags}')
     parser.add_argument('-f', '--files-only', action='store_true', help='only the paths, one a line (for xargs)')
     parser.add_argument('--prefix', metavar='FOLDER', help='only images under this folder')
     parser.add_argument('--after', metavar='DATE', help='only photos taken on or after DATE (YYYY-MM-DD or '
@@ -148,9 +149,7 @@ def _search_arguments(parser):
 
 
 def _run_search(args) -> int:
-    from ..search import parse_terms
-
-    from ..search import photos, tags
+    from ..search import parse_terms, photos, tags
 
     terms = parse_terms(args.query)
     after, before = (None if value is None else photos.parse_date(value, option)
