@@ -19,6 +19,7 @@ SEARCH = ['pyarrow>=10']  # only to read clip-retrieval's parquet metadata: the 
 FAISS = ['faiss-cpu>=1.8']
 SERVE = ['fastapi>=0.110', 'uvicorn>=0.29']  # prometheus-client, when installed, adds /metrics
 SERVE_TEST = ['prometheus-client>=0.17', 'openai>=1.30', 'schemathesis>=3.30', 'httpx>=0.27']
+PHOTOS = ['pillow-heif>=0.16', 'Pillow>=11.3']  # HEIC/HEIF (pillow-heif); AVIF: Pillow's own reader
 
 setup(
     name='ruclip',
@@ -29,7 +30,7 @@ setup(
     license='Apache-2.0',
     packages=find_packages(include=['ruclip', 'ruclip.*']),
     package_data={'ruclip.evaluation': ['names/*.txt', 'names/*.md', 'published.json', 'published_peers.json'],
-                  'ruclip.serve': ['static/*']},
+                  'ruclip.serve': ['static/*'], 'ruclip.search': ['vocabulary/*.txt']},
     python_requires='>=3.9',
     install_requires=(here / 'requirements.txt').read_text().split(),
     extras_require={
@@ -38,6 +39,7 @@ setup(
         'hf': HF,
         'search': SEARCH,
         'faiss': FAISS,
+        'photos': PHOTOS,
         'serve': SERVE,
         'distributed': DISTRIBUTED,
         'ray': RAY,
@@ -46,7 +48,8 @@ setup(
         'openvino': OPENVINO,
         # the suite's tools; none needs a compiler
         'test': ['pytest', 'pytest-timeout', 'torchvision', 'matplotlib>=3.6'] + ONNX + HF + RAY + DISTRIBUTED_TEST
-                + EVAL + EVAL_PEERS + ['clip-benchmark'] + OPENVINO + SEARCH + FAISS + ['selenium>=4.10'] + SERVE + SERVE_TEST,
+                + EVAL + EVAL_PEERS + ['clip-benchmark'] + OPENVINO + SEARCH + FAISS + PHOTOS + ['selenium>=4.10'] + SERVE
+                + SERVE_TEST,
         # tests/parity/: against youtokentome and the original ruclip 0.0.2 (fetched by the tests from PyPI);
         # youtokentome has no wheels: install it with --no-build-isolation, Cython and wheel present
         'parity': ['youtokentome', 'more-itertools'],

@@ -7,7 +7,7 @@ from typing import Iterable, List, Optional, Union
 
 import numpy as np
 
-from . import approximate, database, exact, importers, matrix, scan, update
+from . import approximate, database, exact, importers, matrix, photos, scan, update
 from ..identity import ModelIdentity, check_same_model
 from .query import as_terms, query_latent
 
@@ -116,6 +116,8 @@ class ImageIndex:
                 with database.transaction(connection):
                     connection.executemany('INSERT OR IGNORE INTO roots VALUES (?)', [(root,) for root in new_roots])
             report = update.apply(connection, changes, lambda: self.predictor, commit_every, self.path)
+            report.skipped.extend(found.needs_plugin)  # HEIC without pillow-heif: named, retried next time
+            photos.record(connection)  # capture times, cameras, places of the new and changed files
         self._refresh_caches()
         return report
 
@@ -190,20 +192,22 @@ class ImageIndex:
 
     # ---- searching it ----------------------------------------------------------------------------
     def search(self, query, k: int = 10, *, prefix: Optional[str] = None, templates: bool = True,
-               approximate_search: Optional[bool] = None) -> List[Hit]:
+               approximate_search: Optional[bool] = None, only: Optional[np.ndarray] = None) -> List[Hit]:
         """The k images most similar to `query`, best first (fewer when the index holds fewer).
 
         query: a text (str), an image (path, bytes, PIL image), a query.Term, or a list of them or
             of (value, weight) pairs; the weighted sum of their unit latents is searched for.
         templates: texts through the predictor's templates (get_text_latents); False: as they are.
         prefix: only images under this folder.
+        only: only the images with these row ids (a filter, photos.ids_taken and tags.ids_tagged
+            make them); filtered searches are exact, over the images kept, so the top k is right.
         approximate_search: None: faiss when a faiss index is built for the current contents
             (build_approximate), its calibration reached approximate.RECALL_TARGET and no prefix
             is given, else exact; True: faiss (built now if needed); False: exact.
         """
         terms = as_terms(query)
         return self.search_latent(query_latent(self.predictor, terms, templates), k, prefix=prefix,
-                                  approximate_search=approximate_search)
+                                  approximate_search=approximate_search, only=only)
 
     def similar(self, row_id: int, k: int = 10, **options) -> List[Hit]:
         """The k images most similar to the indexed image with this id (itself first), without the model."""
@@ -214,7 +218,7 @@ class ImageIndex:
         return self.search_latent(np.frombuffer(row[0], dtype=np.float32), k, **options)
 
     def search_latent(self, latent: np.ndarray, k: int = 10, *, prefix: Optional[str] = None,
-                      approximate_search: Optional[bool] = None) -> List[Hit]:
+                      approximate_search: Optional[bool] = None, only: Optional[np.ndarray] = None) -> List[Hit]:
         """As search, for a query latent [dim] already computed."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f'k (--top-k) must be a positive integer, got {k!r}')
@@ -228,6 +232,9 @@ class ImageIndex:
             stored = self._latents()
             latents, ids, half = stored.latents, stored.ids, stored.half
             rows = None if prefix is None else self._rows_under(prefix, ids)
+            if only is not None:
+                kept = np.flatnonzero(np.isin(ids, np.asarray(only, dtype=np.int64)))
+                rows = kept if rows is None else np.intersect1d(rows, kept)
             faiss_index = None if rows is not None or approximate_search is False else \
                 self._faiss_index(build=bool(approximate_search))
             if approximate_search is None and faiss_index is not None and \
