@@ -21,6 +21,7 @@ DOCS = ['mkdocs>=1.6', 'mkdocs-material>=9.5', 'mkdocstrings[python]>=0.26']  # 
 NOTEBOOKS = ['nbformat>=5', 'nbclient>=0.10', 'ipykernel']  # tests/docs runs examples/*.ipynb
 SERVE = ['fastapi>=0.110', 'uvicorn>=0.29']  # prometheus-client, when installed, adds /metrics
 SERVE_TEST = ['prometheus-client>=0.17', 'openai>=1.30', 'schemathesis>=3.30', 'httpx>=0.27']
+PHOTOS = ['pillow-heif>=0.16', 'Pillow>=11.3']  # HEIC/HEIF (pillow-heif); AVIF: Pillow's own reader
 
 setup(
     name='ruclip',
@@ -31,7 +32,7 @@ setup(
     license='Apache-2.0',
     packages=find_packages(include=['ruclip', 'ruclip.*']),
     package_data={'ruclip.evaluation': ['names/*.txt', 'names/*.md', 'published.json', 'published_peers.json'],
-                  'ruclip.serve': ['static/*']},
+                  'ruclip.serve': ['static/*'], 'ruclip.search': ['vocabulary/*.txt']},
     python_requires='>=3.9',
     install_requires=(here / 'requirements.txt').read_text().split(),
     extras_require={
@@ -40,6 +41,7 @@ setup(
         'hf': HF,
         'search': SEARCH,
         'faiss': FAISS,
+        'photos': PHOTOS,
         'serve': SERVE,
         'distributed': DISTRIBUTED,
         'ray': RAY,
@@ -49,8 +51,8 @@ setup(
         'docs': DOCS,
         # the suite's tools; none needs a compiler
         'test': ['pytest', 'pytest-timeout', 'torchvision', 'matplotlib>=3.6'] + ONNX + HF + RAY + DISTRIBUTED_TEST
-                + EVAL + EVAL_PEERS + ['clip-benchmark'] + OPENVINO + SEARCH + FAISS + ['selenium>=4.10'] + SERVE + SERVE_TEST
-                + DOCS + NOTEBOOKS,
+                + EVAL + EVAL_PEERS + ['clip-benchmark'] + OPENVINO + SEARCH + FAISS + PHOTOS + ['selenium>=4.10'] + SERVE
+                + SERVE_TEST + DOCS + NOTEBOOKS,
         # tests/parity/: against youtokentome and the original ruclip 0.0.2 (fetched by the tests from PyPI);
         # youtokentome has no wheels: install it with --no-build-isolation, Cython and wheel present
         'parity': ['youtokentome', 'more-itertools'],

@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Iterator, Optional
 import torch
 from PIL import Image
 
-from .image import ImageTransform, open_image
+from .image import DRAFT_SIDE_FACTOR, ImageTransform, open_image
 
 MAX_DEFAULT_WORKERS = 8
 CGROUP_CPU_MAX = '/sys/fs/cgroup/cpu.max'  # cgroup v2: '<quota> <period>' in microseconds, or 'max <period>'
@@ -56,14 +56,15 @@ def image_batches(images: Iterable, transform: ImageTransform, batch_size: int, 
     images: PIL images, file paths or encoded bytes, in any iterable (read lazily).
     num_workers: threads that decode and transform; 0 does the work in the calling thread.
     pin_memory: allocate batches in page-locked memory, for non_blocking copies to CUDA.
-    draft: let the JPEG decoder scale large photos down (see open_image); changes pixels.
+    draft: let the JPEG decoder scale large photos down, keeping both sides at least DRAFT_SIDE_FACTOR
+        times the transform's size (see open_image); changes pixels a little.
     prefetch: batches prepared ahead of the one being consumed.
     on_error: None: an image that cannot be read raises an error naming its position. Otherwise
         on_error(index, image, error) is called for it, in input order in the calling thread, and
         the image is left out of its batch.
     """
     size = transform.size
-    draft_size = size if draft else None
+    draft_size = DRAFT_SIDE_FACTOR * size if draft else None
 
     def load(source, out: torch.Tensor) -> None:
         if isinstance(source, Image.Image):

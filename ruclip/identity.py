@@ -1,7 +1,7 @@
 """Which model made a set of latents: one identity record, read by every file derived from latents.
 
 Latents from two checkpoints, or from one checkpoint on two backends, in two precisions or with
-other preprocessing (image size, normalisation, JPEG draft decoding), are not comparable. A
+other preprocessing (image size, normalisation, JPEG draft decoding and its policy), are not comparable. A
 Predictor carries the ModelIdentity of what it computes (`predictor.identity`); the search index,
 the shards' manifest, the evaluation feature cache and imported latents record it and are checked
 against it with check_same_model, so no derived file is ever filled by two models.
@@ -19,6 +19,7 @@ from typing import Mapping, Optional, Tuple, Union
 
 SAMPLED_BYTES = 4096  # from the start and the end of each weight tensor
 FORMAT = 2  # of the fingerprint: 1 was the search index's own (no tokenizer, no draft decoding)
+DRAFT_POLICY_1 = 'sides>=1x,scale>=1/4'  # jpeg_draft before the policy was recorded: sides at least the input side
 OPTION_DTYPES = {'float32': 'fp32', 'bfloat16': 'bf16', 'float16': 'fp16'}  # a recorded dtype as --dtype takes it
 
 
@@ -29,7 +30,10 @@ class ModelIdentity:
 
     backend: 'torch' or 'openvino'; dtype: the torch dtype's name ('float32', 'bfloat16',
     'float16') or OpenVINO's precision ('fp32', 'bf16', 'int8'); image_size, mean, std: the image
-    transform; jpeg_draft: JPEG files decoded at a reduced scale (Predictor(jpeg_draft=True)).
+    transform; jpeg_draft: JPEG files decoded at a reduced scale (Predictor(jpeg_draft=True));
+    draft_policy: how far they are reduced (ruclip.image.JPEG_DRAFT_POLICY when jpeg_draft, else
+    ''); a record from before the policy was named reads as DRAFT_POLICY_1, so an index filled under
+    the first policy is never filled further under another.
     """
     fingerprint: str
     embed_dim: int
@@ -39,11 +43,16 @@ class ModelIdentity:
     mean: Tuple[float, ...]
     std: Tuple[float, ...]
     jpeg_draft: bool = False
+    draft_policy: str = ''
     name: str = dataclasses.field(default='unnamed model', compare=False)
 
     def to_dict(self) -> dict:
-        """A JSON-ready dict; ModelIdentity.from_dict takes it back."""
-        return dict(dataclasses.asdict(self), mean=list(self.mean), std=list(self.std), format=FORMAT)
+        """A JSON-ready dict; ModelIdentity.from_dict takes it back. draft_policy only with jpeg_draft:
+        exact decoding records what it recorded before the policy was named (manifests compare dicts)."""
+        recorded = dict(dataclasses.asdict(self), mean=list(self.mean), std=list(self.std), format=FORMAT)
+        if not self.jpeg_draft:
+            del recorded['draft_policy']
+        return recorded
 
     @classmethod
     def from_dict(cls, recorded: Mapping) -> 'ModelIdentity':
@@ -58,11 +67,12 @@ class ModelIdentity:
                    mean=tuple(float(v) for v in recorded.get('mean', ())),
                    std=tuple(float(v) for v in recorded.get('std', ())),
                    jpeg_draft=bool(recorded.get('jpeg_draft', False)),
+                   draft_policy=str(recorded.get('draft_policy', DRAFT_POLICY_1 if recorded.get('jpeg_draft') else '')),
                    name=str(recorded.get('name', 'unnamed model')))
 
     def describe(self) -> str:
         """'NAME (backend dtype[, JPEG draft], fingerprint 0123456789ab)', for messages."""
-        draft = ', JPEG draft' if self.jpeg_draft else ''
+        draft = f', JPEG draft {self.draft_policy}' if self.jpeg_draft else ''
         return f'{self.name!r} ({self.backend} {self.dtype}{draft}, fingerprint {self.fingerprint[:12]})'
 
     def differences(self, other: 'ModelIdentity') -> str:
@@ -71,6 +81,8 @@ class ModelIdentity:
         keys = ('embed_dim', 'backend', 'dtype', 'image_size', 'mean', 'std', 'jpeg_draft')
         differing = [f'{key} {getattr(self, key)} vs {getattr(other, key)}' for key in keys
                      if getattr(self, key) != getattr(other, key)]
+        if self.jpeg_draft and other.jpeg_draft and self.draft_policy != other.draft_policy:
+            differing.append(f'draft_policy {self.draft_policy!r} vs {other.draft_policy!r}')
         if any(identity.fingerprint.startswith('format-') for identity in (self, other)):
             differing.append('one was recorded by an earlier ruclip')
         return ', '.join(differing) or 'other weights or tokenizer'
@@ -87,6 +99,9 @@ def model_identity(clip, processor, *, jpeg_draft: bool = False, name: Optional[
     dtype = clip.precision if backend != 'torch' else str(clip.dtype).removeprefix('torch.')
     preprocessing = dict(image_size=int(processor.image_size), mean=tuple(float(v) for v in processor.mean),
                          std=tuple(float(v) for v in processor.std), jpeg_draft=bool(jpeg_draft))
+    if jpeg_draft:  # only then: the fingerprints of exact decoding stay those recorded before the policy was named
+        from .image import JPEG_DRAFT_POLICY
+        preprocessing['draft_policy'] = JPEG_DRAFT_POLICY
     if weights is None:
         weights = clip.weights_digest if backend != 'torch' else weights_digest(clip.state_dict())
     described = dict(format=FORMAT, config=config, backend=backend, dtype=dtype, weights=weights,
@@ -130,9 +145,14 @@ def check_same_model(recorded: Recorded, given: Recorded, what: str) -> None:
                        for identity in (recorded, given))
     if recorded == given:
         return
+    decoding = ''
+    if recorded.jpeg_draft != given.jpeg_draft:
+        decoding = (' with JPEG draft decoding (the command line\'s default; Predictor(..., jpeg_draft=True))'
+                    if recorded.jpeg_draft else ' with exact decoding (--exact-decode; Predictor\'s default)')
     raise ValueError(f'{what} holds latents of the model {recorded.describe()}, not of {given.describe()} '
                      f'({recorded.differences(given)}): use --model {recorded.name} --backend {recorded.backend} '
-                     f'--dtype {OPTION_DTYPES.get(recorded.dtype, recorded.dtype)}, or make a new one for this model')
+                     f'--dtype {OPTION_DTYPES.get(recorded.dtype, recorded.dtype)}{decoding}, or make a new one '
+                     f'for this model')
 
 
 def dual_encoder_identity(*, name: str, family: str, config: Mapping, state_dict: Mapping, tokenizer: str,

@@ -9,6 +9,9 @@ rank, plots, the command line):
   skipped with a warning where files are skipped. A PIL image given as such is taken as it is, as
   the original takes it: its orientation is the caller's (PIL.ImageOps.exif_transpose turns it).
 - 16-bit and wider modes are scaled to 8 bits, never clipped to white (see to_8bit).
+- HEIC/HEIF files are read through pillow-heif and AVIF through Pillow (11.3 or later) or
+  pillow-avif-plugin, when installed (`pip install 'ruclip[photos]'`); where a reader is missing,
+  find_images names the files it cannot read and how to fix it (never leaves them out silently).
 """
 import io
 import logging
@@ -22,9 +25,20 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ._checks import three_numbers
 
 MAX_DRAFT_REDUCTION = 4
+DRAFT_SIDE_FACTOR = 2  # a model reading JPEGs in draft mode asks for both sides at least this times its input side
+JPEG_DRAFT_POLICY = f'sides>={DRAFT_SIDE_FACTOR}x,scale>=1/{MAX_DRAFT_REDUCTION}'  # recorded in the model identity
 EXIF_ORIENTATION = 0x0112
 PathLike = Union[str, os.PathLike]
 logger = logging.getLogger('ruclip')
+# formats Pillow reads only through a plug-in: extension -> (what the files are, the plug-in module
+# that registers itself with Pillow when imported, how to get it)
+PLUGIN_FORMATS = {
+    '.heic': ('HEIC/HEIF', 'pillow_heif', "pip install 'ruclip[photos]' (pillow-heif)"),
+    '.heif': ('HEIC/HEIF', 'pillow_heif', "pip install 'ruclip[photos]' (pillow-heif)"),
+    '.hif': ('HEIC/HEIF', 'pillow_heif', "pip install 'ruclip[photos]' (pillow-heif)"),
+    '.avif': ('AVIF', 'pillow_avif', "pip install -U 'Pillow>=11.3' (or pip install pillow-avif-plugin)"),
+}
+_plugins_loaded = False
 
 
 def open_image(source, draft_size: Optional[int] = None, *, exif_transpose: bool = True) -> Image.Image:
@@ -40,6 +54,7 @@ def open_image(source, draft_size: Optional[int] = None, *, exif_transpose: bool
     """
     if isinstance(source, Image.Image):
         return source
+    load_plugins()
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
         if not os.path.isfile(name):
@@ -169,16 +184,55 @@ def _value_range(low: float, high: float, floats: bool) -> Optional[int]:
     return None
 
 
+def load_plugins() -> None:
+    """Register the installed Pillow plug-ins of PLUGIN_FORMATS (once; a missing one is no error)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    try:
+        from pillow_heif import register_heif_opener
+        register_heif_opener()
+    except ImportError:
+        pass
+    if '.avif' not in Image.registered_extensions():
+        try:
+            import pillow_avif  # noqa: F401 - registers AVIF with Pillow
+        except ImportError:
+            pass
+
+
 def image_extensions() -> set:
-    """The file extensions Pillow can open, lowercased with their dot ('.jpg', '.png', ...)."""
+    """The file extensions Pillow can open, lowercased with their dot ('.jpg', '.png', ...), with
+    those of the installed plug-ins (see PLUGIN_FORMATS)."""
+    load_plugins()
     return {extension.lower() for extension, format in Image.registered_extensions().items()
             if format in Image.OPEN}
 
 
+def needs_plugin(paths: Iterable[str], extensions: set) -> List[Tuple[str, str]]:
+    """(path, reason) for each of `paths` whose extension is a PLUGIN_FORMATS one missing from
+    `extensions` (image_extensions()); the reason names the format and how to install its reader.
+    Logs one warning for them all, naming the first few and the fix."""
+    unreadable = []
+    for path in paths:
+        known = PLUGIN_FORMATS.get(os.path.splitext(path)[1].lower())
+        if known and os.path.splitext(path)[1].lower() not in extensions:
+            unreadable.append((path, f'{path}: {known[0]} files need a Pillow plug-in, not installed: {known[2]}'))
+    if unreadable:
+        kinds = sorted({PLUGIN_FORMATS[os.path.splitext(path)[1].lower()] for path, _ in unreadable})
+        names = ', '.join(path for path, _ in unreadable[:3]) + (', ...' if len(unreadable) > 3 else '')
+        fixes = '; '.join(f'{kind}: {fix}' for kind, _, fix in kinds)
+        logger.warning('skipped %d file%s that Pillow cannot read without a plug-in (%s); to read them, %s',
+                       len(unreadable), 's' if len(unreadable) > 1 else '', names, fixes)
+    return unreadable
+
+
 class ImageFiles(list):
-    """The list of image files find_images returns; `unreadable` holds (folder, reason) for each
-    folder that could not be listed, whose images are therefore missing (embed_images reports them
-    among its skipped files)."""
+    """The list of image files find_images returns; `unreadable` holds (folder or file, reason) for
+    each folder that could not be listed, whose images are therefore missing, and each file of a
+    format whose Pillow plug-in is not installed (needs_plugin); embed_images reports them among
+    its skipped files."""
 
     def __init__(self, files: Iterable[str] = (), unreadable: Sequence[Tuple[str, str]] = ()):
         super().__init__(files)
@@ -192,6 +246,8 @@ def find_images(paths: Union[PathLike, Iterable[PathLike]], recursive: bool = Tr
     extension (see image_extensions), sorted, descending into subfolders when `recursive`. A
     folder that cannot be listed (permissions, I/O) is named in a warning on the 'ruclip' logger
     and in the result's `unreadable`, as an unreadable file is by embed_images.
+    A file of a format whose plug-in is missing (HEIC without pillow-heif) is named in one warning
+    with the install command, and in `unreadable` (see needs_plugin).
 
     Args:
         paths: one file or folder, or an iterable of them.
@@ -210,22 +266,26 @@ def find_images(paths: Union[PathLike, Iterable[PathLike]], recursive: bool = Tr
     paths = [os.fspath(path) for path in paths]
     extensions = image_extensions()
     found = ImageFiles()
+    plugin_needed = []
     for path in paths:
         if os.path.isdir(path):
-            found.extend(_folder_images(path, extensions, recursive, found.unreadable))
+            found.extend(_folder_images(path, extensions, recursive, found.unreadable, plugin_needed))
         elif os.path.isfile(path):
             found.append(path)
         else:
             raise FileNotFoundError(f'no such image file or folder: {path}')
+    found.unreadable.extend(needs_plugin(plugin_needed, extensions))
     if not found:
         count = len(found.unreadable)
-        unreadable = f'; {count} folder{"s" if count > 1 else ""} could not be read' if count else ''
+        unreadable = f'; {count} folder{"s" if count > 1 else ""} or file{"s" if count > 1 else ""} could not be ' \
+                     f'read (named above)' if count else ''
         raise ValueError(f'no image files in {", ".join(paths) or "an empty list of paths"} '
                          f'(looked for the extensions Pillow opens, e.g. .jpg, .png, .webp){unreadable}')
     return found
 
 
-def _folder_images(folder: str, extensions: set, recursive: bool, unreadable: list) -> List[str]:
+def _folder_images(folder: str, extensions: set, recursive: bool, unreadable: list,
+                   plugin_needed: list) -> List[str]:
     def cannot_list(error: OSError) -> None:
         path = error.filename if error.filename is not None else folder
         reason = f'cannot read folder {path}: {error.strerror or error}'
@@ -235,6 +295,8 @@ def _folder_images(folder: str, extensions: set, recursive: bool, unreadable: li
     found = []
     for root, folders, names in os.walk(folder, onerror=cannot_list):
         folders[:] = sorted(name for name in folders if not name.startswith('.')) if recursive else []
-        found.extend(os.path.join(root, name) for name in sorted(names)
-                     if not name.startswith('.') and os.path.splitext(name)[1].lower() in extensions)
+        for name in sorted(names):
+            extension = os.path.splitext(name)[1].lower()
+            if not name.startswith('.') and (extension in extensions or extension in PLUGIN_FORMATS):
+                (found if extension in extensions else plugin_needed).append(os.path.join(root, name))
     return found

@@ -67,9 +67,10 @@ class Predictor:
         quiet: no progress bars.
         num_workers: threads that decode and transform images while the model runs (0: none, in the
             calling thread); None: one per CPU core this process may use, up to 8.
-        jpeg_draft: decode JPEG files and bytes at half or a quarter of their size (never below the
-            model's resolution). Faster on large photos, but the pixels, hence the latents, change a
-            little; off by default.
+        jpeg_draft: decode JPEG files and bytes at half or a quarter of their size (both sides never
+            below twice the model's resolution: ruclip.image.JPEG_DRAFT_POLICY, recorded in the
+            identity). Faster on large photos, but the pixels, hence the latents, change a little; off
+            by default (`ruclip index` and sharded `ruclip embed` turn it on unless --exact-decode).
         compile: run the image tower through torch.compile (the first batch then takes a while to
             compile; the last batch is padded so that every batch has the same shape).
         tune_malloc: on CPU under Linux/glibc, fix malloc's mmap and trim thresholds for the whole

@@ -33,6 +33,8 @@ COMMANDS = [
     ('index', 'search', 'add image folders to a search index, or update it (only new and changed files)'),
     ('search', 'search', 'images of an index most like a Russian text, an example image, or a weighted mix'),
     ('serve', 'serve', 'an OpenAI-compatible embeddings API, and the search page of an index, over HTTP'),
+    ('duplicates', 'photos', 'groups of near-identical photos in an index (copies, re-saves, bursts), the one to keep'),
+    ('tag', 'photos', 'Russian tags for every photo of an index, from its stored latents'),
 ]
 
 

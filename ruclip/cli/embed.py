@@ -2,13 +2,13 @@
 shards in the clip-retrieval layout (ruclip.distributed), locally or on Ray."""
 import os
 
-from ._common import (EXIT_OK, EXIT_SKIPPED, Command, UsageError, add_model_options, exit_code, load_predictor,
-                      model_device, model_folders, positive_int)
+from ._common import (EXIT_OK, EXIT_SKIPPED, Command, UsageError, add_exact_decode_option, add_model_options,
+                      exit_code, load_predictor, model_device, model_folders, positive_int)
 
 FILE_SUFFIXES = ('.npy', '.npz')
 SHARD_OPTIONS = dict(engine='local', partitions=None, partition=None, input_format='auto', image_column=None,
                      caption_column=None, texts=False, url_timeout=10.0, overwrite=False,
-                     ray_address=None, actors=None, gpus_per_actor=1.0, cpus_per_actor=1.0)
+                     ray_address=None, actors=None, gpus_per_actor=1.0, cpus_per_actor=1.0, exact_decode=False)
 
 
 def _embed_arguments(parser):
@@ -37,6 +37,7 @@ def _embed_arguments(parser):
                              'or filepath, the first there)')
     shards.add_argument('--caption-column', metavar='NAME', help='table column of captions (default: caption or text)')
     shards.add_argument('--texts', action='store_true', help='also embed the captions, into text_emb/')
+    add_exact_decode_option(shards)
     shards.add_argument('--url-timeout', type=float, default=10.0, metavar='SECONDS',
                         help='seconds to wait for each URL (default 10); a URL that fails is recorded in failed/')
     shards.add_argument('--overwrite', action='store_true',
@@ -159,7 +160,7 @@ def _run_sharded(args) -> int:
     settings = Settings(model=args.model, out=args.out.rstrip('/') or '/', partition_count=count,
                         device=None if args.device is None else str(args.device), backend=backend, dtype=dtype,
                         batch_size=args.batch_size, cache_dir=args.cache_dir, texts=args.texts,
-                        url_timeout=args.url_timeout, quiet=args.quiet)
+                        url_timeout=args.url_timeout, quiet=args.quiet, jpeg_draft=not args.exact_decode)
     if args.engine == 'ray':
         report = run_ray(inputs, settings, only=only, overwrite=args.overwrite, address=args.ray_address,
                          actors=args.actors, gpus_per_actor=args.gpus_per_actor,

@@ -2,8 +2,9 @@
 import os
 import sys
 
-from ._common import (AUTO_BACKEND, AUTO_DTYPE, DEFAULT_MODEL, OTHER_DTYPES, Command, UsageError, add_model_options,
-                      exit_code, load_predictor, model_folders, positive_int, print_json, print_table)
+from ._common import (AUTO_BACKEND, AUTO_DTYPE, DEFAULT_MODEL, OTHER_DTYPES, Command, UsageError,
+                      add_exact_decode_option, add_model_options, exit_code, load_predictor, model_folders,
+                      positive_int, print_json, print_table)
 
 
 def default_index() -> str:
@@ -45,11 +46,16 @@ def _open(args, create: bool = False):
     args.backend = backend or recorded_backend or 'auto'
     same_backend = recorded and args.backend == recorded_backend
     args.dtype = dtype or (recorded['dtype'] if same_backend else 'auto')
-    index = ImageIndex(path, lambda: load_predictor(args), model_name=args.model)
+    exact_decode = getattr(args, 'exact_decode', False)
+    # JPEG draft decoding for a new index unless --exact-decode or it starts from imported latents (`ruclip
+    # embed --out FILE` decodes exactly); an existing index keeps what it was filled with
+    imports = getattr(args, 'from_embeddings', None) or getattr(args, 'from_clip_retrieval', None)
+    jpeg_draft = not exact_decode and (bool(recorded.get('jpeg_draft')) if recorded else not imports)
+    index = ImageIndex(path, lambda: load_predictor(args, jpeg_draft=jpeg_draft), model_name=args.model)
     if recorded:  # an update that embeds nothing still loads the model to check it when the options name another
         recorded_dtype = OPTION_DTYPES.get(recorded['dtype'], recorded['dtype'])
         index.check_model = bool(named and named != recorded['name'] or backend and not same_backend
-                                 or dtype and dtype != recorded_dtype)
+                                 or dtype and dtype != recorded_dtype or exact_decode and recorded.get('jpeg_draft'))
     return index
 
 
@@ -71,7 +77,11 @@ def _index_arguments(parser):
                         help='how long to wait for another `ruclip index` on the same index (default: 10)')
     parser.add_argument('--commit-every', type=positive_int, default=256, metavar='N',
                         help='images embedded per transaction: what an interruption can lose (default: 256)')
+    parser.add_argument('--tags', action='store_true', help='tag every photo once indexed (see `ruclip tag`)')
+    add_exact_decode_option(parser)
     _common_options(parser)
+    from .photos import add_tag_options
+    add_tag_options(parser.add_argument_group('tags (with --tags)'))
 
 
 def describe_approximate(report: dict) -> str:
@@ -99,6 +109,9 @@ def _run_index(args) -> int:
         imported += index.import_clip_retrieval(source, trust_model=args.assume_model)
     if args.paths:
         report = index.update(args.paths, commit_every=args.commit_every)
+    if args.tags:
+        from .photos import run_tagging
+        print(run_tagging(index, args), file=sys.stderr)
     if args.faiss:
         index.build_approximate()
         print(describe_approximate(index.approximate_report()), file=sys.stderr)
@@ -134,9 +147,17 @@ def _search_arguments(parser):
                              '"0.5:./диван.jpg"); after --, "-TERM" subtracts ("-собака"); text:TERM and '
                              'image:TERM say which a term is')
     parser.add_argument('-k', '--top-k', type=positive_int, default=10, metavar='K', help='results (default: 10)')
-    parser.add_argument('--json', action='store_true', help='a JSON list of {rank, score, path}')
+    parser.add_argument('--json', action='store_true', help='a JSON list of {rank, score, path, taken, taken_from, '
+                        'camera, gps, width, height, tags}')
     parser.add_argument('-f', '--files-only', action='store_true', help='only the paths, one a line (for xargs)')
     parser.add_argument('--prefix', metavar='FOLDER', help='only images under this folder')
+    parser.add_argument('--after', metavar='DATE', help='only photos taken on or after DATE (YYYY-MM-DD or '
+                        'YYYY-MM-DDTHH:MM, the time the camera shows; EXIF, else the file time)')
+    parser.add_argument('--before', metavar='DATE', help='only photos taken before DATE')
+    parser.add_argument('--tag', action='append', default=[], metavar='TAG',
+                        help='only photos tagged TAG by `ruclip tag` (repeat: all of them)')
+    parser.add_argument('--sort', choices=('score', 'date'), default='score',
+                        help='order of the top K: by score (default) or by the date taken, oldest first')
     parser.add_argument('--no-templates', action='store_true',
                         help="texts as they are (default: through the model's templates, averaged)")
     mode = parser.add_mutually_exclusive_group()
@@ -146,22 +167,32 @@ def _search_arguments(parser):
 
 
 def _run_search(args) -> int:
-    from ..search import parse_terms
+    from ..search import parse_terms, photos, tags
 
     terms = parse_terms(args.query)
+    after, before = (None if value is None else photos.parse_date(value, option)
+                     for value, option in ((args.after, '--after'), (args.before, '--before')))
     index = _open(args)
+    only = photos.filtered_ids(index, after, before, tags.clean_tags(args.tag))
     approximate = True if args.approximate else False if args.exact else None
     hits = index.search(terms, k=args.top_k, prefix=args.prefix, templates=not args.no_templates,
-                        approximate_search=approximate)
-    if len(hits) < args.top_k and not args.prefix:
+                        approximate_search=approximate, only=only)
+    if len(hits) < args.top_k and not args.prefix and only is None:
         print(f'ruclip search: the index holds only {len(index)} images', file=sys.stderr)
+    details = photos.describe(index, [hit.id for hit in hits])
+    if args.sort == 'date':
+        hits.sort(key=lambda hit: (details[hit.id]['taken_key'], hit.rank))
     if args.json:
-        print_json([dict(rank=hit.rank, score=round(hit.score, 6), path=hit.path) for hit in hits])
+        print_json([dict(rank=hit.rank, score=round(hit.score, 6), path=hit.path,
+                         **{key: value for key, value in details[hit.id].items() if key != 'taken_key'})
+                    for hit in hits])
     elif args.files_only:
         for hit in hits:
             print(hit.path)
     else:
-        print_table(['rank', 'score', 'path'], [[str(hit.rank), f'{hit.score:.4f}', hit.path] for hit in hits])
+        print_table(['rank', 'score', 'path', 'taken'], [[str(hit.rank), f'{hit.score:.4f}', hit.path,
+                                                          details[hit.id]['taken'][:16].replace('T', ' ')]
+                                                         for hit in hits])
     return 0
 
 

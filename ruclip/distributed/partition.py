@@ -55,6 +55,7 @@ class Settings:
     texts: bool = False
     url_timeout: float = 10.0
     quiet: bool = True
+    jpeg_draft: bool = False  # Predictor's: JPEGs decoded at a reduced scale (the command line's default)
     manifest_digest: str = ''
     model_fingerprint: str = ''  # of the model the manifest records (job.start): every worker's must be it
 
@@ -89,14 +90,14 @@ def predictor_for(settings: Settings):
     from ..pretrained import load
 
     key = (settings.model, settings.device, settings.backend, settings.dtype, settings.batch_size,
-           settings.num_workers, settings.cache_dir, settings.quiet)
+           settings.num_workers, settings.cache_dir, settings.quiet, settings.jpeg_draft)
     with _PREDICTORS_LOCK:
         if key not in _PREDICTORS:
             device = settings.device or ('cuda' if torch.cuda.is_available() else 'cpu')
             clip, processor = load(settings.model, device=device, cache_dir=settings.cache_dir, dtype=settings.dtype,
                                    backend=settings.backend)
             _PREDICTORS[key] = Predictor(clip, processor, device, bs=settings.batch_size, quiet=settings.quiet,
-                                         num_workers=settings.num_workers)
+                                         num_workers=settings.num_workers, jpeg_draft=settings.jpeg_draft)
         predictor = _PREDICTORS[key]
     check_worker_model(predictor, settings)
     return predictor

@@ -2,7 +2,9 @@
 
 Tables: meta (key -> JSON value: format, version, model, generation, contents), images (one row per
 indexed file: path as the file system's bytes, size, mtime_ns, blake2b content hash, latent as
-float32 bytes), roots (the folders and files indexed, which bound what the web page serves).
+float32 bytes), roots (the folders and files indexed, which bound what the web page serves); since
+version 2 photos and tags (photos.py: capture time, camera, place, tags), which connect() adds to a
+version 1 file in place.
 Every change runs in one transaction that bumps meta.generation and draws a new random
 meta.contents, so a file derived from the latents (the caches in PATH.cache/) records exactly
 which contents it was derived from: another index's cache of the same generation, or this index's
@@ -22,7 +24,7 @@ from typing import Iterator, Optional
 
 logger = logging.getLogger('ruclip')
 FORMAT = 'ruclip-image-index'
-VERSION = 1
+VERSION = 2  # 2: photos and tags tables (photos.upgrade)
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE images (id INTEGER PRIMARY KEY, path BLOB UNIQUE NOT NULL, size INTEGER NOT NULL,
@@ -57,6 +59,9 @@ def connect(path: str, readonly: bool) -> sqlite3.Connection:
     if version > VERSION:
         raise ValueError(f'index {path} has format version {version}, newer than this ruclip reads ({VERSION}): '
                          f'upgrade ruclip (pip install -U ruclip)')
+    if version < VERSION and not readonly:  # in place, in one transaction; read-only, photos.py makes do
+        from .photos import upgrade
+        upgrade(connection)
     return connection
 
 
@@ -110,7 +115,8 @@ def create(path: str, model: dict) -> None:
         connection = sqlite3.connect(temporary, isolation_level=None)
         try:
             connection.execute('PRAGMA journal_mode=WAL')  # kept in the file
-            connection.executescript(SCHEMA)
+            from .photos import SCHEMA as PHOTO_SCHEMA
+            connection.executescript(SCHEMA + PHOTO_SCHEMA)
             connection.executemany('INSERT INTO meta VALUES (?, ?)', [
                 (key, json.dumps(value)) for key, value in
                 dict(format=FORMAT, version=VERSION, model=model, generation=0, contents=new_contents_id()).items()])

@@ -7,7 +7,7 @@ from typing import Iterable, List, Optional, Union
 
 import numpy as np
 
-from . import approximate, database, exact, importers, matrix, scan, update
+from . import approximate, database, exact, importers, matrix, photos, scan, update
 from ..identity import ModelIdentity, check_same_model
 from .query import as_terms, query_latent
 
@@ -163,6 +163,8 @@ class ImageIndex:
                 with database.transaction(connection):
                     connection.executemany('INSERT OR IGNORE INTO roots VALUES (?)', [(root,) for root in new_roots])
             report = update.apply(connection, changes, lambda: self.predictor, commit_every, self.path)
+            report.skipped.extend(found.needs_plugin)  # HEIC without pillow-heif: named, retried next time
+            photos.record(connection)  # capture times, cameras, places of the new and changed files
         self._refresh_caches()
         return report
 
@@ -282,7 +284,7 @@ class ImageIndex:
 
     # ---- searching it ----------------------------------------------------------------------------
     def search(self, query, k: int = 10, *, prefix: Optional[str] = None, templates: bool = True,
-               approximate_search: Optional[bool] = None) -> List[Hit]:
+               approximate_search: Optional[bool] = None, only: Optional[np.ndarray] = None) -> List[Hit]:
         """The k images most similar to `query`, best first (fewer when the index holds fewer).
 
         Args:
@@ -292,6 +294,8 @@ class ImageIndex:
             k: results wanted.
             prefix: only images under this folder.
             templates: texts through the predictor's templates (get_text_latents); False: as they are.
+            only: only the images with these row ids (a filter: photos.ids_taken and tags.ids_tagged
+                make them); filtered searches are exact, over the images kept, so the top k is right.
             approximate_search: None: faiss when a faiss index is built for the current contents
                 (build_approximate), its calibration reached approximate.RECALL_TARGET and no prefix is
                 given, else exact; True: faiss (built now if needed); False: exact.
@@ -305,7 +309,7 @@ class ImageIndex:
         """
         terms = as_terms(query)
         return self.search_latent(query_latent(self.predictor, terms, templates), k, prefix=prefix,
-                                  approximate_search=approximate_search)
+                                  approximate_search=approximate_search, only=only)
 
     def similar(self, row_id: int, k: int = 10, **options) -> List[Hit]:
         """The k images most similar to an indexed image (itself first), without running the model.
@@ -328,7 +332,7 @@ class ImageIndex:
         return self.search_latent(np.frombuffer(row[0], dtype=np.float32), k, **options)
 
     def search_latent(self, latent: np.ndarray, k: int = 10, *, prefix: Optional[str] = None,
-                      approximate_search: Optional[bool] = None) -> List[Hit]:
+                      approximate_search: Optional[bool] = None, only: Optional[np.ndarray] = None) -> List[Hit]:
         """As search, for a query latent already computed.
 
         Args:
@@ -336,6 +340,7 @@ class ImageIndex:
             k: results wanted.
             prefix: only images under this folder.
             approximate_search: as for search.
+            only: as for search.
 
         Returns:
             The hits, best first.
@@ -356,6 +361,9 @@ class ImageIndex:
             stored = self._latents()
             latents, ids, half = stored.latents, stored.ids, stored.half
             rows = None if prefix is None else self._rows_under(prefix, ids)
+            if only is not None:
+                kept = np.flatnonzero(np.isin(ids, np.asarray(only, dtype=np.int64)))
+                rows = kept if rows is None else np.intersect1d(rows, kept)
             faiss_index = None if rows is not None or approximate_search is False else \
                 self._faiss_index(build=bool(approximate_search))
             if approximate_search is None and faiss_index is not None and \

@@ -31,11 +31,13 @@ class Changes:
 class Listing(dict):
     """{absolute path: (size, mtime_ns)} of the image files found; `unreadable` holds (path, reason)
     for each folder that could not be listed and each file that could not be stat()ed: what they
-    hold is unknown, not gone."""
+    hold is unknown, not gone. `needs_plugin`: (path, reason) for each file of a format whose Pillow
+    plug-in is missing (ruclip.image.needs_plugin), which the update reports as skipped."""
 
     def __init__(self):
         super().__init__()
         self.unreadable: List[Tuple[str, str]] = []
+        self.needs_plugin: List[Tuple[str, str]] = []
 
     def cannot_read(self, path: str, reason: str) -> None:
         logger.warning('skipped: %s', reason)
@@ -47,10 +49,10 @@ def walk(roots: Iterable[str]) -> Listing:
     its extension; in folders, files with an image extension, hidden files and folders left out;
     symlinked folders not followed). A folder that cannot be listed is named in a warning on the
     'ruclip' logger and in the listing's `unreadable`, as find_images names it."""
-    from ..image import image_extensions
+    from ..image import PLUGIN_FORMATS, image_extensions, needs_plugin
 
     extensions = image_extensions()
-    found = Listing()
+    found, plugin_needed, missing = Listing(), [], PLUGIN_FORMATS.keys() - extensions
     for root in roots:
         if os.path.isfile(root):
             stat = os.stat(root)
@@ -81,6 +83,9 @@ def walk(roots: Iterable[str]) -> Listing:
                         continue
                     if entry.is_file():
                         found[entry.path] = (stat.st_size, stat.st_mtime_ns)
+                elif entry.name[entry.name.rfind('.'):].lower() in missing:
+                    plugin_needed.append(entry.path)
+    found.needs_plugin = needs_plugin(sorted(plugin_needed), extensions)
     return found
 
 

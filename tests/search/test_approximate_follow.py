@@ -112,7 +112,7 @@ def test_a_faiss_index_that_misses_too_much_leaves_searches_exact(tmp_path, tiny
     assert main(['index', str(tmp_path / 'lib'), '--index', str(tmp_path / 'x.index'), '--model',
                  str(tiny_checkpoint), '--backend', 'torch', '--dtype', 'fp32', '--faiss', '-q']) == 0
     assert 'under 1.01, so searches stay exact unless --approximate' in capsys.readouterr().err
-    index = ruclip.ImageIndex(tmp_path / 'x.index', predictor_for(tiny_checkpoint))
+    index = ruclip.ImageIndex(tmp_path / 'x.index', predictor_for(tiny_checkpoint, jpeg_draft=True))  # the CLI's
     searched = []
     top_k = approximate.top_k
     monkeypatch.setattr(approximate, 'top_k', lambda *args: searched.append(1) or top_k(*args))

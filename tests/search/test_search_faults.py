@@ -171,7 +171,7 @@ def test_sigkill_mid_index_loses_nothing_after_a_rerun(tmp_path, predictor, tiny
     files = write_library(tmp_path / 'lib', 160, size=(24, 18))
     path = str(tmp_path / 'x.index')
     command = [sys.executable, '-m', 'ruclip', 'index', str(tmp_path / 'lib'), '--index', path, '--model',
-               str(tiny_checkpoint), '--commit-every', '8', '--batch-size', '8', '-q', *TORCH_FP32]
+               str(tiny_checkpoint), '--commit-every', '8', '--batch-size', '8', '-q', '--exact-decode', *TORCH_FP32]
     environment = dict(os.environ, PYTHONPATH=os.getcwd())
     process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     committed = 0
