@@ -7,7 +7,7 @@ from ._common import Command, UsageError, print_json, print_table
 
 
 def _index_path(args) -> str:
-    from .search import default_index
+    from ._index import default_index
 
     path = args.index or default_index()
     if not os.path.isfile(path):
@@ -86,10 +86,10 @@ def add_tag_options(parser):
 
 
 def _tag_arguments(parser):
-    from .search import _common_options
+    from ._index import index_options
 
     add_tag_options(parser)
-    _common_options(parser, batch_size=False)
+    index_options(parser, batch_size=False)
 
 
 def run_tagging(index, args) -> str:
@@ -102,10 +102,10 @@ def run_tagging(index, args) -> str:
 
 
 def _run_tag(args) -> int:
-    from .search import _open
+    from ._index import open_index
 
     _index_path(args)
-    index = _open(args)
+    index = open_index(args)
     print(f'{index.path}: {run_tagging(index, args)}')
     return 0
 

@@ -2,61 +2,9 @@
 import os
 import sys
 
-from ._common import (AUTO_BACKEND, AUTO_DTYPE, DEFAULT_MODEL, OTHER_DTYPES, Command, UsageError,
-                      add_exact_decode_option, add_model_options, exit_code, load_predictor, model_folders,
-                      positive_int, print_json, print_table)
-
-
-def default_index() -> str:
-    """$RUCLIP_INDEX, else $XDG_DATA_HOME/ruclip/images.ruclip-index (~/.local/share/... by default)."""
-    if os.environ.get('RUCLIP_INDEX'):
-        return os.environ['RUCLIP_INDEX']
-    data = os.environ.get('XDG_DATA_HOME') or os.path.join(os.path.expanduser('~'), '.local', 'share')
-    return os.path.join(data, 'ruclip', 'images.ruclip-index')
-
-
-def _common_options(parser, batch_size: bool = True):
-    parser.add_argument('--index', metavar='PATH', default=None,
-                        help='the index file (default: $RUCLIP_INDEX or ~/.local/share/ruclip/images.ruclip-index)')
-    add_model_options(parser, model_default=None, backend_default=None, dtype_default=None, batch_size=batch_size,
-                      model_help=f'a model of `ruclip models` or a checkpoint folder (default: the model the index '
-                                 f'was built with; for a new index {DEFAULT_MODEL})',
-                      backend_help=f"the model's backend (default: the index's; for a new index auto: {AUTO_BACKEND}); "
-                                   f"torch; openvino",
-                      dtype_help=f"the model's dtype (default: the index's when the backend is too, else auto: "
-                                 f"{AUTO_DTYPE}). Or {OTHER_DTYPES}")
-
-
-def _open(args, create: bool = False):
-    """The ImageIndex of --index, its model loaded from --model (default: the index's own) when first needed."""
-    from ..search import ImageIndex
-    from ..identity import OPTION_DTYPES
-
-    path = args.index or default_index()
-    if not create and not os.path.isfile(path):
-        raise UsageError(f'no index at {path}: build one first with `ruclip index FOLDER --index {path}`')
-    if create and args.index is None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-    with ImageIndex(path) as existing:
-        recorded = existing.model
-    named, backend, dtype = args.model, args.backend, args.dtype
-    args.model = named or (recorded['name'] if recorded else DEFAULT_MODEL)
-    args.batch_size = getattr(args, 'batch_size', None)
-    recorded_backend = recorded.get('backend', 'torch') if recorded else None
-    args.backend = backend or recorded_backend or 'auto'
-    same_backend = recorded and args.backend == recorded_backend
-    args.dtype = dtype or (recorded['dtype'] if same_backend else 'auto')
-    exact_decode = getattr(args, 'exact_decode', False)
-    # JPEG draft decoding for a new index unless --exact-decode or it starts from imported latents (`ruclip
-    # embed --out FILE` decodes exactly); an existing index keeps what it was filled with
-    imports = getattr(args, 'from_embeddings', None) or getattr(args, 'from_clip_retrieval', None)
-    jpeg_draft = not exact_decode and (bool(recorded.get('jpeg_draft')) if recorded else not imports)
-    index = ImageIndex(path, lambda: load_predictor(args, jpeg_draft=jpeg_draft), model_name=args.model)
-    if recorded:  # an update that embeds nothing still loads the model to check it when the options name another
-        recorded_dtype = OPTION_DTYPES.get(recorded['dtype'], recorded['dtype'])
-        index.check_model = bool(named and named != recorded['name'] or backend and not same_backend
-                                 or dtype and dtype != recorded_dtype or exact_decode and recorded.get('jpeg_draft'))
-    return index
+from ._common import (Command, UsageError, add_exact_decode_option, exit_code, model_folders, positive_int,
+                      print_json, print_table)
+from ._index import default_index, index_options, open_index
 
 
 # ---- ruclip index ------------------------------------------------------------------------------
@@ -79,7 +27,7 @@ def _index_arguments(parser):
                         help='images embedded per transaction: what an interruption can lose (default: 256)')
     parser.add_argument('--tags', action='store_true', help='tag every photo once indexed (see `ruclip tag`)')
     add_exact_decode_option(parser)
-    _common_options(parser)
+    index_options(parser)
     from .photos import add_tag_options
     add_tag_options(parser.add_argument_group('tags (with --tags)'))
 
@@ -100,7 +48,7 @@ def _run_index(args) -> int:
     if not (args.paths or args.from_embeddings or args.from_clip_retrieval):
         raise UsageError('give the folders or files to index (or --from-embeddings / --from-clip-retrieval)')
     _check_outputs(args)
-    index = _open(args, create=True)
+    index = open_index(args, create=True)
     index.wait = args.wait
     report, imported = None, 0
     for source in args.from_embeddings:
@@ -163,7 +111,7 @@ def _search_arguments(parser):
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument('--exact', action='store_true', help='exact search even when a faiss index is built')
     mode.add_argument('--approximate', action='store_true', help='faiss search (built now if needed)')
-    _common_options(parser, batch_size=False)
+    index_options(parser, batch_size=False)
 
 
 def _run_search(args) -> int:
@@ -172,7 +120,7 @@ def _run_search(args) -> int:
     terms = parse_terms(args.query)
     after, before = (None if value is None else photos.parse_date(value, option)
                      for value, option in ((args.after, '--after'), (args.before, '--before')))
-    index = _open(args)
+    index = open_index(args)
     only = photos.filtered_ids(index, after, before, tags.clean_tags(args.tag))
     approximate = True if args.approximate else False if args.exact else None
     hits = index.search(terms, k=args.top_k, prefix=args.prefix, templates=not args.no_templates,

@@ -6,7 +6,7 @@ import sys
 from contextlib import contextmanager
 
 from ._common import Command, UsageError, add_model_options, load_predictor, positive_int
-from .search import _open, default_index
+from ._index import default_index, open_index
 
 LOOPBACK = ('localhost',)
 
@@ -59,7 +59,7 @@ def _run(args) -> int:
         if args.index is None and not os.path.isfile(default_index()):
             raise UsageError(f'no index at {default_index()}: give --model NAME to serve the API alone, or --index '
                              f'INDEX (build one with `ruclip index FOLDER`)')
-        index = _open(args)
+        index = open_index(args)
         app, what = create_app(index=index, **options), index.path
     if not _loopback(args.host) and not args.api_key:
         print(f'ruclip serve: warning: listening on {args.host} without --api-key: anyone who can reach this '

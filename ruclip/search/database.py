@@ -24,13 +24,22 @@ from typing import Iterator, Optional
 
 logger = logging.getLogger('ruclip')
 FORMAT = 'ruclip-image-index'
-VERSION = 2  # 2: photos and tags tables (photos.upgrade)
+VERSION = 2  # 2: photos and tags tables (upgrade)
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE images (id INTEGER PRIMARY KEY, path BLOB UNIQUE NOT NULL, size INTEGER NOT NULL,
                      mtime_ns INTEGER NOT NULL, hash BLOB, latent BLOB NOT NULL);
 CREATE INDEX images_by_hash ON images(hash);
 CREATE TABLE roots (path BLOB PRIMARY KEY);
+"""
+# version 2: photos.py records capture time, camera and place, tags.py the tags
+PHOTO_SCHEMA = """
+CREATE TABLE IF NOT EXISTS photos (id INTEGER PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+                                   taken TEXT NOT NULL, taken_key REAL NOT NULL, taken_source TEXT NOT NULL,
+                                   camera TEXT, latitude REAL, longitude REAL, width INTEGER, height INTEGER);
+CREATE INDEX IF NOT EXISTS photos_by_taken ON photos(taken_key);
+CREATE TABLE IF NOT EXISTS tags (id INTEGER NOT NULL, tag TEXT NOT NULL, score REAL NOT NULL, PRIMARY KEY (id, tag));
+CREATE INDEX IF NOT EXISTS tags_by_tag ON tags(tag);
 """
 
 
@@ -60,7 +69,6 @@ def connect(path: str, readonly: bool) -> sqlite3.Connection:
         raise ValueError(f'index {path} has format version {version}, newer than this ruclip reads ({VERSION}): '
                          f'upgrade ruclip (pip install -U ruclip)')
     if version < VERSION and not readonly:  # in place, in one transaction; read-only, photos.py makes do
-        from .photos import upgrade
         upgrade(connection)
     return connection
 
@@ -115,7 +123,6 @@ def create(path: str, model: dict) -> None:
         connection = sqlite3.connect(temporary, isolation_level=None)
         try:
             connection.execute('PRAGMA journal_mode=WAL')  # kept in the file
-            from .photos import SCHEMA as PHOTO_SCHEMA
             connection.executescript(SCHEMA + PHOTO_SCHEMA)
             connection.executemany('INSERT INTO meta VALUES (?, ?)', [
                 (key, json.dumps(value)) for key, value in
@@ -197,3 +204,27 @@ def writable(path: str) -> Optional[str]:
 def _quote(path: str) -> str:
     from urllib.parse import quote
     return quote(path)
+
+
+def has_tables(connection: sqlite3.Connection) -> bool:
+    """Whether the file has this module's tables (format version 2; a version 1 file opened read-only has not)."""
+    return connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'photos'").fetchone() \
+        is not None
+
+
+def upgrade(connection: sqlite3.Connection) -> None:
+    """Bring an index file of format version 1 to 2: its tables added and its version set in one
+    transaction, so that a failure leaves the file as it was (the photos are read at the next
+    update). A version 1 file opened read-only is left as it is: has_tables() is then False and
+    every photo counts as taken at its recorded mtime."""
+    connection.execute('BEGIN IMMEDIATE')
+    try:
+        for statement in PHOTO_SCHEMA.split(';'):
+            if statement.strip():
+                connection.execute(statement)
+        connection.execute("UPDATE meta SET value = '2' WHERE key = 'version'")
+        connection.execute('COMMIT')
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute('ROLLBACK')
+        raise

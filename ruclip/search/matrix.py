@@ -22,7 +22,7 @@ from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from . import database, exact
+from . import exact
 
 logger = logging.getLogger('ruclip')
 READ_ROWS = 65536

@@ -18,15 +18,9 @@ from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
+from .database import has_tables
+
 logger = logging.getLogger('ruclip')
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS photos (id INTEGER PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-                                   taken TEXT NOT NULL, taken_key REAL NOT NULL, taken_source TEXT NOT NULL,
-                                   camera TEXT, latitude REAL, longitude REAL, width INTEGER, height INTEGER);
-CREATE INDEX IF NOT EXISTS photos_by_taken ON photos(taken_key);
-CREATE TABLE IF NOT EXISTS tags (id INTEGER NOT NULL, tag TEXT NOT NULL, score REAL NOT NULL, PRIMARY KEY (id, tag));
-CREATE INDEX IF NOT EXISTS tags_by_tag ON tags(tag);
-"""
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825
 DATE_TIME_ORIGINAL, OFFSET_TIME_ORIGINAL, DATE_TIME, MODEL, MAKE = 0x9003, 0x9011, 0x0132, 0x0110, 0x010F
 RECORD_ROWS = 256  # photos read and committed per transaction
@@ -49,30 +43,6 @@ class PhotoInfo:
         place = None if self.latitude is None else dict(latitude=self.latitude, longitude=self.longitude)
         return dict(taken=self.taken, taken_from=self.taken_source, camera=self.camera, gps=place,
                     width=self.width, height=self.height)
-
-
-def upgrade(connection: sqlite3.Connection) -> None:
-    """Bring an index file of format version 1 to 2: its tables added and its version set in one
-    transaction, so that a failure leaves the file as it was (the photos are read at the next
-    update). A version 1 file opened read-only is left as it is: has_tables() is then False and
-    every photo counts as taken at its recorded mtime."""
-    connection.execute('BEGIN IMMEDIATE')
-    try:
-        for statement in SCHEMA.split(';'):
-            if statement.strip():
-                connection.execute(statement)
-        connection.execute("UPDATE meta SET value = '2' WHERE key = 'version'")
-        connection.execute('COMMIT')
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute('ROLLBACK')
-        raise
-
-
-def has_tables(connection: sqlite3.Connection) -> bool:
-    """Whether the file has this module's tables (format version 2; a version 1 file opened read-only has not)."""
-    return connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'photos'").fetchone() \
-        is not None
 
 
 def read_info(path: str, mtime_ns: int) -> PhotoInfo:

@@ -139,7 +139,7 @@ def clean_tags(tags: Sequence[str]) -> List[str]:
 
 
 def ids_tagged(connection: sqlite3.Connection, tag: str) -> np.ndarray:
-    from .photos import has_tables
+    from .database import has_tables
 
     if not has_tables(connection):
         return np.empty(0, np.int64)
@@ -149,7 +149,7 @@ def ids_tagged(connection: sqlite3.Connection, tag: str) -> np.ndarray:
 
 def tags_of(connection: sqlite3.Connection, ids: Iterable[int]) -> Dict[int, List[str]]:
     """{id: its tags, best first} for the rows that have any."""
-    from .photos import has_tables
+    from .database import has_tables
 
     ids = [int(row_id) for row_id in ids]
     found: Dict[int, List[str]] = {}

@@ -20,9 +20,10 @@ def library(tmp_path_factory, tiny_checkpoint):
     root = tmp_path_factory.mktemp('embedded')
     write_library(root / 'lib', 6)
     outputs = dict(npz=root / 'lib.npz', npy=root / 'lib.npy', shards=root / 'shards')
-    for out in outputs.values():
+    for kind, out in outputs.items():
+        exact = ['--exact-decode'] if kind == 'shards' else []  # as predictor_for decodes (shards default to draft)
         assert main(['embed', str(root / 'lib'), '--out', str(out), '--model', str(tiny_checkpoint), '-q',
-                     *TORCH_FP32]) == 0
+                     *TORCH_FP32, *exact]) == 0
     return root / 'lib', outputs
 
 
