@@ -67,7 +67,7 @@ def connect(path: str, readonly: bool) -> sqlite3.Connection:
     version = json.loads(rows['version'])
     if version > VERSION:
         raise ValueError(f'index {path} has format version {version}, newer than this ruclip reads ({VERSION}): '
-                         f'upgrade ruclip (pip install -U ruclip)')
+                         f'use a newer ruclip')
     if version < VERSION and not readonly:  # in place, in one transaction; read-only, photos.py makes do
         upgrade(connection)
     return connection
