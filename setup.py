@@ -15,6 +15,7 @@ EVAL = ['scikit-learn>=1.3', 'torchvision', 'scipy']  # scipy: torchvision's Flo
 OPENVINO = ['openvino>=2025.1', 'nncf>=2.16']  # nncf: int8 only; ~250 MB installed with scipy and scikit-learn
 SEARCH = ['pyarrow>=10']  # only to read clip-retrieval's parquet metadata: the index itself is sqlite3 + numpy
 FAISS = ['faiss-cpu>=1.8']
+TRAIN = ['pyarrow>=14']  # the tables' reader (ruclip.distributed); LoRA is torch's parametrizations, no peft
 
 setup(
     name='ruclip',
@@ -38,9 +39,10 @@ setup(
         'ray': RAY,
         'eval': EVAL,
         'openvino': OPENVINO,
+        'train': TRAIN,
         # the suite's tools; none needs a compiler
         'test': ['pytest', 'pytest-timeout', 'torchvision', 'matplotlib>=3.6'] + ONNX + HF + RAY + DISTRIBUTED_TEST
-                + EVAL + ['clip-benchmark'] + OPENVINO + SEARCH + FAISS + ['selenium>=4.10'],
+                + EVAL + ['clip-benchmark'] + OPENVINO + SEARCH + FAISS + TRAIN + ['selenium>=4.10'],
         # tests/parity/: against youtokentome and the original ruclip 0.0.2 (fetched by the tests from PyPI);
         # youtokentome has no wheels: install it with --no-build-isolation, Cython and wheel present
         'parity': ['youtokentome', 'more-itertools'],

@@ -10,7 +10,7 @@ import pytest
 import ruclip
 
 PACKAGE = Path(ruclip.__file__).resolve().parent
-CAPABILITIES = {'export', 'search', 'distributed', 'evaluation', 'backends'}
+CAPABILITIES = {'export', 'search', 'distributed', 'evaluation', 'backends', 'training'}
 
 
 def modules():

@@ -32,6 +32,7 @@ COMMANDS = [
     ('index', 'search', 'add image folders to a search index, or update it (only new and changed files)'),
     ('search', 'search', 'images of an index most like a Russian text, an example image, or a weighted mix'),
     ('serve', 'search', 'a web page to search an index from the browser'),
+    ('finetune', 'finetune', 'fine-tune a model on your image-caption pairs or classes (full, LiT, LoRA; torchrun)'),
 ]
 
 
