@@ -18,7 +18,7 @@ from typing import List, Optional
 
 import torch
 
-from .._outputs import atomic_open, check_export_folder, check_outside, replacing_together
+from .._outputs import PARTIAL, atomic_open, check_export_folder, check_outside, replacing_together
 from ..model import CLIP
 
 MODEL_FILES = ('config.json', 'model.safetensors', 'bpe.model')
@@ -54,6 +54,7 @@ class RunFolder:
             raise ValueError(f'--out {self.out} is not empty and holds no ruclip training run (no {ARGS}); '
                              f'choose a new or empty folder')
         if resume:
+            self._remove_partial_files()
             differing = differences(recorded)
             if differing:
                 raise ValueError(f'--resume: the run in {self.out} was made with other data or options: '
@@ -64,6 +65,14 @@ class RunFolder:
             raise ValueError(f'--out {self.out} holds a training run already: continue it with --resume, or '
                              f'replace it with --overwrite')
         return None
+
+    def _remove_partial_files(self) -> None:
+        """The temporary files a killed run may have left (never a result: see ruclip._outputs)."""
+        for folder in (self.out, self.path(CHECKPOINTS)):
+            if os.path.isdir(folder):
+                for name in os.listdir(folder):
+                    if PARTIAL in name and os.path.isfile(os.path.join(folder, name)):
+                        os.unlink(os.path.join(folder, name))
 
     def _recorded(self) -> Optional[dict]:
         try:

@@ -15,3 +15,16 @@ def shapes(tmp_path_factory):
     return dict(train=write_table(root / 'train', PER_CLASS, seed=1),
                 train_folder=write_image_folder(root / 'train_folder', PER_CLASS, seed=3),
                 val=write_image_folder(root / 'val', HELD_OUT, seed=2))
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """Tiny models on one thread: on a shared machine with busy cores, two threads of tiny ops spend
+    most of their time waiting for each other (30x slower here); children started by a test too."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    yield
+    torch.set_num_threads(threads)
