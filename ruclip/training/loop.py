@@ -83,7 +83,11 @@ def finetune(model: str, train, out: str, **options) -> FinetuneReport:
     Raises ValueError / FileNotFoundError for bad options, data or --out before any training,
     TrainingDiverged when the loss becomes NaN.
     """
-    return _Run(TrainingOptions(model=model, train=train, out=out, **options)).run()
+    run = _Run(TrainingOptions(model=model, train=train, out=out, **options))
+    try:
+        return run.run()
+    finally:
+        run.processes.close()
 
 
 class _Run:
@@ -110,6 +114,7 @@ class _Run:
                                      manifest, options.resume, options.overwrite,
                                      lambda recorded: self._differences(recorded, manifest))
         batch, steps_per_epoch = self._batch_size(len(train))  # checks before the image pass, not after
+        processes.barrier()  # every process has looked at --out before the first one writes there
 
         predictor = Predictor(clip, processor, processes.device, quiet=not self.show,
                               num_workers=options.num_workers)

@@ -13,6 +13,7 @@ class Processes:
     rank: int
     world_size: int
     device: torch.device
+    owns_group: bool = False  # the process group was made by start_processes, and close() ends it
 
     @property
     def is_main(self) -> bool:
@@ -28,8 +29,7 @@ class Processes:
         back to each process's own rows (open_clip's gather_with_grad)."""
         if not self.distributed:
             return tensor
-        from torch.distributed.nn.functional import all_gather
-        return torch.cat(all_gather(tensor.contiguous()))
+        return _GatherWithGrad.apply(tensor.contiguous())
 
     def mean(self, value: float) -> float:
         """The mean of `value` over the processes."""
@@ -38,6 +38,10 @@ class Processes:
         tensor = torch.tensor([value], dtype=torch.float64, device=self._collective_device)
         dist.all_reduce(tensor)
         return float(tensor) / self.world_size
+
+    def close(self) -> None:
+        if self.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
 
     def barrier(self) -> None:
         if self.distributed:
@@ -56,6 +60,25 @@ class Processes:
         return self.device if dist.get_backend() == 'nccl' else torch.device('cpu')
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather whose backward hands each process the sum over processes of the gradient of its
+    own rows (all_reduce then a slice: gloo has no reduce_scatter)."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, tensor)
+        ctx.rows = tensor.shape[0]
+        return torch.cat(parts)  # [world_size * n, ...]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        start = dist.get_rank() * ctx.rows
+        return grad[start:start + ctx.rows]
+
+
 def start_processes(device=None) -> Processes:
     """The Processes of this run: under torchrun (WORLD_SIZE > 1) the default process group, made
     here unless it exists (gloo on CPUs, NCCL on GPUs, each process on GPU LOCAL_RANK); else one."""
@@ -68,11 +91,12 @@ def start_processes(device=None) -> Processes:
     device = torch.device(device)
     if device.type == 'cuda' and device.index is None:
         device = torch.device('cuda', local_rank)
-    if not dist.is_initialized():
+    owns_group = not dist.is_initialized()
+    if owns_group:
         dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
     if device.type == 'cuda':
         torch.cuda.set_device(device)
-    return Processes(dist.get_rank(), dist.get_world_size(), device)
+    return Processes(dist.get_rank(), dist.get_world_size(), device, owns_group)
 
 
 def _default_device() -> torch.device:
