@@ -100,3 +100,22 @@ class _no_exit:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_webdataset_tars_train_like_tables(capsys, shapes, tiny_checkpoint, tmp_path):
+    import csv
+    import tarfile
+
+    rows = list(csv.DictReader(shapes['train'].open(encoding='utf-8')))
+    with tarfile.open(tmp_path / 'shard-0.tar', 'w') as tar:
+        for number, row in enumerate(rows[:48]):
+            tar.add(shapes['train'].parent / row['image_path'], arcname=f'{number:04d}.png')
+            caption = tmp_path / 'caption.txt'
+            caption.write_text(row['caption'], encoding='utf-8')
+            tar.add(caption, arcname=f'{number:04d}.txt')
+        tar.add(caption, arcname='lonely.txt')  # a sample without its image: skipped and named
+    code, out, err = finetune(capsys, tiny_checkpoint, '--train', tmp_path / 'shard-0.tar', '--out', tmp_path / 'run',
+                              '--json', *QUICK)
+    assert code == 1 and 'lonely' in err
+    report = json.loads(out)
+    assert report['train_pairs'] == 48 and report['steps'] == 2
