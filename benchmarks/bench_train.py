@@ -100,6 +100,8 @@ def main(argv=None):
     parser.add_argument('--model', default='ruclip-vit-base-patch32-384', choices=list(bench.ARCHITECTURES))
     parser.add_argument('--batch', type=int, default=16)
     parser.add_argument('--steps', type=int, default=2)
+    parser.add_argument('--precision', nargs='+', choices=('fp32', 'bf16'), default=['fp32', 'bf16'],
+                        help='bf16 runs only where the CPU computes it natively')
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     processor = RuCLIPProcessor(ROOT / 'tests' / 'data' / 'bpe_600.model')
@@ -109,7 +111,7 @@ def main(argv=None):
     ids = processor.pad(rows, length=max(map(len, rows)))  # ours: cut to the longest caption
     padded = processor.pad(rows)  # open_clip: all 77 positions
     pixels = torch.randn(args.batch, 3, config['image_resolution'], config['image_resolution'])
-    precisions = ['fp32'] + (['bf16'] if cpu_computes(torch.bfloat16) else [])
+    precisions = [p for p in args.precision if p == 'fp32' or cpu_computes(torch.bfloat16)]
     results = []
     for precision in precisions:
         def autocast():

@@ -61,6 +61,10 @@ def _arguments(parser):
     keep = parser.add_argument_group('keeping what the model knew')
     keep.add_argument('--wise-ft', type=float, metavar='ALPHA',
                       help='WiSE-FT: save (1 - ALPHA) x base + ALPHA x fine-tuned weights (0 < ALPHA <= 1)')
+    keep.add_argument('--zero-shot-check', metavar='FOLDER',
+                      help='a folder of classes whose zero-shot accuracy (with --templates, or the Predictor\'s) is '
+                           'measured before training and at each validation; a fall to half of a start at twice '
+                           'chance or more stops the run')
     keep.add_argument('--keep-best', action='store_true',
                       help='save the weights of the best validation (needs --val), not the last')
     files = parser.add_argument_group('checkpoints')
@@ -88,7 +92,7 @@ def _positive_float(value: str) -> float:
     return number
 
 
-OPTIONS = ('val', 'lock_image', 'lock_text', 'unlocked_blocks', 'lora', 'lora_alpha', 'epochs', 'batch_size', 'lr',
+OPTIONS = ('val', 'zero_shot_check', 'lock_image', 'lock_text', 'unlocked_blocks', 'lora', 'lora_alpha', 'epochs', 'batch_size', 'lr',
            'weight_decay', 'warmup', 'grad_clip', 'grad_accum', 'seed', 'save_every', 'keep_best', 'wise_ft',
            'templates', 'image_column', 'caption_column', 'precision', 'grad_checkpointing', 'device', 'cache_dir',
            'num_workers', 'resume', 'overwrite', 'quiet')
@@ -97,9 +101,6 @@ OPTIONS = ('val', 'lock_image', 'lock_text', 'unlocked_blocks', 'lora', 'lora_al
 def _run(args) -> int:
     from ..training import finetune
 
-    if args.keep_best and not args.val:
-        from ._common import UsageError
-        raise UsageError('--keep-best ranks validations: give --val too')
     report = finetune(args.model, args.train, args.out, **{name: getattr(args, name) for name in OPTIONS})
     import os
     if int(os.environ.get('RANK', '0')) != 0:

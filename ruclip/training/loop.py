@@ -18,7 +18,7 @@ import torch
 
 from .._device import cpu_computes, resolve_dtype
 from ..identity import model_identity
-from ..predictor import Predictor
+from ..predictor import DEFAULT_TEMPLATES, Predictor
 from ..pretrained import checkpoint_folder, load
 from .data import Pairs, read_pairs
 from .loss import MAX_LOGIT_SCALE, clip_loss
@@ -81,7 +81,7 @@ def finetune(model: str, train, out: str, **options) -> FinetuneReport:
     resume, ...). Under torchrun each process calls it with the same arguments.
 
     Raises ValueError / FileNotFoundError for bad options, data or --out before any training,
-    TrainingDiverged when the loss becomes NaN.
+    TrainingDiverged when the loss becomes NaN or the zero-shot check set's accuracy collapses.
     """
     run = _Run(TrainingOptions(model=model, train=train, out=out, **options))
     try:
@@ -108,7 +108,9 @@ class _Run:
         val = None if options.val is None else read_pairs(
             options.val, templates=options.templates, image_column=options.image_column,
             caption_column=options.caption_column, what='--val')
-        manifest = self._manifest(train, val)
+        check = None if options.zero_shot_check is None else read_pairs(
+            [options.zero_shot_check], templates=options.templates or DEFAULT_TEMPLATES, what='--zero-shot-check')
+        manifest = self._manifest(train, val, check)
         self.folder = RunFolder(options.out)
         recorded = self.folder.check(options.model, base_folder, list(options.train) + list(options.val or ()),
                                      manifest, options.resume, options.overwrite,
@@ -123,10 +125,12 @@ class _Run:
         train, train_images, skipped = self._embed(predictor, train, '--train',
                                                    features=train_image_trains and projections_only)
         batch, steps_per_epoch = self._batch_size(len(train))
-        val_latents = None
-        if val is not None:
-            val, val_latents, val_skipped = self._embed(predictor, val, '--val', features=False)
-            skipped += val_skipped
+        self.checked = {}  # name: (pairs, image latents): the validation data and the zero-shot check set
+        for name, what, pairs in (('val', '--val', val), ('check', '--zero-shot-check', check)):
+            if pairs is not None:
+                pairs, latents, also_skipped = self._embed(predictor, pairs, what, features=False)
+                self.checked[name] = (pairs, latents)
+                skipped += also_skipped
         image_input = 'latents' if options.lock_image else 'features' if projections_only else 'pixels'
         text_input = 'latents' if options.lock_text else 'features' if projections_only else 'tokens'
         captions = self._captions(train)
@@ -172,8 +176,8 @@ class _Run:
                 self._rewrite_metrics(step)
         else:
             step, losses, validations, best = 0, [], [], None
-            if val is not None:
-                validations.append(dict(epoch=0, step=0, metrics=self._validate(predictor, val, val_latents)))
+            if self.checked:
+                validations.append(dict(epoch=0, step=0, metrics=self._validate(predictor)))
                 self._log(dict(validations[-1], event='validation'))
 
         autocast = self._autocast()
@@ -236,10 +240,11 @@ class _Run:
                     end_of_epoch = group == groups_per_epoch - 1
                     if options.save_every and step % options.save_every == 0 and not end_of_epoch:
                         self._save(step, trained, optimizer, scheduler, losses, validations, best)
-                if val is not None:
-                    metrics = self._validate(predictor, val, val_latents)
+                if self.checked:
+                    metrics = self._validate(predictor)
                     validations.append(dict(epoch=epoch + 1, step=step, metrics=metrics))
                     self._log(dict(validations[-1], event='validation'))
+                    self._check_forgetting(validations, step)
                     name = best_metric(metrics)
                     if options.keep_best and (best is None or metrics[name] > best['value']):
                         best = dict(epoch=epoch + 1, step=step, metric=name, value=metrics[name])
@@ -260,10 +265,8 @@ class _Run:
                      for name, tensor in clip.state_dict().items()}
             clip.load_state_dict(mixed)
         clip.eval()
-        if val is not None and (wise_base is not None or best is not None):
-            validations.append(dict(epoch=options.epochs, step=step, output=True,
-                                    metrics=self._validate(predictor, val, None if not options.lock_image
-                                                           else val_latents)))
+        if self.checked and (wise_base is not None or best is not None):
+            validations.append(dict(epoch=options.epochs, step=step, output=True, metrics=self._validate(predictor)))
         identity = model_identity(clip, processor, name=os.path.abspath(options.out))
         report = FinetuneReport(
             out=os.path.abspath(options.out), steps=step, train_pairs=len(train), skipped=skipped, losses=losses,
@@ -279,11 +282,12 @@ class _Run:
 
     # ---- setup ------------------------------------------------------------------------------
 
-    def _manifest(self, train: Pairs, val: Optional[Pairs]) -> dict:
+    def _manifest(self, train: Pairs, val: Optional[Pairs], check: Optional[Pairs]) -> dict:
         def data(pairs):
             return None if pairs is None else dict(source=pairs.source, fingerprint=pairs.fingerprint, rows=len(pairs))
         return dict(format=FORMAT, out=os.path.abspath(self.options.out), options=self.options.to_dict(),
-                    base_model=self.base_identity.to_dict(), train=data(train), val=data(val))
+                    base_model=self.base_identity.to_dict(), train=data(train), val=data(val),
+                    zero_shot_check=data(check))
 
     def _differences(self, recorded: dict, manifest: dict) -> List[str]:
         differing = self.options.differences(recorded.get('options', {}))
@@ -291,7 +295,7 @@ class _Run:
             differing.append(f'base model: {recorded.get("base_model", {}).get("name")} (fingerprint '
                              f'{str(recorded.get("base_model", {}).get("fingerprint"))[:12]}) -> '
                              f'{self.base_identity.describe()}')
-        for name in ('train', 'val'):
+        for name in ('train', 'val', 'zero_shot_check'):
             before, now = recorded.get(name) or {}, manifest[name] or {}
             if before.get('fingerprint') != now.get('fingerprint'):
                 differing.append(f'{name} data: {before.get("source")} changed (its files, sizes or dates differ)')
@@ -385,11 +389,31 @@ class _Run:
 
     # ---- records ----------------------------------------------------------------------------
 
-    def _validate(self, predictor: Predictor, val: Pairs, latents: Optional[torch.Tensor]) -> Dict[str, float]:
+    def _validate(self, predictor: Predictor) -> Dict[str, float]:
+        """The validation metrics, and the zero-shot check set's as check_zero_shot_acc1 and check_chance."""
         was_training = self.clip.training
-        metrics = validate(predictor, val, latents if self.options.lock_image else None)
+        metrics = {}
+        for name, (pairs, latents) in self.checked.items():
+            measured = validate(predictor, pairs, latents if self.options.lock_image else None)
+            if name == 'check':
+                measured = {f'check_{key}': measured[key] for key in ('zero_shot_acc1', 'chance')}
+            metrics.update(measured)
         self.clip.train(was_training)
         return metrics
+
+    def _check_forgetting(self, validations: List[dict], step: int) -> None:
+        """Stop when the zero-shot check set's accuracy, at least twice chance before training, has
+        fallen to half of that or less: the model is forgetting what it knew."""
+        before, now = validations[0]['metrics'], validations[-1]['metrics']
+        if 'check_zero_shot_acc1' not in before or validations[0]['epoch'] != 0:
+            return
+        start, chance, current = before['check_zero_shot_acc1'], before['check_chance'], now['check_zero_shot_acc1']
+        if start >= 2 * chance and current <= start / 2:
+            raise TrainingDiverged(
+                f'zero-shot accuracy on the check set collapsed from {start:.3f} before training to {current:.3f} '
+                f'at step {step} (chance {chance:.3f}): the model is forgetting what it knew. Lower --lr (now '
+                f'{self.options.lr}), lock a tower (--lock-image), train fewer blocks (--unlocked-blocks) or use '
+                f'--wise-ft; the last checkpoint is in {self.folder.last}')
 
     def _log(self, record: dict) -> None:
         if not self.processes.is_main:

@@ -18,6 +18,7 @@ class TrainingOptions:
     train: Tuple[str, ...]  # tables, .tar shards, or one ImageFolder
     out: str  # the run folder: the fine-tuned checkpoint in the Hub layout, its record and checkpoints
     val: Optional[Tuple[str, ...]] = None  # validated before training and after each epoch
+    zero_shot_check: Optional[str] = None  # a folder of classes: zero-shot accuracy beside each validation
     lock_image: bool = False  # LiT: image tower frozen, its latents computed once
     lock_text: bool = False  # the mirror: text tower frozen, caption latents computed once
     unlocked_blocks: Optional[int] = None  # train only the last N blocks of each trained tower; 0: projections only
@@ -72,6 +73,10 @@ class TrainingOptions:
                 continue
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not low < value <= high:
                 raise ValueError(f'{name} must be a number in ({max(low, 0)}, {high}], got {value!r}')
+        if self.keep_best and self.val is None:
+            raise ValueError('keep_best ranks validations: give val too')
+        if self.zero_shot_check is not None:
+            object.__setattr__(self, 'zero_shot_check', os.fspath(self.zero_shot_check))
         if self.precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {self.precision!r}')
 

@@ -80,7 +80,7 @@ def test_out_never_replaces_a_checkpoint_an_input_or_another_folder(capsys, shap
 
 @pytest.mark.parametrize('argv, message', [
     (['--lock-image', '--lock-text'], 'not allowed with argument'),
-    (['--keep-best'], '--keep-best ranks validations: give --val'),
+    (['--keep-best'], 'keep_best ranks validations: give val'),
     (['--batch-size', '0'], 'expected a positive integer'),
     (['--wise-ft', '1.5'], 'wise_ft must be a number in'),
     (['--templates', 'без места'], 'templates are for a folder of classes'),

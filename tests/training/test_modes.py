@@ -117,3 +117,17 @@ def test_class_folders_train_with_templates_and_keep_best(shapes, tiny_checkpoin
     assert best['value'] == max(v['metrics']['zero_shot_acc1'] for v in report.validations if v['epoch'] > 0
                                 and not v.get('output'))
     assert report.validations[-1]['output'] and report.validations[-1]['metrics']['zero_shot_acc1'] == best['value']
+
+
+def test_a_zero_shot_check_set_is_measured_and_a_collapse_stops_the_run(shapes, tiny_checkpoint, tmp_path,
+                                                                       monkeypatch):
+    report = finetune(tiny_checkpoint, [shapes['train']], tmp_path / 'run', zero_shot_check=shapes['val'],
+                      **QUICK)
+    assert [set(v['metrics']) for v in report.validations] == [{'check_zero_shot_acc1', 'check_chance'}] * 2
+
+    import ruclip.training.loop as loop
+    measured = iter([0.6, 0.25])  # before training: 7x chance; after the epoch: less than half of it
+    monkeypatch.setattr(loop, 'validate', lambda *args: dict(zero_shot_acc1=next(measured), chance=1 / 12))
+    with pytest.raises(TrainingDiverged, match='collapsed from 0.600 before training to 0.250'):
+        finetune(tiny_checkpoint, [shapes['train']], tmp_path / 'forgets', zero_shot_check=shapes['val'], **QUICK)
+    assert not (tmp_path / 'forgets' / 'model.safetensors').exists()
