@@ -108,10 +108,12 @@ def _run(args) -> int:
     if args.json:
         print_json(report.to_dict())
     else:
-        after = report.validation_after
+        before, after = report.validation_before or {}, report.validation_after or {}
+        changes = ''.join(f'; {name} {before[name]:.3f} -> {after[name]:.3f}'
+                          for name in ('recall@1', 'zero_shot_acc1', 'check_zero_shot_acc1')
+                          if name in before and name in after)
         print(f'fine-tuned {report.train_pairs} pairs for {report.steps} steps; final loss {report.final_loss:.4f}'
-              + (f'; validation recall@1 {report.validation_before["recall@1"]:.3f} -> {after["recall@1"]:.3f}'
-                 if after else '') + f'; wrote {report.out} (load it with --model {report.out})')
+              f'{changes}; wrote {report.out} (load it with --model {report.out})')
     if report.skipped:
         print(f'ruclip: skipped {len(report.skipped)} rows that could not be used; each was named above',
               file=sys.stderr)
