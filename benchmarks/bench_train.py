@@ -5,6 +5,8 @@
 Both sides hold the same random weights of the architecture (openai-CLIP names; open_clip's CLIP
 takes our state dict), the same batch of images and Russian captions, AdamW over the same
 parameters, and run fp32 and bf16 autocast (bf16 only where the CPU computes it natively):
+AdamW: ours is the library's (fused where torch has it, weight decay on matrices); open_clip's is
+torch.optim.AdamW's default, as its training script makes it.
 - full: both towers train. Ours: ruclip.training's Trainee + clip_loss (the text tower runs up to
   the batch's longest caption); open_clip: model(images, text) + ClipLoss (77 positions).
 - lock-image: the image tower frozen. Ours: image latents computed once, a step runs the text tower
@@ -27,6 +29,8 @@ import torch.nn.functional as F  # noqa: E402
 import bench  # noqa: E402  (puts the repository first on sys.path)
 from ruclip import CLIP, RuCLIPProcessor  # noqa: E402
 from ruclip._device import cpu_class, cpu_computes  # noqa: E402
+from ruclip.training import TrainingOptions  # noqa: E402
+from ruclip.training.loop import _optimizer  # noqa: E402  (the library's AdamW, fused where torch has it)
 from ruclip.training.loss import clip_loss  # noqa: E402
 from ruclip.training.towers import Trainee  # noqa: E402
 
@@ -51,7 +55,8 @@ def open_clip_model(clip: CLIP):
 
 def ours_step(clip, mode, pixels, latents, ids, autocast):
     trainee = Trainee(clip, 'latents' if mode == 'lock-image' else 'pixels', 'tokens')
-    optimizer = torch.optim.AdamW([p for p in clip.parameters() if p.requires_grad], lr=1e-5)
+    optimizer = _optimizer([(n, p) for n, p in clip.named_parameters() if p.requires_grad],
+                           TrainingOptions(model='', train='', out='', lr=1e-5))
     groups = torch.arange(len(ids))
 
     def step():
