@@ -30,7 +30,7 @@ import bench  # noqa: E402  (puts the repository first on sys.path)
 from ruclip import CLIP, RuCLIPProcessor  # noqa: E402
 from ruclip._device import cpu_class, cpu_computes  # noqa: E402
 from ruclip.training import TrainingOptions  # noqa: E402
-from ruclip.training.loop import _optimizer  # noqa: E402  (the library's AdamW, fused where torch has it)
+from ruclip.training.schedule import make_optimizer  # noqa: E402  (the library's AdamW, fused where it can)
 from ruclip.training.loss import clip_loss  # noqa: E402
 from ruclip.training.towers import Trainee  # noqa: E402
 
@@ -55,7 +55,7 @@ def open_clip_model(clip: CLIP):
 
 def ours_step(clip, mode, pixels, latents, ids, autocast):
     trainee = Trainee(clip, 'latents' if mode == 'lock-image' else 'pixels', 'tokens')
-    optimizer = _optimizer([(n, p) for n, p in clip.named_parameters() if p.requires_grad],
+    optimizer = make_optimizer([(n, p) for n, p in clip.named_parameters() if p.requires_grad],
                            TrainingOptions(model='', train='', out='', lr=1e-5))
     groups = torch.arange(len(ids))
 

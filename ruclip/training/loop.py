@@ -25,6 +25,7 @@ from .loss import MAX_LOGIT_SCALE, clip_loss
 from .options import TrainingOptions
 from .processes import Processes, start_processes
 from .run_folder import ARGS, CARD, METRICS, REPORT, RunFolder, model_card
+from .schedule import epoch_order, load_trained, make_optimizer, restore, trained_state, warmup_cosine
 from .towers import Trainee, capture_features, merge_lora, set_trainable, use_gradient_checkpointing
 from .validation import best_metric, validate
 
@@ -112,7 +113,7 @@ class _Run:
             [options.zero_shot_check], templates=options.templates or DEFAULT_TEMPLATES, what='--zero-shot-check')
         manifest = self._manifest(train, val, check)
         self.folder = RunFolder(options.out)
-        recorded = self.folder.check(options.model, base_folder, list(options.train) + list(options.val or ()),
+        recorded = self.folder.check(options.model, base_folder, [*options.train, *(options.val or ()), *filter(None, [options.zero_shot_check])],
                                      manifest, options.resume, options.overwrite,
                                      lambda recorded: self._differences(recorded, manifest))
         batch, steps_per_epoch = self._batch_size(len(train))  # checks before the image pass, not after
@@ -165,12 +166,12 @@ class _Run:
             network = trainee
         groups_per_epoch = -(-steps_per_epoch // options.grad_accum)
         total_steps = options.epochs * groups_per_epoch
-        optimizer = _optimizer(trained, options)
-        scheduler = _schedule(optimizer, total_steps, options.warmup)
+        optimizer = make_optimizer(trained, options)
+        scheduler = warmup_cosine(optimizer, total_steps, options.warmup)
 
         state = self.folder.load_state(self.folder.last) if recorded is not None else None
         if state is not None:
-            _restore(state, trained, optimizer, scheduler)
+            restore(state, trained, optimizer, scheduler)
             step, losses, validations, best = state['step'], state['losses'], state['validations'], state['best']
             if processes.is_main:
                 self._rewrite_metrics(step)
@@ -180,39 +181,18 @@ class _Run:
                 validations.append(dict(epoch=0, step=0, metrics=self._validate(predictor)))
                 self._log(dict(validations[-1], event='validation'))
 
-        autocast = self._autocast()
+        inputs = dict(images=(image_input, train_images), texts=(text_input, text_cache, caption_row))
         pairs_seen, train_seconds = 0, 0.0
-        rank, world = processes.rank, processes.world_size
-        local = batch // world
         from tqdm.auto import tqdm
         with tqdm(total=total_steps, initial=step, unit='step', disable=not self.show, desc='fine-tuning') as bar:
             for epoch in range(step // groups_per_epoch, options.epochs):
-                order, template_of = _epoch_order(len(train), options.seed, epoch, train.templates)
+                order, template_of = epoch_order(len(train), options.seed, epoch, train.templates)
                 for group in range(step % groups_per_epoch if epoch == step // groups_per_epoch else 0,
                                    groups_per_epoch):
                     tick = time.perf_counter()
-                    micro = list(range(group * options.grad_accum,
-                                       min((group + 1) * options.grad_accum, steps_per_epoch)))
-                    loss_value = 0.0
-                    for position, batch_index in enumerate(micro):
-                        rows = order[batch_index * batch:(batch_index + 1) * batch]
-                        mine = rows[rank * local:(rank + 1) * local]
-                        images = self._images(train, mine, train_images, image_input)
-                        texts = self._texts(train, mine, template_of, text_cache, caption_row, text_input)
-                        all_groups = torch.tensor([train.groups[r] for r in rows], device=processes.device)
-                        last = position == len(micro) - 1
-                        sync = network.no_sync() if processes.distributed and not last else contextlib.nullcontext()
-                        with sync:
-                            with autocast:
-                                image_latents, text_latents, logit_scale = network(images, texts)
-                            loss = clip_loss(image_latents, text_latents, logit_scale,
-                                             all_groups[rank * local:(rank + 1) * local],
-                                             processes.gather(image_latents), processes.gather(text_latents),
-                                             all_groups) if world > 1 else \
-                                clip_loss(image_latents, text_latents, logit_scale, all_groups)
-                            (loss / len(micro)).backward()
-                        loss_value += float(loss.detach()) / len(micro)
-                    loss_value = processes.mean(loss_value)
+                    micro = range(group * options.grad_accum, min((group + 1) * options.grad_accum, steps_per_epoch))
+                    batches = [order[index * batch:(index + 1) * batch] for index in micro]
+                    loss_value = self._accumulate(network, batches, train, template_of, inputs)
                     if not math.isfinite(loss_value):
                         raise TrainingDiverged(
                             f'the training loss became {loss_value} at step {step + 1} (epoch {epoch + 1}); the '
@@ -249,12 +229,12 @@ class _Run:
                     if options.keep_best and (best is None or metrics[name] > best['value']):
                         best = dict(epoch=epoch + 1, step=step, metric=name, value=metrics[name])
                         if processes.is_main:
-                            self.folder.save_state(self.folder.best, dict(trained=_trained_state(trained)))
+                            self.folder.save_state(self.folder.best, dict(trained=trained_state(trained)))
                 self._save(step, trained, optimizer, scheduler, losses, validations, best)
 
         if options.keep_best and best is not None:
             kept = self.folder.load_state(self.folder.best)
-            _load_trained(trained, kept['trained'])
+            load_trained(trained, kept['trained'])
         clip.requires_grad_(False)
         merge_lora(clip)
         for module in clip.modules():
@@ -372,7 +352,34 @@ class _Run:
 
     # ---- batches ----------------------------------------------------------------------------
 
-    def _images(self, pairs: Pairs, rows: List[int], cache: torch.Tensor, kind: str) -> torch.Tensor:
+    def _accumulate(self, network, batches: List[List[int]], pairs: Pairs, template_of, inputs: dict) -> float:
+        """Forward and backward of each global batch (rows of `pairs`) of one optimizer step, this
+        process's slice of each, the gradients accumulated (and synchronised after the last);
+        returns the mean loss of the global batches."""
+        processes = self.processes
+        rank, world = processes.rank, processes.world_size
+        autocast = self._autocast()
+        loss_value = 0.0
+        for position, rows in enumerate(batches):
+            local = len(rows) // world
+            mine = rows[rank * local:(rank + 1) * local]
+            images = self._images(pairs, mine, *inputs['images'])
+            texts = self._texts(pairs, mine, template_of, *inputs['texts'])
+            groups = torch.tensor([pairs.groups[row] for row in rows], device=processes.device)  # [global batch]
+            last = position == len(batches) - 1
+            with network.no_sync() if processes.distributed and not last else contextlib.nullcontext():
+                with autocast:
+                    image_latents, text_latents, logit_scale = network(images, texts)
+                if processes.distributed:
+                    loss = clip_loss(image_latents, text_latents, logit_scale, groups[rank * local:(rank + 1) * local],
+                                     processes.gather(image_latents), processes.gather(text_latents), groups)
+                else:
+                    loss = clip_loss(image_latents, text_latents, logit_scale, groups)
+                (loss / len(batches)).backward()
+            loss_value += float(loss.detach()) / len(batches)
+        return processes.mean(loss_value)
+
+    def _images(self, pairs: Pairs, rows: List[int], kind: str, cache: Optional[torch.Tensor]) -> torch.Tensor:
         if kind != 'pixels':
             return cache[rows]
         from .._batches import image_batches
@@ -381,7 +388,7 @@ class _Run:
                                     num_workers=min(len(sources), self.options.num_workers or 2)))
         return pixels.to(self.processes.device)
 
-    def _texts(self, pairs: Pairs, rows: List[int], template_of, cache, caption_row, kind) -> torch.Tensor:
+    def _texts(self, pairs: Pairs, rows: List[int], template_of, kind, cache, caption_row) -> torch.Tensor:
         captions = [pairs.caption_of(row, template_of[row]) for row in rows]
         if kind == 'tokens':
             return self._tokens(captions)
@@ -431,61 +438,7 @@ class _Run:
     def _save(self, step, trained, optimizer, scheduler, losses, validations, best) -> None:
         if self.processes.is_main:
             self.folder.save_state(self.folder.last, dict(
-                step=step, trained=_trained_state(trained), optimizer=optimizer.state_dict(),
+                step=step, trained=trained_state(trained), optimizer=optimizer.state_dict(),
                 scheduler=scheduler.state_dict(), rng=torch.get_rng_state(), losses=list(losses),
                 validations=validations, best=best))
         self.processes.barrier()
-
-
-def _epoch_order(rows: int, seed: int, epoch: int, templates: Optional[List[str]]):
-    """(the rows in epoch `epoch`'s order, the template index of each row): from (seed, epoch) alone."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    order = torch.randperm(rows, generator=generator).tolist()
-    template_of = torch.randint(len(templates) if templates else 1, (rows,), generator=generator).tolist()
-    return order, template_of
-
-
-def _optimizer(trained, options: TrainingOptions) -> torch.optim.Optimizer:
-    """AdamW with CLIP's betas and eps, fused where torch has it; weight decay on matrices only (not
-    biases, LayerNorms, embeddings or the temperature), as open_clip."""
-    decay = [p for name, p in trained if p.ndim >= 2 and 'embedding' not in name]
-    no_decay = [p for name, p in trained if not (p.ndim >= 2 and 'embedding' not in name)]
-    groups = [dict(params=decay, weight_decay=options.weight_decay), dict(params=no_decay, weight_decay=0.0)]
-    groups = [group for group in groups if group['params']]
-    try:  # one fused kernel: on CPU 6x faster than the default per-tensor loop (a LiT step is mostly this)
-        return torch.optim.AdamW(groups, lr=options.lr, betas=(0.9, 0.98), eps=1e-6, fused=True)
-    except (RuntimeError, TypeError, ValueError):  # a torch or device without the fused AdamW
-        return torch.optim.AdamW(groups, lr=options.lr, betas=(0.9, 0.98), eps=1e-6)
-
-
-def _schedule(optimizer, total_steps: int, warmup: Optional[int]):
-    """Linear warm-up over `warmup` steps (default 5% of the run), then cosine decay to zero."""
-    warmup = max(1, round(0.05 * total_steps)) if warmup is None else min(warmup, total_steps)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def _trained_state(trained) -> dict:
-    return {name: p.detach().cpu().clone() for name, p in trained}
-
-
-def _load_trained(trained, state: dict) -> None:
-    names = [name for name, _ in trained]
-    if sorted(state) != sorted(names):
-        raise ValueError(f'the checkpoint holds other trained weights ({len(state)} tensors) than this run '
-                         f'trains ({len(names)}): it belongs to another run')
-    with torch.no_grad():
-        for name, parameter in trained:
-            parameter.copy_(state[name])
-
-
-def _restore(state: dict, trained, optimizer, scheduler) -> None:
-    _load_trained(trained, state['trained'])
-    optimizer.load_state_dict(state['optimizer'])
-    scheduler.load_state_dict(state['scheduler'])
-    torch.set_rng_state(state['rng'])
