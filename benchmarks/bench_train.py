@@ -105,6 +105,7 @@ def main(argv=None):
     parser.add_argument('--model', default='ruclip-vit-base-patch32-384', choices=list(bench.ARCHITECTURES))
     parser.add_argument('--batch', type=int, default=16)
     parser.add_argument('--steps', type=int, default=2)
+    parser.add_argument('--modes', nargs='+', choices=('full', 'lock-image'), default=['full', 'lock-image'])
     parser.add_argument('--precision', nargs='+', choices=('fp32', 'bf16'), default=['fp32', 'bf16'],
                         help='bf16 runs only where the CPU computes it natively')
     args = parser.parse_args(argv)
@@ -121,7 +122,7 @@ def main(argv=None):
     for precision in precisions:
         def autocast():
             return torch.autocast('cpu', dtype=torch.bfloat16, enabled=precision == 'bf16')
-        for mode in ('full', 'lock-image'):
+        for mode in args.modes:
             ours = CLIP(**config).train()
             theirs = open_clip_model(ours)
             if mode == 'lock-image':
