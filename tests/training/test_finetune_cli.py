@@ -27,6 +27,10 @@ def test_a_run_from_the_command_line_reports_and_writes_a_checkpoint(capsys, sha
                               *QUICK)
     assert code == 0, err  # the output is a --model like any other
     assert 'fine-tuned 120 pairs for 5 steps' in out
+    picture = next(shapes['val'].rglob('*.png'))
+    assert main(['classify', str(picture), '--labels', 'красный круг', 'синий квадрат', '--model',
+                 str(tmp_path / 'run'), '--backend', 'torch', '--json']) == 0
+    assert json.loads(capsys.readouterr().out)['results'][0]['top']
 
 
 def test_unreadable_images_are_skipped_and_named(capsys, shapes, tiny_checkpoint, tmp_path):
