@@ -47,7 +47,8 @@ def _arguments(parser):
                      help='the global batch, split across torchrun processes (default 64)')
     run.add_argument('--lr', type=_positive_float, default=5e-5, help='peak learning rate of AdamW (default 5e-5)')
     run.add_argument('--weight-decay', type=float, default=0.1, help='(default 0.1; not on biases, norms, embeddings)')
-    run.add_argument('--warmup', type=_non_negative, metavar='STEPS', help='linear warm-up steps (default 5%% of the run)')
+    run.add_argument('--warmup', type=_non_negative, metavar='STEPS',
+                     help='linear warm-up steps (default 5%% of the run)')
     run.add_argument('--grad-clip', type=_positive_float, default=1.0, metavar='NORM', help='(default 1.0)')
     run.add_argument('--grad-accum', type=positive_int, default=1, metavar='N',
                      help='batches per optimizer step (default 1); negatives stay within each batch')
@@ -92,7 +93,8 @@ def _positive_float(value: str) -> float:
     return number
 
 
-OPTIONS = ('val', 'zero_shot_check', 'lock_image', 'lock_text', 'unlocked_blocks', 'lora', 'lora_alpha', 'epochs', 'batch_size', 'lr',
+OPTIONS = ('val', 'zero_shot_check', 'lock_image', 'lock_text', 'unlocked_blocks', 'lora', 'lora_alpha', 'epochs',
+           'batch_size', 'lr',
            'weight_decay', 'warmup', 'grad_clip', 'grad_accum', 'seed', 'save_every', 'keep_best', 'wise_ft',
            'templates', 'image_column', 'caption_column', 'precision', 'grad_checkpointing', 'device', 'cache_dir',
            'num_workers', 'resume', 'overwrite', 'quiet')

@@ -113,18 +113,17 @@ class _Run:
             [options.zero_shot_check], templates=options.templates or DEFAULT_TEMPLATES, what='--zero-shot-check')
         manifest = self._manifest(train, val, check)
         self.folder = RunFolder(options.out)
-        recorded = self.folder.check(options.model, base_folder, [*options.train, *(options.val or ()), *filter(None, [options.zero_shot_check])],
-                                     manifest, options.resume, options.overwrite,
+        inputs = [*options.train, *(options.val or ()), *filter(None, [options.zero_shot_check])]
+        recorded = self.folder.check(options.model, base_folder, inputs, manifest, options.resume, options.overwrite,
                                      lambda recorded: self._differences(recorded, manifest))
         batch, steps_per_epoch = self._batch_size(len(train))  # checks before the image pass, not after
         processes.barrier()  # every process has looked at --out before the first one writes there
 
         predictor = Predictor(clip, processor, processes.device, quiet=not self.show,
                               num_workers=options.num_workers)
-        train_image_trains = not options.lock_image
         projections_only = options.unlocked_blocks == 0
         train, train_images, skipped = self._embed(predictor, train, '--train',
-                                                   features=train_image_trains and projections_only)
+                                                   features=projections_only and not options.lock_image)
         batch, steps_per_epoch = self._batch_size(len(train))
         self.checked = {}  # name: (pairs, image latents): the validation data and the zero-shot check set
         for name, what, pairs in (('val', '--val', val), ('check', '--zero-shot-check', check)):
@@ -200,6 +199,7 @@ class _Run:
                             f'train with --precision fp32; the last checkpoint is in {self.folder.last}')
                     if options.grad_clip is not None:
                         torch.nn.utils.clip_grad_norm_([p for _, p in trained], options.grad_clip)
+                    lr = optimizer.param_groups[0]['lr']  # this step's
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
@@ -210,7 +210,6 @@ class _Run:
                     seconds = time.perf_counter() - tick
                     pairs_seen += len(micro) * batch
                     train_seconds += seconds
-                    lr = optimizer.param_groups[0]['lr']
                     self._log(dict(event='step', step=step, epoch=epoch + (group + 1) / groups_per_epoch,
                                    loss=loss_value, lr=lr, logit_scale=float(clip.logit_scale.detach()),
                                    pairs_per_second=len(micro) * batch / seconds))

@@ -148,7 +148,8 @@ def model_card(manifest: dict, report: dict) -> str:
     if options.get('unlocked_blocks') is not None:
         mode += f', last {options["unlocked_blocks"]} blocks' if options['unlocked_blocks'] else ', projections only'
     lines = [f'# Fine-tuned RuCLIP: {os.path.basename(manifest["out"])}', '',
-             f'Fine-tuned from `{manifest["base_model"]["name"]}` (fingerprint {manifest["base_model"]["fingerprint"]}) '
+             f'Fine-tuned from `{manifest["base_model"]["name"]}` '
+             f'(fingerprint {manifest["base_model"]["fingerprint"]}) '
              f'with `ruclip finetune`: {mode}.', '',
              f'- data: {manifest["train"]["source"]} ({report["train_pairs"]} pairs, fingerprint '
              f'{manifest["train"]["fingerprint"][:16]})',

@@ -50,7 +50,8 @@ def test_unreadable_images_are_skipped_and_named(capsys, shapes, tiny_checkpoint
     ('image_path,label\nimages/00_000.png,x\n', 'no caption column'),
     ('file,caption\nimages/00_000.png,x\n', 'has no column image_path'),
     ('image_path,caption\n', 'holds no rows'),
-    ('image_path,caption\nnowhere/1.png,красный круг\nnowhere/2.png,синий круг\n', 'none of the 2 images could be read'),
+    ('image_path,caption\nnowhere/1.png,красный круг\nnowhere/2.png,синий круг\n',
+     'none of the 2 images could be read'),
 ])
 def test_bad_tables_are_refused_before_training(capsys, table, message, tiny_checkpoint, tmp_path):
     (tmp_path / 'pairs.csv').write_text(table, encoding='utf-8')

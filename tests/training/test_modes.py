@@ -31,7 +31,8 @@ def base_weights(tiny_checkpoint):
       'positional_embedding', 'visual.positional_embedding', 'visual.class_embedding', 'visual.ln_pre')),
     (dict(lora=4), {'transformer.resblocks.0.attn.in_proj_weight', 'visual.transformer.resblocks.1.mlp.c_proj.weight',
                     'transformer.resblocks.1.attn.out_proj.weight'},
-     ('visual.proj', 'text_projection', 'token_embedding', 'visual.ln_post', 'transformer.resblocks.0.attn.in_proj_bias',
+     ('visual.proj', 'text_projection', 'token_embedding', 'visual.ln_post',
+      'transformer.resblocks.0.attn.in_proj_bias',
       'transformer.resblocks.0.ln_1', 'visual.conv1')),
 ], ids=['lock_text', 'projections', 'last_block', 'lora'])
 def test_each_mode_trains_what_it_names_and_nothing_else(mode, trains, stays, shapes, tiny_checkpoint, base_weights,

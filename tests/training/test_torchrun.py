@@ -28,4 +28,5 @@ def test_two_processes_train_as_one_with_the_same_global_batch(shapes, tiny_chec
     assert report['losses'] == pytest.approx(one.losses, rel=1e-5)
     expected, got = load_file(tmp_path / 'one' / 'model.safetensors'), load_file(tmp_path / 'two' / 'model.safetensors')
     for name in expected:
-        torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-5)  # Adam turns rounding in a near-zero gradient into ~1e-6
+        # Adam turns float rounding in a near-zero gradient into ~1e-6 of a weight
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-5)
