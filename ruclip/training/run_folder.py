@@ -163,6 +163,6 @@ def model_card(manifest: dict, report: dict) -> str:
             shown = ', '.join(f'{k} {v:.3f}' for k, v in metrics.items() if isinstance(v, float))
             lines.append(f'- validation {when}: {shown}')
     lines += ['', 'Load it with `ruclip.load(folder)`, or pass the folder as `--model` to any ruclip command; '
-                  'evaluate it with `ruclip eval --model FOLDER`. training_args.json and training_report.json '
-                  'hold every option and result.', '']
+                  'evaluate it with `ruclip eval retrieval|zeroshot ... --model FOLDER`. training_args.json and '
+                  'training_report.json hold every option and result.', '']
     return '\n'.join(line for line in lines if line is not None)
