@@ -30,6 +30,8 @@ _WHERE = {
     'text_embeddings': 'evaluation',
     # search a photo library [search] [faiss] [serve]
     'ImageIndex': 'search',
+    # fine-tuning [train]
+    'finetune': 'training',
 }
 _MODULES = ['model', 'processor', 'predictor']  # the original exported these modules by name
 

@@ -19,7 +19,7 @@ import pytest
 import ruclip
 
 PACKAGE = Path(ruclip.__file__).resolve().parent
-CAPABILITIES = {'export', 'search', 'distributed', 'evaluation', 'backends', 'serve'}
+CAPABILITIES = {'export', 'search', 'distributed', 'evaluation', 'backends', 'serve', 'training'}
 CORE_CALLS_A_CAPABILITY = {('ruclip.pretrained', 'ruclip.backends')}  # inside load() only
 
 

@@ -92,10 +92,6 @@ def test_original_readme_snippets_run_unchanged(hub_with_all_models, monkeypatch
 
 
 EXAMPLES = 'One example per job'
-# The README shows these commands before their code is merged (issues 20 and 21): the lead verifies
-# them at merge and empties this set, and test_readme_commands_parse then parses them too. Until
-# then the test checks they are indeed not there yet, so the set cannot outlive the merge unnoticed.
-PENDING_COMMANDS = {'finetune'}
 
 
 def test_readme_zero_shot_example_runs(hub_with_all_models, tmp_path, monkeypatch):
@@ -117,10 +113,7 @@ def test_readme_commands_parse():
     commands = [shlex.split(line, comments=True) for line in command_lines(README, EXAMPLES)
                 if line.startswith('ruclip ')]
     named = {argv[1] for argv in commands}
-    assert {'index', 'search', 'embed', 'eval', 'finetune', 'serve', 'export-onnx', 'export-hf'} <= named
-    assert not PENDING_COMMANDS & known, f'{PENDING_COMMANDS & known} merged: check the README example, then ' \
-                                         f'remove it from PENDING_COMMANDS'
+    assert {'index', 'search', 'embed', 'eval', 'finetune', 'serve', 'export-onnx', 'export-hf'} <= named <= known
     for argv in commands:
-        if argv[1] not in PENDING_COMMANDS:
-            build_parser(argv[1:]).parse_args(argv[1:])  # argparse exits on an unknown option
+        build_parser(argv[1:]).parse_args(argv[1:])  # argparse exits on an unknown option
 

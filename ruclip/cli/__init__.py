@@ -35,6 +35,7 @@ COMMANDS = [
     ('serve', 'serve', 'an OpenAI-compatible embeddings API, and the search page of an index, over HTTP'),
     ('duplicates', 'photos', 'groups of near-identical photos in an index (copies, re-saves, bursts), the one to keep'),
     ('tag', 'photos', 'Russian tags for every photo of an index, from its stored latents'),
+    ('finetune', 'finetune', 'fine-tune a model on your image-caption pairs or classes (full, LiT, LoRA; torchrun)'),
 ]
 
 
