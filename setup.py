@@ -22,7 +22,7 @@ NOTEBOOKS = ['nbformat>=5', 'nbclient>=0.10', 'ipykernel']  # tests/docs runs ex
 SERVE = ['fastapi>=0.110', 'uvicorn>=0.29']  # prometheus-client, when installed, adds /metrics
 SERVE_TEST = ['prometheus-client>=0.17', 'openai>=1.30', 'schemathesis>=3.30', 'httpx>=0.27']
 PHOTOS = ['pillow-heif>=0.16', 'Pillow>=11.3']  # HEIC/HEIF (pillow-heif); AVIF: Pillow's own reader
-TRAIN = ['pyarrow>=14']  # the tables' reader (ruclip.distributed); LoRA is torch's parametrizations, no peft
+TRAIN = DISTRIBUTED  # tables through ruclip.distributed's readers; evaluation's metrics need numpy only; LoRA: torch
 
 setup(
     name='ruclip',

@@ -5,7 +5,9 @@ The rule, checked on every import statement, at module level or inside a functio
 - the core (the top level and its plumbing) imports only the core, with one exception: ruclip.load
   (ruclip.pretrained) imports ruclip.backends when it is called, because a backend is how load runs
   a model; never at module level, so `import ruclip` imports no capability;
-- a capability imports the core and itself, never another capability or the command line;
+- a capability imports the core and itself, never the command line, and another capability only
+  where CAPABILITY_USES declares it (its extra then includes that one's packages): training reads
+  tables with distributed's readers and scores with evaluation's metrics;
 - the command line imports anything; ruclip/__init__.py names the capabilities' public names in a
   table (strings), imported on first use;
 - and the modules' imports form no circle.
@@ -21,6 +23,7 @@ import ruclip
 PACKAGE = Path(ruclip.__file__).resolve().parent
 CAPABILITIES = {'export', 'search', 'distributed', 'evaluation', 'backends', 'serve', 'training'}
 CORE_CALLS_A_CAPABILITY = {('ruclip.pretrained', 'ruclip.backends')}  # inside load() only
+CAPABILITY_USES = {'training': {'distributed', 'evaluation'}}  # and no other capability another
 
 
 def modules():
@@ -66,7 +69,8 @@ def test_no_module_imports_a_higher_layer(name, path):
             allowed = (name, target) in CORE_CALLS_A_CAPABILITY and not at_module_level
             assert allowed, f'{name} (the core) imports {target}'
         elif area(name) in CAPABILITIES:
-            assert area(target) in ('core', area(name)), f'{name} imports {target}, another capability or the CLI'
+            allowed = {'core', area(name)} | CAPABILITY_USES.get(area(name), set())
+            assert area(target) in allowed, f'{name} imports {target}, another capability or the CLI'
 
 
 def test_the_imports_form_no_circle():
