@@ -226,20 +226,20 @@ def test_exact_decode_is_for_sharded_output(tmp_path, tiny_checkpoint, capsys):
     assert code == 2 and '--exact-decode is for sharded output' in err
 
 
-def test_the_readme_photo_library_commands_run(tmp_path, monkeypatch, hub_with_all_models, capsys):
-    import re
+def test_the_photo_library_guide_commands_run(tmp_path, monkeypatch, hub_with_all_models, capsys):
+    """docs/photos.md's first block, as a user pastes it, in a home folder holding ~/Pictures."""
     import shlex
-    from pathlib import Path
-    readme = (Path(__file__).resolve().parents[2] / 'README.md').read_text(encoding='utf-8')
-    section = readme.split('\n## Your photo library\n', 1)[1].split('\n## ', 1)[0]
-    (block,) = re.findall(r'```bash\n(.*?)```', section, flags=re.S)
+    from helpers.doc_blocks import DOCS, code_blocks
+    block = code_blocks(DOCS / 'photos.md', 'Your photo library', 'bash')[0]
     monkeypatch.setenv('HOME', str(tmp_path))
+    monkeypatch.chdir(tmp_path)
     monkeypatch.delenv('RUCLIP_INDEX', raising=False)
     monkeypatch.delenv('XDG_DATA_HOME', raising=False)
     (tmp_path / 'Pictures').mkdir()
     for seed in range(4):
         photo_like(80, 60, seed=seed).save(tmp_path / 'Pictures' / f'{seed}.jpg',
                                            exif=exif(f'2024:0{seed + 5}:10 12:00:00'))
+    (tmp_path / 'my-tags.txt').write_text('template: фото: {}\nкошка\nсобака\nпляж\n', encoding='utf-8')
     ran = 0
     for line in block.splitlines():
         command = line.split('  #')[0].strip()
@@ -247,4 +247,4 @@ def test_the_readme_photo_library_commands_run(tmp_path, monkeypatch, hub_with_a
             arguments = [str(tmp_path) + arg[1:] if arg.startswith('~/') else arg for arg in shlex.split(command)[1:]]
             assert main(arguments) == 0, command
             ran += 1
-    assert ran == 3
+    assert ran == 5
