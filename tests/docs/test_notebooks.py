@@ -19,7 +19,7 @@ NOTEBOOKS = sorted((ROOT / 'examples').glob('*.ipynb'))
 
 def test_the_notebooks_are_found_and_carry_no_outputs():
     assert {path.name for path in NOTEBOOKS} >= {'zero_shot.ipynb', 'search_photos.ipynb', 'evaluate.ipynb',
-                                                  'deploy.ipynb', 'rank_generated.ipynb'}
+                                                  'deploy.ipynb', 'rank_generated.ipynb', 'finetune.ipynb'}
     for path in NOTEBOOKS:
         notebook = nbformat.read(path, as_version=4)
         code = [cell for cell in notebook.cells if cell.cell_type == 'code']
