@@ -76,13 +76,28 @@ class FinetuneReport:
 
 
 def finetune(model: str, train, out: str, **options) -> FinetuneReport:
-    """Fine-tune `model` (a name of ruclip.MODELS or a checkpoint folder) on `train` and write the
-    result to the run folder `out`; every keyword is a field of ruclip.training.TrainingOptions
-    (val, lock_image, lock_text, unlocked_blocks, lora, epochs, batch_size, lr, seed, save_every,
-    resume, ...). Under torchrun each process calls it with the same arguments.
+    """Fine-tune a model on image-caption pairs (or classes) and write the result as a checkpoint folder.
 
-    Raises ValueError / FileNotFoundError for bad options, data or --out before any training,
-    TrainingDiverged when the loss becomes NaN or the zero-shot check set's accuracy collapses.
+    Under torchrun each process calls it with the same arguments; only the first one writes.
+
+    Args:
+        model (str | os.PathLike): a name of ruclip.MODELS or a checkpoint folder, the starting weights.
+        train (str | os.PathLike | Sequence): CSV / JSONL / parquet tables, webdataset .tar shards, or
+            one folder of classes (docs/training.md, "Data").
+        out (str | os.PathLike): the run folder: the fine-tuned checkpoint (what ruclip.load takes),
+            its record and the checkpoints --resume continues from.
+        **options: the other fields of ruclip.training.TrainingOptions (val, lock_image, lock_text,
+            unlocked_blocks, lora, epochs, batch_size, lr, seed, save_every, keep_best, wise_ft,
+            resume, overwrite, ...).
+
+    Returns:
+        FinetuneReport: the losses, the validations before and after, the output model's identity,
+        and the fine-tuned model itself (`model`).
+
+    Raises:
+        ValueError: bad options, data or out, before any training.
+        FileNotFoundError: a missing model, table or folder.
+        TrainingDiverged: the loss became NaN or infinite, or the zero-shot check set's accuracy collapsed.
     """
     run = _Run(TrainingOptions(model=model, train=train, out=out, **options))
     try:
