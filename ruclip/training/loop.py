@@ -310,24 +310,30 @@ class _Run:
 
     def _embed(self, predictor: Predictor, pairs: Pairs, what: str, features: bool):
         """The readable rows of pairs, their image latents (or, features=True, the image tower's
-        output before its projection), and what was skipped; no readable row is a ValueError."""
+        output before its projection), and what was skipped; no readable row is a ValueError.
+        Each distinct picture goes through the tower once, however many rows (captions) name it."""
+        distinct = list(dict.fromkeys(pairs.images))  # paths or encoded bytes, in first-seen order
         captured = []
         hook = capture_features(self.clip.visual.ln_post, captured) if features else None
         try:
-            embedded = predictor.embed_images(pairs.images, progress=self.show)
+            embedded = predictor.embed_images(distinct, progress=self.show)
         finally:
             if hook is not None:
                 hook.remove()
-        skipped = list(pairs.skipped)
-        for _, image, reason in embedded.failures:
+        reasons = {distinct[position]: reason for position, _, reason in embedded.failures}
+        for image, reason in reasons.items():
             logger.warning('%s: skipped an image that cannot be read: %s', what, reason)
-            skipped.append((image if isinstance(image, str) else f'<{len(image)} bytes>', reason))
+        skipped = list(pairs.skipped) + [(image if isinstance(image, str) else f'<{len(image)} bytes>', reasons[image])
+                                         for image in pairs.images if image in reasons]
         if not embedded.kept:
-            raise ValueError(f'{what}: none of the {len(pairs)} images could be read (the first: '
+            raise ValueError(f'{what}: none of the {len(distinct)} images could be read (the first: '
                              f'{embedded.failures[0][2]})')
-        kept = pairs.keep(embedded.kept)
+        latent_row = {distinct[position]: row for row, position in enumerate(embedded.kept)}
+        rows = [i for i, image in enumerate(pairs.images) if image in latent_row]
+        kept = pairs.keep(rows)
         kept.skipped = skipped
         latents = torch.cat(captured) if features else embedded.latents
+        latents = latents[torch.tensor([latent_row[pairs.images[i]] for i in rows])]
         return kept, latents.to(self.processes.device), skipped
 
     def _captions(self, pairs: Pairs) -> List[str]:

@@ -132,3 +132,21 @@ def test_a_zero_shot_check_set_is_measured_and_a_collapse_stops_the_run(shapes, 
     with pytest.raises(TrainingDiverged, match='collapsed from 0.600 before training to 0.250'):
         finetune(tiny_checkpoint, [shapes['train']], tmp_path / 'forgets', zero_shot_check=shapes['val'], **QUICK)
     assert not (tmp_path / 'forgets' / 'model.safetensors').exists()
+
+
+def test_each_picture_goes_through_the_image_tower_once_however_many_captions_name_it(tiny_checkpoint, tmp_path,
+                                                                                         monkeypatch):
+    from helpers.images import rgb_image
+    for i in range(3):
+        rgb_image(24, 24, seed=i).save(tmp_path / f'{i}.png')
+    rows = [(f'{i % 3}.png', f'подпись {i}') for i in range(12)] + [('missing.png', 'нет файла')] * 2
+    (tmp_path / 'pairs.csv').write_text('image_path,caption\n' + ''.join(f'{p},{c}\n' for p, c in rows),
+                                        encoding='utf-8')
+    embedded = []
+    real = ruclip.Predictor.embed_images
+    monkeypatch.setattr(ruclip.Predictor, 'embed_images',
+                        lambda self, images, **kw: embedded.append(list(images)) or real(self, images, **kw))
+    report = finetune(tiny_checkpoint, [str(tmp_path / 'pairs.csv')], tmp_path / 'run', lock_image=True,
+                      **dict(QUICK, batch_size=4))
+    assert [len(images) for images in embedded] == [4]  # 3 pictures and the missing file, once each
+    assert report.train_pairs == 12 and len(report.skipped) == 2  # both rows naming the missing file
