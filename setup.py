@@ -22,6 +22,7 @@ NOTEBOOKS = ['nbformat>=5', 'nbclient>=0.10', 'ipykernel']  # tests/docs runs ex
 SERVE = ['fastapi>=0.110', 'uvicorn>=0.29']  # prometheus-client, when installed, adds /metrics
 SERVE_TEST = ['prometheus-client>=0.17', 'openai>=1.30', 'schemathesis>=3.30', 'httpx>=0.27']
 PHOTOS = ['pillow-heif>=0.16', 'Pillow>=11.3']  # HEIC/HEIF (pillow-heif); AVIF: Pillow's own reader
+TRAIN_TEST = ['tensorboard']  # finetune logs TensorBoard events too when it is installed
 TRAIN = DISTRIBUTED  # tables through ruclip.distributed's readers; evaluation's metrics need numpy only; LoRA: torch
 
 setup(
@@ -54,7 +55,7 @@ setup(
         # the suite's tools; none needs a compiler
         'test': ['pytest', 'pytest-timeout', 'torchvision', 'matplotlib>=3.6'] + ONNX + HF + RAY + DISTRIBUTED_TEST
                 + EVAL + EVAL_PEERS + ['clip-benchmark'] + OPENVINO + SEARCH + FAISS + PHOTOS + ['selenium>=4.10'] + SERVE
-                + SERVE_TEST + DOCS + NOTEBOOKS + TRAIN,
+                + SERVE_TEST + DOCS + NOTEBOOKS + TRAIN + TRAIN_TEST,
         # tests/parity/: against youtokentome and the original ruclip 0.0.2 (fetched by the tests from PyPI);
         # youtokentome has no wheels: install it with --no-build-isolation, Cython and wheel present
         'parity': ['youtokentome', 'more-itertools'],

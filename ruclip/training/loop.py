@@ -24,7 +24,7 @@ from .data import Pairs, read_pairs
 from .loss import MAX_LOGIT_SCALE, clip_loss
 from .options import TrainingOptions
 from .processes import Processes, start_processes
-from .run_folder import ARGS, CARD, METRICS, REPORT, RunFolder, model_card
+from .run_folder import ARGS, CARD, METRICS, REPORT, TENSORBOARD, RunFolder, model_card
 from .schedule import epoch_order, load_trained, make_optimizer, restore, trained_state, warmup_cosine
 from .towers import Trainee, capture_features, merge_lora, set_trainable, use_gradient_checkpointing
 from .validation import best_metric, validate
@@ -103,6 +103,8 @@ def finetune(model: str, train, out: str, **options) -> FinetuneReport:
     try:
         return run.run()
     finally:
+        if run._tensorboard is not None:
+            run._tensorboard.close()
         run.processes.close()
 
 
@@ -111,6 +113,7 @@ class _Run:
         self.options = options
         self.processes: Processes = start_processes(options.device)
         self.show = self.processes.is_main and not options.quiet
+        self._tensorboard = None  # a SummaryWriter, when tensorboard is installed
 
     def run(self) -> FinetuneReport:
         options, processes = self.options, self.processes
@@ -184,6 +187,8 @@ class _Run:
         scheduler = warmup_cosine(optimizer, total_steps, options.warmup)
 
         state = self.folder.load_state(self.folder.last) if recorded is not None else None
+        if processes.is_main:  # a resumed run drops the events a killed one logged past its checkpoint
+            self._tensorboard = tensorboard_writer(self.folder.path(TENSORBOARD), state['step'] if state else None)
         if state is not None:
             restore(state, trained, optimizer, scheduler)
             step, losses, validations, best = state['step'], state['losses'], state['validations'], state['best']
@@ -448,6 +453,14 @@ class _Run:
         import json
         with open(self.folder.path(METRICS), 'a', encoding='utf-8') as file:
             file.write(json.dumps(record) + '\n')
+        if self._tensorboard is not None:
+            if record['event'] == 'step':
+                for name in ('loss', 'lr', 'logit_scale', 'pairs_per_second'):
+                    self._tensorboard.add_scalar(f'train/{name}', record[name], record['step'])
+            elif record['event'] == 'validation':
+                for name, value in record['metrics'].items():
+                    if isinstance(value, (int, float)):
+                        self._tensorboard.add_scalar(f'validation/{name}', value, record['step'])
 
     def _rewrite_metrics(self, step: int) -> None:
         from .._outputs import atomic_open
@@ -462,3 +475,13 @@ class _Run:
                 scheduler=scheduler.state_dict(), rng=torch.get_rng_state(), losses=list(losses),
                 validations=validations, best=best))
         self.processes.barrier()
+
+
+def tensorboard_writer(folder: str, purge_step: Optional[int]):
+    """A torch SummaryWriter logging into `folder` when the tensorboard package is installed, else None
+    (metrics.jsonl holds the same figures either way)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(folder, purge_step=purge_step)

@@ -5,6 +5,7 @@
     training_report.json  the result: steps, losses, validation before and after, the output's identity
     README.md             a short model card
     metrics.jsonl         one line per optimizer step and per validation
+    tensorboard/          the same figures as TensorBoard events, when tensorboard is installed
     checkpoints/last.pt   the state to resume from (weights that train, optimizer, schedule, RNG, position)
     checkpoints/best.pt   the trained weights of the best validation (keep_best)
 
@@ -25,6 +26,7 @@ MODEL_FILES = ('config.json', 'model.safetensors', 'bpe.model')
 ARGS, REPORT, CARD, METRICS, CHECKPOINTS = 'training_args.json', 'training_report.json', 'README.md', \
     'metrics.jsonl', 'checkpoints'
 RUN_FILES = MODEL_FILES + (ARGS, REPORT, CARD, METRICS)
+TENSORBOARD = 'tensorboard'
 
 
 class RunFolder:
@@ -86,7 +88,8 @@ class RunFolder:
         for name in RUN_FILES:
             if os.path.isfile(self.path(name)):
                 os.unlink(self.path(name))
-        shutil.rmtree(self.path(CHECKPOINTS), ignore_errors=True)
+        for folder in (CHECKPOINTS, TENSORBOARD):
+            shutil.rmtree(self.path(folder), ignore_errors=True)
 
     def write_json(self, name: str, value: dict) -> None:
         os.makedirs(self.out, exist_ok=True)

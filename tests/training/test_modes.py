@@ -150,3 +150,18 @@ def test_each_picture_goes_through_the_image_tower_once_however_many_captions_na
                       **dict(QUICK, batch_size=4))
     assert [len(images) for images in embedded] == [4]  # 3 pictures and the missing file, once each
     assert report.train_pairs == 12 and len(report.skipped) == 2  # both rows naming the missing file
+
+
+def test_metrics_go_to_tensorboard_too_when_it_is_installed(shapes, tiny_checkpoint, tmp_path):
+    pytest.importorskip('tensorboard')
+    import json
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    report = finetune(tiny_checkpoint, [shapes['train']], tmp_path / 'run', **QUICK, lock_image=True)
+    events = EventAccumulator(str(tmp_path / 'run' / 'tensorboard'))
+    events.Reload()
+    logged = [(event.step, event.value) for event in events.Scalars('train/loss')]
+    steps = [json.loads(line) for line in (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines()]
+    expected = [(line['step'], line['loss']) for line in steps if line['event'] == 'step']
+    assert len(logged) == report.steps == len(expected) > 0
+    assert [step for step, _ in logged] == [step for step, _ in expected]
+    assert [value for _, value in logged] == pytest.approx([value for _, value in expected], rel=1e-6)
