@@ -88,12 +88,12 @@ def retrieval_recall(similarity, text_image: Sequence[int], ks: Sequence[int] = 
     positive[np.arange(n_texts), text_image] = True
     metrics = {}
     for k in ks:
-        metrics[f'image_retrieval_recall@{k}'] = _hit_rate(similarity, positive, k)
-        metrics[f'text_retrieval_recall@{k}'] = _hit_rate(similarity.T, positive.T, k)
+        metrics[f'image_retrieval_recall@{k}'] = hit_rate(similarity, positive, k)
+        metrics[f'text_retrieval_recall@{k}'] = hit_rate(similarity.T, positive.T, k)
     return metrics
 
 
-def _hit_rate(scores: np.ndarray, positive: np.ndarray, k: int) -> float:
+def hit_rate(scores: np.ndarray, positive: np.ndarray, k: int) -> float:
     """The fraction of rows with a positive among their k highest scores."""
     k = min(k, scores.shape[1])
     top = np.argsort(-scores, axis=1, kind='stable')[:, :k]

@@ -133,3 +133,28 @@ def _read_image_folder(folder, templates, what) -> Pairs:
         groups.extend([number] * len(files))
     return Pairs(images=images, groups=groups, classes=[name.replace('_', ' ') for name in classes],
                  templates=templates, fingerprint=digest.hexdigest(), source=folder)
+
+
+@dataclass
+class DistinctPictures:
+    """Pictures embedded once each, however many rows name them (see embed_distinct).
+
+    embedded: Predictor.embed_images of the distinct pictures; rows: the positions of the rows
+    whose picture was read; picks: for each of rows, its row of embedded.latents; reasons:
+    {picture: why it cannot be read}.
+    """
+    embedded: object
+    rows: List[int]
+    picks: List[int]
+    reasons: dict
+
+
+def embed_distinct(predictor, images: Sequence, progress: bool = False) -> DistinctPictures:
+    """Each distinct picture of `images` (file paths or encoded bytes, a picture repeated for each
+    of its captions) through the image tower once, in first-seen order."""
+    distinct = list(dict.fromkeys(images))
+    embedded = predictor.embed_images(distinct, progress=progress)
+    latent_row = {distinct[position]: row for row, position in enumerate(embedded.kept)}
+    rows = [i for i, image in enumerate(images) if image in latent_row]
+    return DistinctPictures(embedded=embedded, rows=rows, picks=[latent_row[images[i]] for i in rows],
+                            reasons={distinct[position]: reason for position, _, reason in embedded.failures})

@@ -20,7 +20,7 @@ from .._device import cpu_computes, resolve_dtype
 from ..identity import model_identity
 from ..predictor import DEFAULT_TEMPLATES, Predictor
 from ..pretrained import checkpoint_folder, load
-from .data import Pairs, read_pairs
+from .data import Pairs, embed_distinct, read_pairs
 from .loss import MAX_LOGIT_SCALE, clip_loss
 from .options import TrainingOptions
 from .processes import Processes, start_processes
@@ -317,28 +317,23 @@ class _Run:
         """The readable rows of pairs, their image latents (or, features=True, the image tower's
         output before its projection), and what was skipped; no readable row is a ValueError.
         Each distinct picture goes through the tower once, however many rows (captions) name it."""
-        distinct = list(dict.fromkeys(pairs.images))  # paths or encoded bytes, in first-seen order
         captured = []
         hook = capture_features(self.clip.visual.ln_post, captured) if features else None
         try:
-            embedded = predictor.embed_images(distinct, progress=self.show)
+            pictures = embed_distinct(predictor, pairs.images, progress=self.show)
         finally:
             if hook is not None:
                 hook.remove()
-        reasons = {distinct[position]: reason for position, _, reason in embedded.failures}
-        for image, reason in reasons.items():
+        for image, reason in pictures.reasons.items():
             logger.warning('%s: skipped an image that cannot be read: %s', what, reason)
-        skipped = list(pairs.skipped) + [(image if isinstance(image, str) else f'<{len(image)} bytes>', reasons[image])
-                                         for image in pairs.images if image in reasons]
-        if not embedded.kept:
-            raise ValueError(f'{what}: none of the {len(distinct)} images could be read (the first: '
-                             f'{embedded.failures[0][2]})')
-        latent_row = {distinct[position]: row for row, position in enumerate(embedded.kept)}
-        rows = [i for i, image in enumerate(pairs.images) if image in latent_row]
-        kept = pairs.keep(rows)
+        skipped = list(pairs.skipped) + [(image if isinstance(image, str) else f'<{len(image)} bytes>',
+                                          pictures.reasons[image]) for image in pairs.images if image in pictures.reasons]
+        if not pictures.rows:
+            raise ValueError(f'{what}: none of the {len(pictures.reasons)} images could be read (the first: '
+                             f'{next(iter(pictures.reasons.values()))})')
+        kept = pairs.keep(pictures.rows)
         kept.skipped = skipped
-        latents = torch.cat(captured) if features else embedded.latents
-        latents = latents[torch.tensor([latent_row[pairs.images[i]] for i in rows])]
+        latents = (torch.cat(captured) if features else pictures.embedded.latents)[torch.tensor(pictures.picks)]
         return kept, latents.to(self.processes.device), skipped
 
     def _captions(self, pairs: Pairs) -> List[str]:

@@ -5,8 +5,9 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
+from ..evaluation.metrics import hit_rate, top_k_accuracy  # [eval]'s metrics, numpy only
 from ..predictor import Predictor
-from .data import Pairs
+from .data import Pairs, embed_distinct
 
 RECALL_KS = (1, 5)
 
@@ -18,10 +19,9 @@ def validate(predictor: Predictor, pairs: Pairs, image_latents: Optional[torch.T
     computed here. Returns image_retrieval_recall@k and text_retrieval_recall@k (k in RECALL_KS),
     their mean at 1 as 'recall@1', and for class data zero_shot_acc1 (with 'chance', 1 / classes).
     """
-    from ..evaluation.metrics import top_k_accuracy  # [eval]'s metrics, numpy only
-
     if image_latents is None:
-        image_latents = predictor.embed_images(pairs.images, progress=False).latents
+        pictures = embed_distinct(predictor, pairs.images)
+        image_latents = pictures.embedded.latents[torch.tensor(pictures.picks)]
     groups = np.asarray(pairs.groups)
     if pairs.classes is None:
         group_captions = {}
@@ -35,21 +35,14 @@ def validate(predictor: Predictor, pairs: Pairs, image_latents: Optional[torch.T
     positive = np.arange(len(text_latents))[:, None] == groups[None, :]  # [groups, images]
     metrics = {}
     for k in RECALL_KS:
-        metrics[f'image_retrieval_recall@{k}'] = _hit_rate(similarity[positive.any(axis=1)],
+        metrics[f'image_retrieval_recall@{k}'] = hit_rate(similarity[positive.any(axis=1)],
                                                            positive[positive.any(axis=1)], k)
-        metrics[f'text_retrieval_recall@{k}'] = _hit_rate(similarity.T, positive.T, k)
+        metrics[f'text_retrieval_recall@{k}'] = hit_rate(similarity.T, positive.T, k)
     metrics['recall@1'] = (metrics['image_retrieval_recall@1'] + metrics['text_retrieval_recall@1']) / 2
     if pairs.classes is not None:
         metrics['zero_shot_acc1'] = top_k_accuracy(similarity.T, groups, 1)
         metrics['chance'] = 1 / len(pairs.classes)
     return metrics
-
-
-def _hit_rate(scores: np.ndarray, positive: np.ndarray, k: int) -> float:
-    """The fraction of rows with a positive among their k highest scores."""
-    k = min(k, scores.shape[1])
-    top = np.argsort(-scores, axis=1, kind='stable')[:, :k]
-    return float(np.take_along_axis(positive, top, axis=1).any(axis=1).mean())
 
 
 def best_metric(metrics: Dict[str, float]) -> str:
