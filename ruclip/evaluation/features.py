@@ -41,7 +41,11 @@ def split_fingerprint(split: EvalSplit) -> dict:
 
 
 def cache_key(predictor: Predictor, split: EvalSplit) -> str:
-    text = json.dumps([predictor.identity.fingerprint, split_fingerprint(split)], sort_keys=True, default=str)
+    return _key(predictor, split_fingerprint(split))
+
+
+def _key(predictor: Predictor, split_print: dict) -> str:
+    text = json.dumps([predictor.identity.fingerprint, split_print], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -57,9 +61,10 @@ def image_features(predictor: Predictor, split: EvalSplit, cache_dir: Optional[s
     """
     path = None
     if cache_dir is not None:
-        name = f'{split.name.replace("/", "-")}-{split.split}-{cache_key(predictor, split)}.npz'
+        split_print = split_fingerprint(split)  # stats every file: once
+        name = f'{split.name.replace("/", "-")}-{split.split}-{_key(predictor, split_print)}.npz'
         path = os.path.join(os.fspath(cache_dir), name)
-        recorded = json.dumps(dict(model=predictor.identity.to_dict(), split=split_fingerprint(split)),
+        recorded = json.dumps(dict(model=predictor.identity.to_dict(), split=split_print),
                               sort_keys=True, default=str)
         if os.path.isfile(path):
             latents = _cached(path, recorded, (len(split), predictor.identity.embed_dim))
