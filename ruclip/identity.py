@@ -89,11 +89,11 @@ class ModelIdentity:
 
 
 def model_identity(clip, processor, *, jpeg_draft: bool = False, name: Optional[str] = None,
-                   weights: Optional[str] = None) -> ModelIdentity:
+                   weights: Optional[str] = None, tokenizer: Optional[str] = None) -> ModelIdentity:
     """The identity of the latents `clip` (a ruclip.CLIP or an OpenVINO model) computes with
     `processor`'s tokenizer and image transform. name: how the user calls the model; by default
-    what ruclip.load was given (clip.name_or_path). weights: weights_digest(clip.state_dict()),
-    when already computed."""
+    what ruclip.load was given (clip.name_or_path). weights, tokenizer: weights_digest(clip.state_dict())
+    and tokenizer_digest(processor.tokenizer), when already computed."""
     config = dataclasses.asdict(clip.config)
     backend = getattr(clip, 'backend', 'torch')
     dtype = clip.precision if backend != 'torch' else str(clip.dtype).removeprefix('torch.')
@@ -104,8 +104,10 @@ def model_identity(clip, processor, *, jpeg_draft: bool = False, name: Optional[
         preprocessing['draft_policy'] = JPEG_DRAFT_POLICY
     if weights is None:
         weights = clip.weights_digest if backend != 'torch' else weights_digest(clip.state_dict())
+    if tokenizer is None:
+        tokenizer = tokenizer_digest(processor.tokenizer)
     described = dict(format=FORMAT, config=config, backend=backend, dtype=dtype, weights=weights,
-                     tokenizer=tokenizer_digest(processor.tokenizer), **preprocessing)
+                     tokenizer=tokenizer, **preprocessing)
     fingerprint = hashlib.blake2b(json.dumps(described, sort_keys=True).encode(), digest_size=16).hexdigest()
     return ModelIdentity(fingerprint=fingerprint, embed_dim=config['embed_dim'], backend=backend, dtype=dtype,
                          name=name or getattr(clip, 'name_or_path', None) or 'unnamed model', **preprocessing)
@@ -115,7 +117,7 @@ def weights_digest(state_dict: Mapping) -> str:
     """blake2b of every tensor's name, shape, dtype and first and last SAMPLED_BYTES bytes."""
     digest = hashlib.blake2b(digest_size=16)
     for key, tensor in state_dict.items():
-        raw = tensor.detach().reshape(-1).contiguous().cpu()
+        raw = tensor.detach().reshape(-1)  # on its device: only the sampled bytes are copied to the CPU
         step = max(1, SAMPLED_BYTES // raw.element_size())
         digest.update(f'{key}{list(tensor.shape)}{raw.dtype}'.encode())
         digest.update(_tensor_bytes(raw[:step]))
@@ -132,7 +134,7 @@ def tokenizer_digest(tokenizer) -> str:
 
 def _tensor_bytes(tensor) -> bytes:
     import torch
-    return tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b''
+    return tensor.contiguous().cpu().view(torch.uint8).numpy().tobytes() if tensor.numel() else b''
 
 
 Recorded = Union[ModelIdentity, Mapping]

@@ -11,7 +11,7 @@ from ._batches import default_num_workers, image_batches
 from ._checks import count, str_list
 from ._device import resolve_device
 from ._malloc import keep_freed_memory
-from .identity import ModelIdentity, model_identity, weights_digest
+from .identity import ModelIdentity, model_identity, tokenizer_digest, weights_digest
 from .model import CLIP
 from .processor import RuCLIPProcessor
 
@@ -108,8 +108,9 @@ class Predictor:
         self.compile = compile
         self._compiled_visual = None  # built at first use
         self._compile_lock = threading.Lock()
-        weights = getattr(clip_model, 'weights_digest', None) or weights_digest(clip_model.state_dict())  # once
-        self._identities = {draft: model_identity(self.clip_model, clip_processor, jpeg_draft=draft, weights=weights)
+        digests = dict(weights=getattr(clip_model, 'weights_digest', None) or weights_digest(clip_model.state_dict()),
+                       tokenizer=tokenizer_digest(clip_processor.tokenizer))  # each computed once, here
+        self._identities = {draft: model_identity(self.clip_model, clip_processor, jpeg_draft=draft, **digests)
                             for draft in (False, True)}
         if tune_malloc and self.device.type == 'cpu':
             keep_freed_memory()
