@@ -23,7 +23,8 @@ import ruclip
 PACKAGE = Path(ruclip.__file__).resolve().parent
 CAPABILITIES = {'export', 'search', 'distributed', 'evaluation', 'backends', 'serve', 'training'}
 CORE_CALLS_A_CAPABILITY = {('ruclip.pretrained', 'ruclip.backends')}  # inside load() only
-CAPABILITY_USES = {'training': {'distributed', 'evaluation'}}  # and no other capability another
+CAPABILITY_USES = {'training': {'distributed', 'evaluation'},  # and no other capability another
+                   'serve': {'search'}}  # the search page: an index's date and tag filters, its duplicates
 
 
 def modules():

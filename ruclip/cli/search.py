@@ -90,6 +90,8 @@ def _check_outputs(args) -> None:
 
 # ---- ruclip search -----------------------------------------------------------------------------
 def _search_arguments(parser):
+    from ..search.photos import SORTS
+
     parser.add_argument('query', nargs='+', metavar='QUERY',
                         help='texts and image files, each optionally weighted as W:TERM ("2:кошка", '
                              '"0.5:./диван.jpg"); after --, "-TERM" subtracts ("-собака"); text:TERM and '
@@ -104,7 +106,7 @@ def _search_arguments(parser):
     parser.add_argument('--before', metavar='DATE', help='only photos taken before DATE')
     parser.add_argument('--tag', action='append', default=[], metavar='TAG',
                         help='only photos tagged TAG by `ruclip tag` (repeat: all of them)')
-    parser.add_argument('--sort', choices=('score', 'date'), default='score',
+    parser.add_argument('--sort', choices=SORTS, default='score',
                         help='order of the top K: by score (default) or by the date taken, oldest first')
     parser.add_argument('--no-templates', action='store_true',
                         help="texts as they are (default: through the model's templates, averaged)")
@@ -128,8 +130,7 @@ def _run_search(args) -> int:
     if len(hits) < args.top_k and not args.prefix and only is None:
         print(f'ruclip search: the index holds only {len(index)} images', file=sys.stderr)
     details = photos.describe(index, [hit.id for hit in hits])
-    if args.sort == 'date':
-        hits.sort(key=lambda hit: (details[hit.id]['taken_key'], hit.rank))
+    hits = photos.in_order(hits, details, args.sort)
     if args.json:
         print_json([dict(rank=hit.rank, score=round(hit.score, 6), path=hit.path,
                          **{key: value for key, value in details[hit.id].items() if key != 'taken_key'})

@@ -226,3 +226,16 @@ def describe(index, ids: Iterable[int]) -> Dict[int, dict]:
         recorded, tagged = infos(index._connection, ids), tags_of(index._connection, ids)
     return {row_id: dict(recorded[row_id].to_dict(), tags=tagged.get(row_id, []), taken_key=recorded[row_id].taken_key)
             for row_id in ids}
+
+
+SORTS = ('score', 'date')
+
+
+def in_order(hits: list, details: Dict[int, dict], sort: str) -> list:
+    """The hits (best first) in the order `sort` asks: 'score' as they are; 'date' by the date taken
+    (describe()'s taken_key), oldest first, ties by rank. ValueError for another order."""
+    if sort not in SORTS:
+        raise ValueError(f'sort must be one of {list(SORTS)}, got {sort!r}')
+    if sort == 'score':
+        return list(hits)
+    return sorted(hits, key=lambda hit: (details[hit.id]['taken_key'], hit.rank))

@@ -20,7 +20,7 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from importlib import resources
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -145,6 +145,20 @@ def ids_tagged(connection: sqlite3.Connection, tag: str) -> np.ndarray:
         return np.empty(0, np.int64)
     return np.array([row_id for row_id, in connection.execute('SELECT id FROM tags WHERE tag = ?', (tag,))],
                     dtype=np.int64)
+
+
+def tag_counts(index) -> List[Tuple[str, int]]:
+    """(tag, photos carrying it) of an ImageIndex, most used first (then by tag); [] when untagged."""
+    from .database import has_tables
+
+    if index._connection is None:
+        return []
+    with index._lock:
+        if not has_tables(index._connection):
+            return []
+        return [(tag, count) for tag, count in index._connection.execute(
+            'SELECT tag, COUNT(*) FROM tags WHERE id IN (SELECT id FROM images) GROUP BY tag '
+            'ORDER BY COUNT(*) DESC, tag')]
 
 
 def tags_of(connection: sqlite3.Connection, ids: Iterable[int]) -> Dict[int, List[str]]:

@@ -37,3 +37,15 @@ def png_bytes(seed: int, size=(64, 48)) -> bytes:
 
 def data_uri(data: bytes, kind: str = 'image/png') -> str:
     return f'data:{kind};base64,{base64.b64encode(data).decode()}'
+
+
+def get(url: str, data: bytes = None):
+    """(status, body) of a GET, or of a POST of `data`; an error status is returned, not raised."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()

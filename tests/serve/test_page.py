@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -13,12 +12,12 @@ import pytest
 import ruclip
 from helpers.images import rgb_image
 from helpers.library import predictor_for, write_library
-from helpers.serving import live
+from helpers.browser import headless_chromium
+from helpers.serving import get, live
 
 pytest.importorskip('fastapi')  # the [serve] extra
 from ruclip.serve import create_app  # noqa: E402
 
-CHROMIUM, CHROMEDRIVER = '/usr/bin/chromium', '/usr/bin/chromedriver'
 PICS = Path(__file__).resolve().parents[2] / 'pics'
 
 
@@ -33,14 +32,6 @@ def served(tmp_path_factory, tiny_checkpoint):
     index.update([folder / 'photos'])
     with live(create_app(index=index)) as url:
         yield url, index, files, folder
-
-
-def get(url, data=None):
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
 
 
 def test_routes_answer_as_the_index_does(served):
@@ -110,24 +101,12 @@ def test_ruclip_serve_command_serves_the_page(served, tiny_checkpoint):
 
 @pytest.mark.slow  # a browser starts
 def test_page_in_headless_chromium(served, tmp_path):
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip('not installed: Debian\'s chromium and chromium-driver packages, which the README\'s set-up '
-                    'command installs (apt-get install chromium chromium-driver)')
-    webdriver = pytest.importorskip('selenium.webdriver')
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import WebDriverWait
-
     url, index, files, _ = served
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-                 '--disable-background-networking', '--disable-component-update', '--disable-sync',
-                 '--window-size=1100,800', f'--user-data-dir={tmp_path / "profile"}']:
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
-    try:
-        browser.set_page_load_timeout(30)
+    with headless_chromium(tmp_path / 'profile') as browser:
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.common.keys import Keys
+        from selenium.webdriver.support.ui import WebDriverWait
+
         browser.get(url + '/')
         wait = WebDriverWait(browser, 20)
 
@@ -145,6 +124,9 @@ def test_page_in_headless_chromium(served, tmp_path):
         wait.until(loaded)
         assert [path for path, _ in shown()] == [hit.path for hit in index.search('кошка на диване', k=24)]
         assert 'кошка на диване' in browser.find_element(By.ID, 'status').text
+        wait.until(lambda driver: browser.find_element(By.ID, 'tag-filter').get_attribute('data-asked'))
+        assert not browser.find_element(By.ID, 'tag-filter').is_displayed()  # an untagged index: no tag widgets
+        assert browser.find_elements(By.CSS_SELECTOR, '.tag') == []
         if os.environ.get('RUCLIP_SCREENSHOT'):  # make the README's picture: RUCLIP_SCREENSHOT=1 pytest ...
             from PIL import Image
             browser.save_screenshot(str(tmp_path / 'page.png'))
@@ -189,8 +171,6 @@ def test_page_in_headless_chromium(served, tmp_path):
         query.clear()
         query.send_keys('собака\n')
         wait.until(lambda driver: len(shown()) == 24 and 'error' not in status.get_attribute('class'))
-    finally:
-        browser.quit()
 
 
 def test_an_example_image_over_the_pixel_limit_is_refused(served):
