@@ -57,7 +57,6 @@ def _run_duplicates(args) -> int:
     from ..search.duplicate_calibration import Threshold, duplicate_threshold
     from ..search.duplicates import find_duplicates, to_json
 
-    _index_path(args)
     with open_index(args) as index:
         threshold = duplicate_threshold(index) if args.threshold is None else \
             Threshold(args.threshold, 'given', f'threshold {args.threshold:g}, given with --threshold')

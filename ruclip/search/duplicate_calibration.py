@@ -145,17 +145,17 @@ def duplicate_threshold(index) -> Threshold:
         _store(index, record)
     digests = {row_id: digest for row_id, _, _, _, digest in rows}
     nearest = nearest_other(latents, [digests.get(int(row_id)) for row_id in ids])
-    return _explained(record, nearest, source)
+    return _explained(record, nearest, source, photos)
 
 
-def _explained(record: dict, nearest: np.ndarray, source: str) -> Threshold:
+def _explained(record: dict, nearest: np.ndarray, source: str, photos: int) -> Threshold:
     lowest = {kind: min(record['cosines'][kind]) for kind in VARIANTS}
     reencodings = record['cosines']['re-save'] + record['cosines']['half size']
     threshold, overlap = choose_threshold(reencodings, nearest)
     bursts = sum(cosine >= threshold for cosine in record['cosines']['burst frame'])
     linked = int((nearest >= threshold).sum())
     sample = len(record['sample'])
-    measured = dict(sample=sample, photos=record['photos'], lowest={kind: round(v, 6) for kind, v in lowest.items()},
+    measured = dict(sample=sample, photos=photos, lowest={kind: round(v, 6) for kind, v in lowest.items()},
                     bursts_at_threshold=bursts, overlap=overlap, linked=linked,
                     nearest_median=round(float(np.median(nearest)), 6) if len(nearest) else None)
     when = 'measured now' if source == 'measured' else 'measured earlier, stored in the index'
@@ -168,8 +168,8 @@ def _explained(record: dict, nearest: np.ndarray, source: str) -> Threshold:
     median = 'no other photo' if measured['nearest_median'] is None else f'median {measured["nearest_median"]:.6f}'
     explanation = (f'threshold {threshold:.6f} for this index\'s model ({when}, on {sample} of its photos): '
                    f're-saves >= {lowest["re-save"]:.6f}, half sizes >= {lowest["half size"]:.6f}, burst-like frames '
-                   f'>= {lowest["burst frame"]:.6f}; nearest other photo {median}, {linked} of {record["photos"]} '
-                   f'photos at or above it; {verdict}')
+                   f'>= {lowest["burst frame"]:.6f}; nearest other photo: {median}, {linked} of {photos} photos '
+                   f'have one at or above the threshold; {verdict}')
     return Threshold(threshold, source, explanation, measured)
 
 
