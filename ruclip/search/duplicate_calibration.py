@@ -35,6 +35,12 @@ latent). They are reused, without loading the model, while the index's model, th
 sample photo's stored latent are the same, unless the sample was short of SAMPLE_PHOTOS and the
 index has since doubled. Step 3 needs no model and is computed on each call from the index as it is.
 Nothing could be measured (every sample file unreadable or changed): FALLBACK_THRESHOLD, not stored.
+An index of fewer than 2 photos has nothing to compare (FALLBACK_THRESHOLD, the model not loaded).
+An index opened read-only, or whose file cannot be written, is measured on every call (a warning).
+
+Cost of a measurement: loading the model, then per sample photo a full decode and three JPEG encodes
+at its size, and 3 x SAMPLE_PHOTOS pictures embedded (about 14 s for 16 12 MP JPEGs with
+base-patch32-384 in bf16 on 2 shared cores); step 3 is n^2 dot products, as finding the groups is.
 """
 import hashlib
 import io
@@ -42,7 +48,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
