@@ -14,13 +14,12 @@ quality:    per-image cosine of draft to exact latents, and the overlap of the t
 index:      ImageIndex.update (what `ruclip index` runs) with draft decoding (the default) and with
             --exact-decode, against the image tower alone on already-decoded pixel_values, images/s,
             at one precision (--dtype, torch backend), alternating, best round each.
-duplicates: cosines between drawn photos and their re-saves, resizes, burst frames (shifted, brighter),
-            and between different photos: what ruclip duplicates' default threshold rests on.
+duplicates: the threshold ruclip duplicates measures for the model on an index of 12 drawn photos (their
+            re-saves, half sizes, burst frames against different photos), with what it measured.
 The model: a full-size base-patch32-384 with random weights (none are downloadable here), or --model.
 """
 import argparse
 import importlib.util
-import io
 import json
 import os
 import platform
@@ -192,32 +191,31 @@ def bench_index(files, model: str, dtype: str, workdir: Path, rounds: int) -> di
 
 
 # ---- duplicates ----------------------------------------------------------------------------------
-def bench_duplicates(model: str, dtype: str, count: int = 12) -> dict:
-    from PIL import Image, ImageEnhance
+def bench_duplicates(model: str, dtype: str, workdir: Path, count: int = 12) -> dict:
+    """The duplicate threshold `ruclip duplicates` measures for the model (ruclip.search.duplicate_calibration)
+    on an index of `count` drawn 1024x768 photos, and the highest cosine between two of them (all different)."""
+    from ruclip.search import ImageIndex
+    from ruclip.search.duplicate_calibration import duplicate_threshold, nearest_other
     clip, processor = ruclip.load(model, backend='torch', dtype=dtype)
-    predictor = ruclip.Predictor(clip, processor, quiet=True)
-
-    def resave(image, quality):
-        buffer = io.BytesIO()
-        image.save(buffer, 'JPEG', quality=quality)
-        return Image.open(io.BytesIO(buffer.getvalue())).convert('RGB')
-
-    kinds = ['JPEG re-save q60', 'resize to half', 'resize to 800 px + q80', 'burst frame (shifted 1%, +10% light)']
-    variants = []
+    predictor = ruclip.Predictor(clip, processor, quiet=True, jpeg_draft=True)  # as `ruclip index` fills an index
+    folder = workdir / 'duplicates'
+    folder.mkdir(parents=True, exist_ok=True)
     for seed in range(count):
-        image = photo_like(1024, 768, seed=500 + seed)
-        w, h = image.size
-        variants.append([image, resave(image, 60), image.resize((w // 2, h // 2)), resave(image.resize((800, 600)), 80),
-                         ImageEnhance.Brightness(image.crop((w // 100, h // 100, w, h))).enhance(1.1)])
-    latents = predictor.get_image_latents([image for group in variants for image in group]).numpy()
-    latents = latents.reshape(count, len(kinds) + 1, -1)
-    same = {kind: float(min(latents[g, 0] @ latents[g, k + 1] for g in range(count))) for k, kind in enumerate(kinds)}
-    originals = latents[:, 0]
-    cosines = originals @ originals.T
-    different = cosines[~np.eye(count, dtype=bool)]
-    return dict(photos=count, min_cosine_to_original={k: round(v, 6) for k, v in same.items()},
-                different_photos_max_cosine=round(float(different.max()), 6),
-                different_photos_median_cosine=round(float(np.median(different)), 6))
+        if not (folder / f'{seed}.jpg').is_file():
+            photo_like(1024, 768, seed=500 + seed).save(folder / f'{seed}.jpg', quality=90)
+    index_path = folder / f'{Path(model).name}-{dtype}.index'
+    if index_path.exists():
+        index_path.unlink()  # a fresh index: the threshold is measured, not read back
+    with ImageIndex(index_path, predictor) as index:
+        index.update([str(folder / f'{seed}.jpg') for seed in range(count)])
+        start = time.perf_counter()
+        threshold = duplicate_threshold(index)
+        seconds = time.perf_counter() - start
+        stored = index._latents()
+        different = nearest_other(stored.latents, [None] * len(stored.ids))
+    return dict(photos=count, threshold=threshold.value, explanation=threshold.explanation,
+                measured=threshold.measured, measuring_s=round(seconds, 2),
+                different_photos_max_cosine=round(float(different.max()), 6))
 
 
 def main(argv=None):
@@ -245,7 +243,7 @@ def main(argv=None):
         results['index'] = bench_index(files, model, args.dtype, workdir, args.rounds)
         print(json.dumps(results['index'], ensure_ascii=False), flush=True)
     if 'duplicates' in sections:
-        results['duplicates'] = bench_duplicates(model, args.dtype)
+        results['duplicates'] = bench_duplicates(model, args.dtype, workdir)
         print(json.dumps(results['duplicates'], ensure_ascii=False), flush=True)
     print(json.dumps(results, ensure_ascii=False, indent=2))
 

@@ -39,30 +39,34 @@ def _cosine(value: str) -> float:
 
 # ---- ruclip duplicates -------------------------------------------------------------------------
 def _duplicates_arguments(parser):
-    from ..search.duplicates import DEFAULT_THRESHOLD
+    from ._index import index_options
 
-    parser.add_argument('--index', metavar='PATH', default=None,
-                        help='the index file (default: $RUCLIP_INDEX or ~/.local/share/ruclip/images.ruclip-index)')
-    parser.add_argument('--threshold', type=_cosine, default=DEFAULT_THRESHOLD, metavar='COSINE',
-                        help=f'photos whose latents have at least this cosine are one group (default '
-                             f'{DEFAULT_THRESHOLD}, measured with random-weight models: measure it for yours with '
-                             f'benchmarks/bench_photos.py --sections duplicates); exact copies always group')
+    parser.add_argument('--threshold', type=_cosine, default=None, metavar='COSINE',
+                        help="photos whose latents have at least this cosine are one group (default: measured for "
+                             "the index's model on a sample of its photos and their drawn re-saves, resizes and "
+                             "burst frames, the first time, with the model, then stored in the index); exact copies "
+                             "always group")
     parser.add_argument('--json', action='store_true',
-                        help='a JSON list of groups: {keep, exact_copies, photos: [{path, keep, bytes, pixels, '
-                             'taken}]}')
+                        help='a JSON object: {threshold: {value, source, explanation, measured}, groups: [{keep, '
+                             'exact_copies, photos: [{path, keep, bytes, pixels, taken}]}]}')
+    index_options(parser, batch_size=False)
 
 
 def _run_duplicates(args) -> int:
-    from ..search import ImageIndex
+    from ._index import open_index
+    from ..search.duplicate_calibration import Threshold, duplicate_threshold
     from ..search.duplicates import find_duplicates, to_json
 
-    with ImageIndex(_index_path(args), readonly=True) as index:
-        groups = find_duplicates(index, args.threshold)
+    with open_index(args) as index:
+        threshold = duplicate_threshold(index) if args.threshold is None else \
+            Threshold(args.threshold, 'given', f'threshold {args.threshold:g}, given with --threshold')
+        groups = find_duplicates(index, threshold.value)
+    print(f'ruclip duplicates: {threshold.explanation}', file=sys.stderr)
     if args.json:
-        print_json(to_json(groups))
+        print_json(dict(threshold=threshold.to_dict(), groups=to_json(groups)))
         return 0
     for number, group in enumerate(groups, 1):
-        kind = 'exact copies' if group.exact else f'cosine >= {args.threshold:g}'
+        kind = 'exact copies' if group.exact else f'cosine >= {threshold.value:g}'
         print(f'group {number}: {len(group.photos)} photos ({kind})')
         print_table(['', 'pixels', 'bytes', 'taken', 'path'],
                     [['keep' if photo.keep else '', str(photo.pixels), str(photo.size),

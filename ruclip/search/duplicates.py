@@ -6,22 +6,20 @@ of links (single linkage: a burst of ten frames is one group even when its first
 are further apart). Finding the links compares every pair: n^2 / 2 dot products, in chunks of
 CHUNK_ROWS rows (about 1 s per 20,000 photos of 512 dimensions on one core).
 
+The threshold, unless given, is measured for the index's model on its own photos, once, and stored
+in the index (duplicate_calibration.py says how and by which rule).
+
 The photo to keep in each group: the one with the most pixels, then the oldest (capture time,
 photos.py), then the largest file, then the first path.
 """
 import os
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
-# Measured on drawn photos (benchmarks/bench_photos.py --sections duplicates) with two models of random weights:
-# the tests' tiny one (re-saves and resizes >= 0.99999, different photos <= 0.9988, burst frames from 0.9977) and a
-# full-size base-patch32-384 (re-saves and resizes >= 0.99989, different photos <= 0.9905, bursts from 0.983).
-# 0.999 parts copies and re-encodings from different photos for both; neither tells bursts from other photos.
-# Real RuCLIP weights spread latents otherwise: their threshold has to be measured with them (the same
-# benchmark, --model NAME), and given with --threshold.
-DEFAULT_THRESHOLD = 0.999
+from .duplicate_calibration import duplicate_threshold
+
 CHUNK_ROWS = 4096
 
 
@@ -81,10 +79,16 @@ def components(n: int, pairs: np.ndarray) -> List[List[int]]:
     return sorted((members for members in groups.values() if len(members) > 1), key=lambda members: members[0])
 
 
-def find_duplicates(index, threshold: float = DEFAULT_THRESHOLD) -> List[Group]:
-    """The groups of near-identical photos of an ImageIndex, largest group first (then by path)."""
+def find_duplicates(index, threshold: Optional[float] = None) -> List[Group]:
+    """The groups of near-identical photos of an ImageIndex, largest group first (then by path).
+
+    threshold: the cosine at and above which photos group; None: the index's measured one
+        (duplicate_threshold(index).value: the first time, the index's model is loaded to measure it).
+    """
     from .photos import infos
 
+    if threshold is None:
+        threshold = duplicate_threshold(index).value
     if not -1 <= threshold <= 1:
         raise ValueError(f'the duplicate threshold is a cosine in [-1, 1], got {threshold}')
     if index._connection is None:

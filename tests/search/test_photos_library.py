@@ -120,14 +120,15 @@ def test_a_picture_its_resize_and_its_resave_group_and_another_does_not(tmp_path
     index = tmp_path / 'x.index'
     assert run(capsys, 'index', library, '--index', index, '--model', tiny_checkpoint, *MODEL)[0] == 0
 
-    code, out, _ = run(capsys, 'duplicates', '--index', index, '--json')
-    groups = [[os.path.basename(photo['path']) for photo in group['photos']] for group in json.loads(out)]
+    code, out, _ = run(capsys, 'duplicates', '--index', index, '--json')  # the threshold measured for the model
+    found = json.loads(out)['groups']
+    groups = [[os.path.basename(photo['path']) for photo in group['photos']] for group in found]
     assert code == 0 and groups == [['original.jpg', 'resaved.jpg', 'small.jpg'], ['third.png', 'third copy.png']]
-    assert [group['keep'] for group in json.loads(out)] == [str(library / 'original.jpg'), str(library / 'third.png')]
-    assert [group['exact_copies'] for group in json.loads(out)] == [False, True]
+    assert [group['keep'] for group in found] == [str(library / 'original.jpg'), str(library / 'third.png')]
+    assert [group['exact_copies'] for group in found] == [False, True]
 
     code, out, _ = run(capsys, 'duplicates', '--index', index, '--json', '--threshold', '1')
-    assert [group['exact_copies'] for group in json.loads(out)] == [True]  # copies group whatever the threshold
+    assert [group['exact_copies'] for group in json.loads(out)['groups']] == [True]  # copies group at any threshold
     code, out, err = run(capsys, 'duplicates', '--index', index)
     assert 'group 1: 3 photos' in out and '2 groups of near-identical photos' in err
     with pytest.raises(SystemExit) as exit:  # argparse's own exit for a bad value
