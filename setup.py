@@ -19,7 +19,8 @@ SEARCH = ['pyarrow>=10']  # only to read clip-retrieval's parquet metadata: the 
 FAISS = ['faiss-cpu>=1.8']
 DOCS = ['mkdocs>=1.6', 'mkdocs-material>=9.5', 'mkdocstrings[python]>=0.26']  # mkdocs.yml: the docs site
 NOTEBOOKS = ['nbformat>=5', 'nbclient>=0.10', 'ipykernel']  # tests/docs runs examples/*.ipynb
-SERVE = ['fastapi>=0.110', 'uvicorn>=0.29']  # prometheus-client, when installed, adds /metrics
+SERVE = ['fastapi>=0.110', 'uvicorn>=0.29', 'orjson>=3.8']  # orjson: the embeddings' JSON; prometheus-client, when
+# installed, adds /metrics
 SERVE_TEST = ['prometheus-client>=0.17', 'openai>=1.30', 'schemathesis>=3.30', 'httpx>=0.27']
 PHOTOS = ['pillow-heif>=0.16', 'Pillow>=11.3']  # HEIC/HEIF (pillow-heif); AVIF: Pillow's own reader
 TRAIN_TEST = ['tensorboard']  # finetune logs TensorBoard events too when it is installed

@@ -41,8 +41,8 @@ def _arguments(parser):
 def _run(args) -> int:
     from .._optional import require
 
-    require('fastapi', 'serve', 'ruclip serve')
-    require('uvicorn', 'serve', 'ruclip serve')
+    for module in ('fastapi', 'uvicorn', 'orjson'):
+        require(module, 'serve', 'ruclip serve')
     from ..serve import create_app
     from ..serve.server import listening_socket, run
 

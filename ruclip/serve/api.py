@@ -7,8 +7,10 @@ import base64
 from typing import List, Literal, Optional, Union
 
 import numpy as np
+import orjson
 import torch
 from fastapi import APIRouter
+from starlette.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from .towers import BadInput, decode_images
@@ -77,8 +79,8 @@ def router(served) -> APIRouter:
             tokens = served.towers.token_count(inputs)
         data = [{'object': 'embedding', 'index': i, 'embedding': _encode(latent, body.encoding_format)}
                 for i, latent in enumerate(latents)]
-        return {'object': 'list', 'data': data, 'model': served.name,
-                'usage': {'prompt_tokens': tokens, 'total_tokens': tokens}}
+        return json_response({'object': 'list', 'data': data, 'model': served.name,
+                              'usage': {'prompt_tokens': tokens, 'total_tokens': tokens}})
 
     @routes.post('/classify')
     async def classify(body: ClassifyRequest):
@@ -113,7 +115,12 @@ def router(served) -> APIRouter:
     return routes
 
 
+def json_response(payload: dict) -> Response:
+    """payload as JSON, numpy arrays as lists of numbers (float32 ones in their shortest exact form)."""
+    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type='application/json')
+
+
 def _encode(latent: np.ndarray, encoding_format: str):
     if encoding_format == 'base64':  # OpenAI's: the float32 array's bytes, little-endian
         return base64.b64encode(latent.astype('<f4').tobytes()).decode('ascii')
-    return latent.astype(np.float32).tolist()
+    return np.ascontiguousarray(latent, dtype=np.float32)
