@@ -40,6 +40,7 @@ sys.path.insert(1, str(ROOT / 'tests'))
 sys.path.insert(2, str(ROOT / 'benchmarks'))
 
 import ruclip  # noqa: E402
+from ruclip._device import cpu_class  # noqa: E402
 from helpers.photos import PHONE_12MP, photo_like, write_photo  # noqa: E402
 from ruclip.image import DRAFT_SIDE_FACTOR, ImageTransform, open_image  # noqa: E402
 
@@ -49,7 +50,6 @@ TRANSFORM = ImageTransform(SIZE, [0.481, 0.458, 0.408], [0.269, 0.261, 0.276])
 
 def machine() -> str:
     from ruclip._batches import usable_cores
-    from ruclip._device import cpu_class
     model = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo') if line.startswith('model name')),
                  platform.processor())
     return (f'{model}, {usable_cores()} usable cores, CPU class {cpu_class()}, torch {torch.__version__}, '
@@ -223,7 +223,8 @@ def main(argv=None):
     parser.add_argument('--photos', type=int, default=200, help='12 MP JPEGs to index (default 200)')
     parser.add_argument('--sections', default='decode,quality,index,duplicates')
     parser.add_argument('--model', default=None, help='a checkpoint (default: base-patch32-384, random weights)')
-    parser.add_argument('--dtype', default='bf16' if torch.backends.cpu.get_cpu_capability() != 'DEFAULT' else 'fp32')
+    parser.add_argument('--dtype', default='bf16' if cpu_class() in ('AMX', 'AVX512-BF16') else 'fp32',
+                        help='default: bf16 where the CPU computes it natively (AMX, AVX512-BF16), else fp32')
     parser.add_argument('--rounds', type=int, default=2)
     parser.add_argument('--workdir', default=os.path.join(tempfile.gettempdir(), 'ruclip-bench-photos'))
     args = parser.parse_args(argv)
