@@ -46,13 +46,31 @@ def open_index(args, create: bool = False):
     same_backend = recorded and args.backend == recorded_backend
     args.dtype = dtype or (recorded['dtype'] if same_backend else 'auto')
     exact_decode = getattr(args, 'exact_decode', False)
-    # JPEG draft decoding for a new index unless --exact-decode or it starts from imported latents (`ruclip
-    # embed --out FILE` decodes exactly); an existing index keeps what it was filled with
-    imports = getattr(args, 'from_embeddings', None) or getattr(args, 'from_clip_retrieval', None)
-    jpeg_draft = not exact_decode and (bool(recorded.get('jpeg_draft')) if recorded else not imports)
+    # JPEG draft decoding for a new index unless --exact-decode; one started from imported latents decodes as the
+    # model that made them did; an existing index keeps what it was filled with
+    imports = _imports(args)
+    if recorded:
+        jpeg_draft = not exact_decode and bool(recorded.get('jpeg_draft'))
+    else:
+        jpeg_draft = not exact_decode and (_decoded_in_draft(imports[0]) if imports else True)
     index = ImageIndex(path, lambda: load_predictor(args, jpeg_draft=jpeg_draft), model_name=args.model)
     if recorded:  # an update that embeds nothing still loads the model to check it when the options name another
         recorded_dtype = OPTION_DTYPES.get(recorded['dtype'], recorded['dtype'])
         index.check_model = bool(named and named != recorded['name'] or backend and not same_backend
                                  or dtype and dtype != recorded_dtype or exact_decode and recorded.get('jpeg_draft'))
     return index
+
+
+def _imports(args) -> list:
+    """(source, layout) of each --from-embeddings and --from-clip-retrieval, in that order."""
+    return ([(source, 'ruclip-embed') for source in getattr(args, 'from_embeddings', None) or []]
+            + [(source, 'clip-retrieval') for source in getattr(args, 'from_clip_retrieval', None) or []])
+
+
+def _decoded_in_draft(source: tuple) -> bool:
+    """Whether the model an imported source records decoded JPEGs in draft mode (False when it records none:
+    `ruclip embed --out FILE` and clip-retrieval decode exactly)."""
+    from ..search.importers import recorded_model
+
+    identity, _ = recorded_model(*source)
+    return bool(identity and identity.get('jpeg_draft'))

@@ -91,3 +91,19 @@ def test_embed_records_the_predictors_identity(library, tiny_checkpoint):
     with np.load(outputs['npz']) as archive:
         assert json.loads(str(archive['model_identity'])) == expected
     assert json.loads(outputs['npy'].with_suffix('.model.json').read_text()) == expected
+
+
+def test_a_new_index_from_draft_decoded_shards_decodes_as_they_did(library, tmp_path, tiny_checkpoint):
+    """`ruclip embed --out FOLDER` decodes JPEGs in draft mode by default; an index started from those shards
+    takes that from their manifest (it refused them, as another model's, when it always decoded exactly)."""
+    importlib.import_module('pyarrow')
+    folder, _ = library
+    shards, index = tmp_path / 'draft-shards', tmp_path / 'draft.index'
+    model = ['--model', str(tiny_checkpoint), '-q', *TORCH_FP32]
+    assert main(['embed', str(folder), '--out', str(shards), *model]) == 0
+    assert json.loads((shards / '_manifest.json').read_text())['model_identity']['jpeg_draft'] is True
+    assert main(['index', '--from-clip-retrieval', str(shards), '--index', str(index), *model]) == 0
+    recorded = ruclip.ImageIndex(index).model
+    assert recorded['jpeg_draft'] is True
+    assert main(['index', str(folder), '--index', str(index), *model]) == 0  # the same model: nothing to refuse
+    assert len(ruclip.ImageIndex(index)) == 6
