@@ -140,10 +140,10 @@ def router(index, max_upload: int, max_pixels: int) -> APIRouter:
                         "ruclip.search.duplicates' own); exact copies always group")):
         """`{"groups": [{"exact", "keep", "photos": [{"id", "path", "name", "size", "pixels", "taken",
         "keep", ...}]}], "threshold", "size"}`: largest group first, the photo to keep first in each
-        (`keep` is its id); `exact`: all of the group are copies of one file; `threshold`: as given
-        (null: the default)."""
-        groups = await run_in_threadpool(_duplicate_groups, index, threshold)
-        return {'groups': groups, 'threshold': threshold, 'size': len(index)}
+        (`keep` is its id); `exact`: all of the group are copies of one file; `threshold`: the one used,
+        {"value", "source" ("given", or "measured"/"stored"/"fallback": the index's own), "explanation"}."""
+        groups, used = await run_in_threadpool(_duplicate_groups, index, threshold)
+        return {'groups': groups, 'threshold': used, 'size': len(index)}
 
     @routes.get('/thumb/{row_id}', summary='an indexed image, scaled down (JPEG)')
     async def thumbnail(row_id: int = PathParameter(ge=0, le=MAX_ROW_ID)):
@@ -204,17 +204,22 @@ def _results(index, kept: PhotoFilter, search) -> dict:
     return {'results': results, 'size': len(index), 'kept': None if kept.only is None else len(kept.only)}
 
 
-def _duplicate_groups(index, threshold: Optional[float]) -> list:
-    """find_duplicates' groups as JSON, each photo as the module gives it plus its file's name."""
+def _duplicate_groups(index, threshold: Optional[float]) -> tuple:
+    """(find_duplicates' groups as JSON, each photo as the module gives it plus its file's name; the threshold
+    used: the given one, else the index's measured one, with its explanation)."""
+    from ..search.duplicate_calibration import duplicate_threshold
     from ..search.duplicates import find_duplicates
 
+    used = dict(value=threshold, source='given', explanation=f'threshold {threshold} given') \
+        if threshold is not None else {key: value for key, value in duplicate_threshold(index).to_dict().items()
+                                       if key != 'measured'}
     try:
-        groups = find_duplicates(index) if threshold is None else find_duplicates(index, threshold=threshold)
+        groups = find_duplicates(index, threshold=used['value'])
     except ValueError as error:
         raise BadInput(str(error), 'invalid_threshold') from None
     return [dict(exact=group.exact, keep=group.keep.id,
                  photos=[dict(dataclasses.asdict(photo), name=os.path.basename(photo.path)) for photo in group.photos])
-            for group in groups]
+            for group in groups], used
 
 
 def _indexed_file(index, row_id: int) -> str:

@@ -18,6 +18,7 @@ from helpers.browser import headless_chromium
 from helpers.serving import get, live
 
 pytest.importorskip('fastapi')  # the [serve] extra
+from ruclip.search.duplicate_calibration import duplicate_threshold  # noqa: E402
 from ruclip.serve import create_app  # noqa: E402
 
 
@@ -169,7 +170,8 @@ def test_duplicate_groups(library):
     assert alike > apart, (alike, apart)  # this model tells them apart: a threshold between the two groups them
     threshold = float((alike + apart) / 2)
     status, answer = api(url, f'/api/duplicates?threshold={threshold!r}')
-    assert status == 200 and answer['threshold'] == threshold and answer['size'] == len(index)
+    assert status == 200 and answer['size'] == len(index)
+    assert answer['threshold'] == dict(value=threshold, source='given', explanation=f'threshold {threshold} given')
     groups = [[photo['name'] for photo in group['photos']] for group in answer['groups']]
     assert groups == [TRIO, ['other.png', 'other copy.png']]  # largest first, the one to keep first
     assert [group['exact'] for group in answer['groups']] == [False, True]
@@ -179,8 +181,11 @@ def test_duplicate_groups(library):
         status, body = get(f"{url}/thumb/{group['keep']}")
         assert status == 200 and body[:2] == b'\xff\xd8'
     assert answer['groups'][0]['photos'][0]['path'] == str(folder / 'photos' / 'original.jpg')
-    status, answer = api(url, '/api/duplicates')  # the module's default threshold: exact copies group whatever it is
-    assert status == 200 and answer['threshold'] is None
+    status, answer = api(url, '/api/duplicates')  # the index's measured threshold: exact copies group whatever it is
+    assert status == 200 and answer['threshold']['source'] == 'measured', answer['threshold']
+    assert 'measured now' in answer['threshold']['explanation']
+    stored = duplicate_threshold(index)  # the page's request measured it and stored it in the index
+    assert stored.source == 'stored' and stored.value == answer['threshold']['value']
     assert ['other.png', 'other copy.png'] in [[photo['name'] for photo in group['photos']]
                                                for group in answer['groups']]
 

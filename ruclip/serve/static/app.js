@@ -252,11 +252,14 @@ function duplicates() {
       return section;
     }));
     const extra = body.groups.reduce((sum, group) => sum + group.photos.length - 1, 0);
-    statusLine.textContent = body.groups.length
+    const how = {given: 'задан', measured: 'измерен для модели индекса', stored: 'измерен для модели индекса',
+                 fallback: 'по умолчанию: измерить не удалось'}[body.threshold.source];
+    const threshold = ` Порог сходства ${body.threshold.value.toFixed(6)} (${how}).`;
+    statusLine.textContent = (body.groups.length
       ? `Дубликаты: ${plural(body.groups.length, 'группа', 'группы', 'групп')}, ` +
         `${plural(extra, 'лишнее фото', 'лишних фото', 'лишних фото')} (всего ${plural(body.size, 'фото', 'фото', 'фото')}); ` +
         'в каждой группе отмечено фото, которое стоит оставить (самое большое, затем самое раннее)'
-      : `Дубликатов нет (всего ${plural(body.size, 'фото', 'фото', 'фото')}).`;
+      : `Дубликатов нет (всего ${plural(body.size, 'фото', 'фото', 'фото')}).`) + threshold;
   });
 }
 
