@@ -108,6 +108,21 @@ def tower_batching_gain(clip, processor, files: list, batch: int) -> float:
     return rates[batch] / rates[1]
 
 
+def caption_batch_ceiling(predictor, captions: list, clients: int) -> float:
+    """get_caption_latents on the captions in chunks of `clients` (in order), over one call on them all (best of 2
+    each). With one caption per request, no batch can hold more than `clients` captions: this bounds the API's
+    rate against the Predictor's one call, before any HTTP work."""
+    rates = {}
+    for _ in range(2):
+        for name, run in (('chunks', lambda: [predictor.get_caption_latents(captions[start:start + clients])
+                                             for start in range(0, len(captions), clients)]),
+                          ('one call', lambda: predictor.get_caption_latents(captions))):
+            started = time.perf_counter()
+            run()
+            rates[name] = max(rates.get(name, 0.0), len(captions) / (time.perf_counter() - started))
+    return rates['chunks'] / rates['one call']
+
+
 def best(rounds: list) -> dict:
     return max(rounds, key=lambda result: result['per_s'])
 
@@ -163,6 +178,7 @@ def main(argv=None):
             process.terminate()
             process.wait(timeout=60)
     gain = tower_batching_gain(clip, processor, files, 32)
+    ceiling = caption_batch_ceiling(predictor, captions, args.clients)
     library = {kind: best(rounds['library', kind])['per_s'] for kind in ('images', 'texts')}
     batched = {kind: best(rounds['batched', kind]) for kind in ('images', 'texts')}
     one_at_a_time = {kind: best(rounds['one_at_a_time', kind]) for kind in ('images', 'texts')}
@@ -182,6 +198,9 @@ def main(argv=None):
               f'{b["per_s"] / library[kind]:.2f}x | {b["per_s"] / o["per_s"]:.2f}x |')
     print(f'\nThe image tower alone on decoded inputs, 32 per forward pass against one at a time: {gain:.2f}x '
           f'(what batching can gain at most over one request at a time on this machine).')
+    print(f'The Predictor on the captions {args.clients} at a time (the most {args.clients} one-caption clients can '
+          f'put in a batch) against one call on them all: {ceiling:.2f}x (what the API can reach at most against '
+          f'the Predictor, before any HTTP work).')
 
 
 if __name__ == '__main__':
