@@ -54,10 +54,13 @@ def _duplicates_arguments(parser):
 
 def _run_duplicates(args) -> int:
     from ._index import open_index
-    from ..search.duplicate_calibration import Threshold, duplicate_threshold
+    from ..search.duplicate_calibration import SAMPLE_PHOTOS, Threshold, duplicate_threshold, is_stored
     from ..search.duplicates import find_duplicates, to_json
 
     with open_index(args) as index:
+        if args.threshold is None and not is_stored(index):
+            print(f"ruclip duplicates: measuring the threshold for this index's model on up to {SAMPLE_PHOTOS} of its "
+                  f"photos (once: it is stored in the index)...", file=sys.stderr, flush=True)
         threshold = duplicate_threshold(index) if args.threshold is None else \
             Threshold(args.threshold, 'given', f'threshold {args.threshold:g}, given with --threshold')
         groups = find_duplicates(index, threshold.value)
@@ -72,8 +75,8 @@ def _run_duplicates(args) -> int:
                     [['keep' if photo.keep else '', str(photo.pixels), str(photo.size),
                       photo.taken[:16].replace('T', ' '), photo.path] for photo in group.photos])
     extra = sum(len(group.photos) - 1 for group in groups)
-    print(f'{len(groups)} groups of near-identical photos; {extra} photos besides the one to keep in each',
-          file=sys.stderr)
+    print(f'{len(groups)} group{"" if len(groups) == 1 else "s"} of near-identical photos; {extra} '
+          f'photo{"" if extra == 1 else "s"} besides the one to keep in each', file=sys.stderr)
     return 0
 
 

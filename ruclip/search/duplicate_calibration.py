@@ -154,6 +154,13 @@ def duplicate_threshold(index) -> Threshold:
     return _explained(record, nearest, source, photos)
 
 
+def is_stored(index) -> bool:
+    """Whether duplicate_threshold(index) will reuse stored measurements (True) or has to measure (False),
+    loading the model, for an index of at least 2 photos."""
+    with index._lock:
+        return len(index) < 2 or _stored(index, len(index)) is not None
+
+
 def _explained(record: dict, nearest: np.ndarray, source: str, photos: int) -> Threshold:
     lowest = {kind: min(record['cosines'][kind]) for kind in VARIANTS}
     reencodings = record['cosines']['re-save'] + record['cosines']['half size']

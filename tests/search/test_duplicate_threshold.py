@@ -70,10 +70,12 @@ def test_the_measured_threshold_groups_re_encodings_and_not_another_picture(libr
     assert threshold['measured']['lowest']['re-save'] == round(min(record['cosines']['re-save']), 6)
     assert not threshold['measured']['overlap'] and threshold['measured']['linked'] == 3  # the first group
     assert 're-saves and resizes group' in err and f"threshold {threshold['value']:.6f}" in err
+    assert err.startswith("ruclip duplicates: measuring the threshold for this index's model")  # before the pause
 
     code, out, err = run(capsys, 'duplicates', '--index', index)  # the table: stored, same threshold
-    assert code == 0 and 'measured earlier, stored in the index' in err
+    assert code == 0 and 'measured earlier, stored in the index' in err and 'measuring' not in err
     assert f"group 1: 3 photos (cosine >= {threshold['value']:g})" in out
+    assert '2 groups of near-identical photos; 3 photos besides' in err
 
 
 def test_the_stored_threshold_is_reused_without_the_model(library, tiny_checkpoint):
