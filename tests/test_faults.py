@@ -22,7 +22,7 @@ from PIL import Image
 
 import ruclip
 import ruclip._outputs
-from ruclip.cli import main
+from helpers.cli import run
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(REPO))  # this checkout's ruclip in child processes
@@ -47,12 +47,6 @@ def many_photos(tmp_path_factory):
     for i in range(60):
         Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(folder / f'{i:03}.png')
     return folder
-
-
-def run(capsys, *argv):
-    code = main([str(arg) for arg in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def snapshot(folder: Path) -> dict:

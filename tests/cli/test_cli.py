@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 import ruclip
+from helpers.cli import run
 from ruclip._device import auto_dtype, cpu_class
 from ruclip.backends.openvino import auto_fallback
 from ruclip.cli import main
@@ -58,12 +59,6 @@ def default_model(tiny_checkpoint, openvino_cache, openvino):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv('RUCLIP_OPENVINO_CACHE', str(openvino_cache))
         return ruclip.load(tiny_checkpoint, backend='auto', dtype='auto')
-
-
-def run(capsys, *argv):
-    code = main([str(arg) for arg in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_models_lists_the_six_and_finds_the_cached_one_without_the_network(capsys, monkeypatch, hub_cache, openvino):

@@ -1,5 +1,7 @@
 """Photo-like large pictures for the photo-library tests and benchmarks: smooth gradients, a few
 shapes with sharp edges, and sensor-like noise, at phone sizes (12 MP is 4032 x 3024)."""
+import shutil
+
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw
 
@@ -39,6 +41,20 @@ def write_photo(path, width: int = PHONE_12MP[0], height: int = PHONE_12MP[1], s
     """A photo_like JPEG at `path` (as a phone saves it: quality 90, 4:2:0); returns str(path)."""
     photo_like(width, height, seed).save(path, quality=quality)
     return str(path)
+
+
+def write_near_duplicates(folder) -> None:
+    """Into `folder` (made): a drawn picture (original.jpg), its half-size resize (small.jpg) and its re-save at
+    quality 60 (resaved.jpg), which group as near-duplicates; another picture (other.jpg); and a third
+    (third.png) with an exact copy (third copy.png)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    picture = photo_like(640, 480, seed=11)
+    picture.save(folder / 'original.jpg', quality=95)
+    picture.resize((320, 240)).save(folder / 'small.jpg', quality=95)
+    picture.save(folder / 'resaved.jpg', quality=60)
+    photo_like(640, 480, seed=12).save(folder / 'other.jpg', quality=95)
+    photo_like(500, 400, seed=13).save(folder / 'third.png')
+    shutil.copy(folder / 'third.png', folder / 'third copy.png')
 
 
 def exif(taken: str = None, offset: str = None, camera: str = None, gps=None) -> Image.Exif:

@@ -1,15 +1,14 @@
 """`ruclip duplicates`' threshold, measured for the index's model on its own photos and stored in the index."""
 import json
 import os
-import shutil
 import sqlite3
 
 import pytest
 
 import ruclip
+from helpers.cli import run
 from helpers.library import predictor_for
-from helpers.photos import photo_like
-from ruclip.cli import main
+from helpers.photos import photo_like, write_near_duplicates
 from ruclip.search import database
 from ruclip.search.duplicate_calibration import (FALLBACK_THRESHOLD, META_KEY, choose_threshold, duplicate_threshold,
                                                  reencoding_threshold)
@@ -18,26 +17,12 @@ from ruclip.search.duplicates import find_duplicates
 MODEL = ['--backend', 'torch', '--dtype', 'fp32', '-q']
 
 
-def run(capsys, *arguments):
-    capsys.readouterr()
-    code = main([str(argument) for argument in arguments])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 @pytest.fixture
 def library(tmp_path, tiny_checkpoint, capsys):
     """A drawn picture, its half-size resize and its re-save at quality 60, two other pictures, and an
     exact copy of one of them, indexed with the tiny model (JPEG draft decoding, as the CLI does)."""
     folder = tmp_path / 'lib'
-    folder.mkdir()
-    picture = photo_like(640, 480, seed=11)
-    picture.save(folder / 'original.jpg', quality=95)
-    picture.resize((320, 240)).save(folder / 'small.jpg', quality=95)
-    picture.save(folder / 'resaved.jpg', quality=60)
-    photo_like(640, 480, seed=12).save(folder / 'other.jpg', quality=95)
-    photo_like(500, 400, seed=13).save(folder / 'third.png')
-    shutil.copy(folder / 'third.png', folder / 'third copy.png')
+    write_near_duplicates(folder)
     index = tmp_path / 'x.index'
     assert run(capsys, 'index', folder, '--index', index, '--model', tiny_checkpoint, *MODEL)[0] == 0
     return folder, index

@@ -2,7 +2,6 @@
 import datetime
 import json
 import os
-import shutil
 import sqlite3
 
 import numpy as np
@@ -10,19 +9,13 @@ import pytest
 import torch
 
 import ruclip
+from helpers.cli import run
 from helpers.library import predictor_for
-from helpers.photos import exif, photo_like
+from helpers.photos import exif, photo_like, write_near_duplicates
 from ruclip.cli import main
 from ruclip.search import database
 
 MODEL = ['--backend', 'torch', '--dtype', 'fp32', '-q']
-
-
-def run(capsys, *arguments):
-    capsys.readouterr()
-    code = main([str(argument) for argument in arguments])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 # ---- dates and places ----------------------------------------------------------------------------
@@ -109,14 +102,7 @@ def test_an_index_of_format_1_is_read_as_it_is_and_upgraded_by_an_update(dated, 
 # ---- near-duplicates -----------------------------------------------------------------------------
 def test_a_picture_its_resize_and_its_resave_group_and_another_does_not(tmp_path, tiny_checkpoint, capsys):
     library = tmp_path / 'lib'
-    library.mkdir()
-    picture = photo_like(640, 480, seed=11)
-    picture.save(library / 'original.jpg', quality=95)
-    picture.resize((320, 240)).save(library / 'small.jpg', quality=95)
-    picture.save(library / 'resaved.jpg', quality=60)
-    photo_like(640, 480, seed=12).save(library / 'other.jpg', quality=95)
-    photo_like(500, 400, seed=13).save(library / 'third.png')
-    shutil.copy(library / 'third.png', library / 'third copy.png')
+    write_near_duplicates(library)
     index = tmp_path / 'x.index'
     assert run(capsys, 'index', library, '--index', index, '--model', tiny_checkpoint, *MODEL)[0] == 0
 

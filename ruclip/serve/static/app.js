@@ -158,12 +158,7 @@ function card(hit, position) {
   item.dataset.score = hit.score;
   item.dataset.taken = hit.taken || '';
   item.dataset.tags = (hit.tags || []).join(',');
-  const img = document.createElement('img');
-  img.src = `thumb/${hit.id}`;
-  img.alt = hit.name;
-  img.title = `${hit.path}\nнажмите, чтобы открыть`;
-  img.loading = 'lazy';
-  img.addEventListener('click', () => open(position));
+  const img = thumbnail(hit, position);
   const caption = element('figcaption', 'caption');
   const name = element('span', 'name', `${hit.rank}. ${hit.name}`);
   const score = element('span', 'score', hit.score.toFixed(3));
@@ -263,17 +258,23 @@ function duplicates() {
   });
 }
 
-function member(photo, position) {
-  const item = element('figure', photo.keep ? 'member keep' : 'member');
-  item.dataset.id = photo.id;
-  item.dataset.path = photo.path;
-  item.dataset.keep = photo.keep;
+// an indexed photo's thumbnail, which opens the viewer at `position` of the shown photos
+function thumbnail(photo, position) {
   const img = document.createElement('img');
   img.src = `thumb/${photo.id}`;
   img.alt = photo.name;
   img.title = `${photo.path}\nнажмите, чтобы открыть`;
   img.loading = 'lazy';
   img.addEventListener('click', () => open(position));
+  return img;
+}
+
+function member(photo, position) {
+  const item = element('figure', photo.keep ? 'member keep' : 'member');
+  item.dataset.id = photo.id;
+  item.dataset.path = photo.path;
+  item.dataset.keep = photo.keep;
+  const img = thumbnail(photo, position);
   const caption = element('figcaption');
   if (photo.keep) caption.append(element('span', 'badge keep', 'оставить'));
   caption.append(element('span', 'name', photo.name));
