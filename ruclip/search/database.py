@@ -143,18 +143,25 @@ def new_contents_id() -> str:
 
 
 @contextlib.contextmanager
-def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT that bumps the generation and renews the contents id; rolled back on any error."""
+def immediate(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error: what it writes lands whole or not at all."""
     connection.execute('BEGIN IMMEDIATE')
     try:
         yield connection
-        connection.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
-        connection.execute("INSERT OR REPLACE INTO meta VALUES ('contents', ?)", (json.dumps(new_contents_id()),))
         connection.execute('COMMIT')
     except BaseException:
         if connection.in_transaction:  # SQLite ends a transaction it could not commit (a full disk) itself
             connection.execute('ROLLBACK')
         raise
+
+
+@contextlib.contextmanager
+def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """immediate(), for a change of the latents: it also bumps the generation and renews the contents id."""
+    with immediate(connection):
+        yield connection
+        connection.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+        connection.execute("INSERT OR REPLACE INTO meta VALUES ('contents', ?)", (json.dumps(new_contents_id()),))
 
 
 @contextlib.contextmanager
@@ -217,14 +224,8 @@ def upgrade(connection: sqlite3.Connection) -> None:
     transaction, so that a failure leaves the file as it was (the photos are read at the next
     update). A version 1 file opened read-only is left as it is: has_tables() is then False and
     every photo counts as taken at its recorded mtime."""
-    connection.execute('BEGIN IMMEDIATE')
-    try:
+    with immediate(connection):
         for statement in PHOTO_SCHEMA.split(';'):
             if statement.strip():
                 connection.execute(statement)
         connection.execute("UPDATE meta SET value = '2' WHERE key = 'version'")
-        connection.execute('COMMIT')
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute('ROLLBACK')
-        raise

@@ -18,7 +18,7 @@ from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
-from .database import has_tables
+from .database import has_tables, immediate
 
 logger = logging.getLogger('ruclip')
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825
@@ -91,14 +91,8 @@ def record(connection: sqlite3.Connection, readers: int = READERS) -> int:
             rows = [(row_id, size, mtime_ns, info.taken, info.taken_key, info.taken_source, info.camera,
                      info.latitude, info.longitude, info.width, info.height)
                     for (row_id, _, size, mtime_ns), info in zip(batch, infos)]
-            connection.execute('BEGIN IMMEDIATE')
-            try:
+            with immediate(connection):
                 connection.executemany('INSERT OR REPLACE INTO photos VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', rows)
-                connection.execute('COMMIT')
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute('ROLLBACK')
-                raise
     return len(stale)
 
 

@@ -24,6 +24,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .database import has_tables, immediate
+
 TAG_LOGIT_SCALE = 100.0  # CLIP's trained logit scale (clamped at 100 in training; ruCLIP's is at it)
 DEFAULT_THRESHOLD = 0.1
 MAX_TAGS = 5
@@ -117,16 +119,10 @@ def tag_index(index, vocabulary: Optional[Vocabulary] = None, threshold: float =
                      for position, probability in pairs]
         settings = dict(vocabulary=vocabulary.digest, tags=len(vocabulary.tags), threshold=threshold,
                         max_tags=max_tags, logit_scale=TAG_LOGIT_SCALE)
-        connection.execute('BEGIN IMMEDIATE')
-        try:  # the generation stays: no latent changed
+        with immediate(connection):  # not transaction(): the generation stays, no latent changed
             connection.execute('DELETE FROM tags')
             connection.executemany('INSERT INTO tags VALUES (?, ?, ?)', rows)
             connection.execute('INSERT OR REPLACE INTO meta VALUES (?, ?)', ('tagging', json.dumps(settings)))
-            connection.execute('COMMIT')
-        except BaseException:
-            if connection.in_transaction:
-                connection.execute('ROLLBACK')
-            raise
     return len(rows)
 
 
@@ -139,8 +135,6 @@ def clean_tags(tags: Sequence[str]) -> List[str]:
 
 
 def ids_tagged(connection: sqlite3.Connection, tag: str) -> np.ndarray:
-    from .database import has_tables
-
     if not has_tables(connection):
         return np.empty(0, np.int64)
     return np.array([row_id for row_id, in connection.execute('SELECT id FROM tags WHERE tag = ?', (tag,))],
@@ -149,8 +143,6 @@ def ids_tagged(connection: sqlite3.Connection, tag: str) -> np.ndarray:
 
 def tag_counts(index) -> List[Tuple[str, int]]:
     """(tag, photos carrying it) of an ImageIndex, most used first (then by tag); [] when untagged."""
-    from .database import has_tables
-
     if index._connection is None:
         return []
     with index._lock:
@@ -163,8 +155,6 @@ def tag_counts(index) -> List[Tuple[str, int]]:
 
 def tags_of(connection: sqlite3.Connection, ids: Iterable[int]) -> Dict[int, List[str]]:
     """{id: its tags, best first} for the rows that have any."""
-    from .database import has_tables
-
     ids = [int(row_id) for row_id in ids]
     found: Dict[int, List[str]] = {}
     if not has_tables(connection):
