@@ -14,7 +14,7 @@ _WHERE = {
     # models
     'describe_models': 'pretrained',
     # images
-    'find_images': 'image',
+    'find_images': 'image_files',
     # zero-shot labels and retrieval
     'classify': 'zero_shot',
     'rank': 'retrieval', 'encode_texts': 'retrieval', 'embed_images': 'retrieval', 'Embeddings': 'retrieval',

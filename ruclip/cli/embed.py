@@ -89,7 +89,7 @@ def _run_single_file(args) -> int:
     import numpy as np
 
     from .._outputs import atomic_open, check_writable_file, replacing_together, reporting_full_disk
-    from ..image import find_images
+    from ..image_files import find_images
     from ..retrieval import embed_images
     from ..search.importers import identity_path
 

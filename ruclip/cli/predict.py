@@ -18,7 +18,7 @@ def _classify_arguments(parser):
 
 
 def _run_classify(args) -> int:
-    from ..image import find_images
+    from ..image_files import find_images
     from ..predictor import check_templates
     from ..retrieval import embed_images
     from ..zero_shot import classify
@@ -55,7 +55,7 @@ def _rank_arguments(parser):
 
 
 def _run_rank(args) -> int:
-    from ..image import find_images
+    from ..image_files import find_images
     from ..retrieval import embed_images, rank
 
     files = find_images(args.images)

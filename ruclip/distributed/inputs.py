@@ -152,7 +152,7 @@ def list_inputs(paths: Sequence[str], input_format: str = 'auto', image_column: 
         ValueError: no paths, an unknown format, or a table without the column asked for.
         FileNotFoundError: a path that does not exist.
     """
-    from ..image import find_images
+    from ..image_files import find_images
 
     paths = [os.fspath(path) for path in paths]
     if not paths:

@@ -254,7 +254,7 @@ def _imagenet_images(root: str, split: str, wanted: set):
     wnids = sorted(wnid_to_classes)
     if len(wnids) != 1000:
         raise ValueError(f'{meta} lists {len(wnids)} ImageNet classes, not 1000')
-    from ..image import find_images
+    from ..image_files import find_images
     paths, targets = [], []
     for index in sorted(wanted):
         folder = os.path.join(root, split, wnids[index])

@@ -7,7 +7,7 @@ import os
 import tarfile
 from typing import List, Optional, Tuple
 
-from ..image import find_images
+from ..image_files import find_images
 from . import prompts
 from .split import EvalSplit
 

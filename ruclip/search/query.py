@@ -30,7 +30,7 @@ class Term:
 
 def parse_terms(arguments: Sequence[str]) -> List[Term]:
     """The command line's QUERY arguments (see the module's doc) as Terms."""
-    from ..image import image_extensions
+    from ..image_files import image_extensions
 
     terms = []
     for argument in arguments:

@@ -32,7 +32,7 @@ class Listing(dict):
     """{absolute path: (size, mtime_ns)} of the image files found; `unreadable` holds (path, reason)
     for each folder that could not be listed and each file that could not be stat()ed: what they
     hold is unknown, not gone. `needs_plugin`: (path, reason) for each file of a format whose Pillow
-    plug-in is missing (ruclip.image.needs_plugin), which the update reports as skipped."""
+    plug-in is missing (ruclip.image_files.needs_plugin), which the update reports as skipped."""
 
     def __init__(self):
         super().__init__()
@@ -49,7 +49,8 @@ def walk(roots: Iterable[str]) -> Listing:
     its extension; in folders, files with an image extension, hidden files and folders left out;
     symlinked folders not followed). A folder that cannot be listed is named in a warning on the
     'ruclip' logger and in the listing's `unreadable`, as find_images names it."""
-    from ..image import PLUGIN_FORMATS, image_extensions, needs_plugin
+    from ..image import PLUGIN_FORMATS
+    from ..image_files import image_extensions, needs_plugin
 
     extensions = image_extensions()
     found, plugin_needed, missing = Listing(), [], PLUGIN_FORMATS.keys() - extensions

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
-from ..image import find_images
+from ..image_files import find_images
 from ..predictor import check_templates
 
 logger = logging.getLogger('ruclip')
